@@ -1,0 +1,358 @@
+"""The integer dataflow IR: typed tensors and the nodes that compute on them.
+
+Every tensor carries an exact integer type, so the reference interpreter, the analytical
+models and the hardware generators all agree on what a value is and how it is stored. Real
+numbers exist only at the edges (``Graph.output_scale``/``output_offset`` for reporting, and
+the float ``BatchNorm`` node a frontend emits before streamlining folds it away).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from codesign.errors import GraphError
+
+TypeKind = Literal["bipolar", "int", "uint"]
+
+
+@dataclass(frozen=True)
+class IntType:
+    """An exact integer value set and its storage encoding.
+
+    ``bipolar`` is {-1, +1} stored in one bit (1 = +1, 0 = -1); ``intN`` is N-bit two's
+    complement; ``uintN`` is N-bit unsigned.
+    """
+
+    kind: TypeKind
+    bits: int
+
+    def __post_init__(self) -> None:
+        if self.kind == "bipolar" and self.bits != 1:
+            raise GraphError(f"bipolar type must have bits=1, got {self.bits}")
+        if self.kind in ("int", "uint") and not 1 <= self.bits <= 62:
+            raise GraphError(f"{self.kind} type needs 1..62 bits, got {self.bits}")
+        if self.kind not in ("bipolar", "int", "uint"):
+            raise GraphError(f"unknown type kind {self.kind!r}; accepted: bipolar, int, uint")
+
+    @staticmethod
+    def bipolar() -> IntType:
+        return IntType("bipolar", 1)
+
+    @staticmethod
+    def int_(bits: int) -> IntType:
+        return IntType("int", bits)
+
+    @staticmethod
+    def uint(bits: int) -> IntType:
+        return IntType("uint", bits)
+
+    @staticmethod
+    def parse(text: str) -> IntType:
+        """Parse ``"bipolar"``, ``"int8"`` or ``"uint5"``."""
+        if text == "bipolar":
+            return IntType.bipolar()
+        match = re.fullmatch(r"(u?int)(\d+)", text)
+        if not match:
+            raise GraphError(f"cannot parse type {text!r}; accepted: bipolar, intN, uintN")
+        return IntType(match.group(1), int(match.group(2)))  # type: ignore[arg-type]
+
+    @staticmethod
+    def for_range(lo: int, hi: int) -> IntType:
+        """Smallest intN/uintN type that holds every integer in [lo, hi]."""
+        if lo > hi:
+            raise GraphError(f"empty range [{lo}, {hi}]")
+        if lo >= 0:
+            return IntType.uint(max(1, int(hi).bit_length()))
+        bits = max(int(-lo - 1).bit_length(), int(hi).bit_length()) + 1
+        return IntType.int_(bits)
+
+    @property
+    def name(self) -> str:
+        return "bipolar" if self.kind == "bipolar" else f"{self.kind}{self.bits}"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def signed(self) -> bool:
+        return self.kind != "uint"
+
+    @property
+    def min(self) -> int:
+        if self.kind == "bipolar":
+            return -1
+        if self.kind == "int":
+            return -(1 << (self.bits - 1))
+        return 0
+
+    @property
+    def max(self) -> int:
+        if self.kind == "bipolar":
+            return 1
+        if self.kind == "int":
+            return (1 << (self.bits - 1)) - 1
+        return (1 << self.bits) - 1
+
+    def contains(self, values: np.ndarray) -> bool:
+        """True when every value is a member of this type (bipolar excludes 0)."""
+        arr = np.asarray(values)
+        if arr.size == 0:
+            return True
+        if not np.issubdtype(arr.dtype, np.integer):
+            if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+                return False
+        if self.kind == "bipolar":
+            return bool(np.all((arr == 1) | (arr == -1)))
+        return bool(arr.min() >= self.min and arr.max() <= self.max)
+
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        """Storage codes (non-negative ints of ``bits`` bits) for the given values."""
+        arr = np.asarray(values, dtype=np.int64)
+        if self.kind == "bipolar":
+            return (arr > 0).astype(np.int64)
+        return arr & ((1 << self.bits) - 1)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """Values for storage codes (inverse of :meth:`encode`)."""
+        arr = np.asarray(codes, dtype=np.int64)
+        if self.kind == "bipolar":
+            return np.where(arr & 1, 1, -1).astype(np.int64)
+        arr = arr & ((1 << self.bits) - 1)
+        if self.kind == "int":
+            arr = np.where(arr >= (1 << (self.bits - 1)), arr - (1 << self.bits), arr)
+        return arr.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A named tensor of the graph: its per-frame shape and its integer type."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: IntType
+
+    @property
+    def size(self) -> int:
+        return int(math.prod(self.shape))
+
+
+def dot_range(weight_type: IntType, input_type: IntType, length: int) -> tuple[int, int]:
+    """Exact bounds of a length-K dot product of any weights and inputs of these types.
+
+    Derived from the types alone (not the particular weights) so the accumulator width
+    holds for any weights a runtime-loaded memory might contain: overflow is impossible
+    by construction.
+    """
+    corners = [a * b for a in (weight_type.min, weight_type.max)
+               for b in (input_type.min, input_type.max)]
+    return length * min(corners), length * max(corners)
+
+
+@dataclass(eq=False)
+class Node:
+    """Base of every IR node: a name, input and output tensor names."""
+
+    name: str
+    inputs: list[str]
+    outputs: list[str]
+
+    op_type = "Node"
+
+    def describe(self) -> str:
+        return f"{self.op_type} {self.name!r}"
+
+
+AccumulatorMode = Literal["dot", "xnor_popcount"]
+
+
+@dataclass(eq=False)
+class MatVec(Node):
+    """y = W x for each frame; W is [MH, MW] of ``weight_type``.
+
+    ``acc="dot"`` outputs the true integer dot product. ``acc="xnor_popcount"`` (bipolar x
+    bipolar only) outputs P = popcount(XNOR(w, x)) = (dot + MW) / 2, the quantity the XNOR
+    engine accumulates; the streamline pass rewrites thresholds into that domain so the
+    back-transform 2P - K costs no hardware.
+    """
+
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+    weight_type: IntType = field(default_factory=IntType.bipolar)
+    acc: AccumulatorMode = "dot"
+
+    op_type = "MatVec"
+
+    @property
+    def mh(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def mw(self) -> int:
+        return int(self.weight.shape[1])
+
+    def output_range(self, input_type: IntType) -> tuple[int, int]:
+        if self.acc == "xnor_popcount":
+            return 0, self.mw
+        return dot_range(self.weight_type, input_type, self.mw)
+
+
+@dataclass(eq=False)
+class MultiThreshold(Node):
+    """Per-channel multi-threshold (FINN): out = out_scale * sum_i [x >= T[c, i]] + out_bias.
+
+    Thresholds are integers sorted ascending per channel; a B-bit output uses 2^B - 1 of
+    them. A bipolar output has one threshold per channel, out_scale 2 and out_bias -1, so
+    the stored bit is exactly [x >= T].
+    """
+
+    thresholds: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), dtype=np.int64))
+    out_type: IntType = field(default_factory=IntType.bipolar)
+    out_scale: int = 2
+    out_bias: int = -1
+
+    op_type = "MultiThreshold"
+
+
+@dataclass(eq=False)
+class BatchNorm(Node):
+    """Float batch-norm (eval mode) as the frontend found it; streamlining folds it away."""
+
+    mean: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    var: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    gamma: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    beta: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    eps: float = 1e-5
+
+    op_type = "BatchNorm"
+
+
+@dataclass(eq=False)
+class Sign(Node):
+    """Binarizing activation with sign(0) = +1 (output bipolar)."""
+
+    op_type = "Sign"
+
+
+INTEGER_NODES = (MatVec, MultiThreshold)
+
+
+@dataclass(eq=False)
+class Graph:
+    """A dataflow graph over per-frame tensors.
+
+    ``tensors`` holds every tensor's shape and type; ``nodes`` are in topological order.
+    ``output_scale``/``output_offset`` map the integer output to the real scores of the
+    source model (reporting only: argmax and every comparison stay in integers).
+    """
+
+    name: str
+    input: str
+    output: str
+    tensors: dict[str, TensorInfo]
+    nodes: list[Node]
+    output_scale: float = 1.0
+    output_offset: float = 0.0
+
+    def tensor(self, name: str) -> TensorInfo:
+        try:
+            return self.tensors[name]
+        except KeyError:
+            raise GraphError(f"graph {self.name!r} has no tensor {name!r}") from None
+
+    @property
+    def input_info(self) -> TensorInfo:
+        return self.tensor(self.input)
+
+    @property
+    def output_info(self) -> TensorInfo:
+        return self.tensor(self.output)
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise GraphError(f"graph {self.name!r} has no node {name!r}; nodes: "
+                         + ", ".join(n.name for n in self.nodes))
+
+    def producer(self, tensor: str) -> Node | None:
+        for node in self.nodes:
+            if tensor in node.outputs:
+                return node
+        return None
+
+    def consumers(self, tensor: str) -> list[Node]:
+        return [node for node in self.nodes if tensor in node.inputs]
+
+    def compute_nodes(self) -> list[MatVec]:
+        return [node for node in self.nodes if isinstance(node, MatVec)]
+
+    def is_integer(self) -> bool:
+        return all(isinstance(node, INTEGER_NODES) for node in self.nodes)
+
+    def validate(self) -> None:
+        """Check every tensor is produced once, consumed in order and typed consistently."""
+        produced = {self.input}
+        for node in self.nodes:
+            for name in node.inputs:
+                if name not in produced:
+                    raise GraphError(f"{node.describe()} reads {name!r} before it is produced")
+            for name in node.outputs:
+                if name in produced:
+                    raise GraphError(f"{node.describe()} writes {name!r}, already produced")
+                self.tensor(name)
+                produced.add(name)
+            _validate_node(self, node)
+        if self.output not in produced:
+            raise GraphError(f"graph output {self.output!r} is never produced")
+
+    def summary(self) -> str:
+        """One line per node: what it computes and on which types."""
+        lines = [f"graph {self.name}: input {self.input} {self.input_info.shape} "
+                 f"{self.input_info.dtype}"]
+        for node in self.nodes:
+            ins = ", ".join(f"{n}:{self.tensor(n).dtype}" for n in node.inputs)
+            outs = ", ".join(f"{n}:{self.tensor(n).dtype}{list(self.tensor(n).shape)}"
+                             for n in node.outputs)
+            extra = ""
+            if isinstance(node, MatVec):
+                extra = f" [{node.mh}x{node.mw} {node.weight_type}, acc={node.acc}]"
+            elif isinstance(node, MultiThreshold):
+                extra = f" [{node.thresholds.shape[1]} thresholds/channel]"
+            lines.append(f"  {node.op_type} {node.name}: {ins} -> {outs}{extra}")
+        return "\n".join(lines)
+
+
+def _validate_node(graph: Graph, node: Node) -> None:
+    if isinstance(node, MatVec):
+        (src,), (dst,) = node.inputs, node.outputs
+        x, y = graph.tensor(src), graph.tensor(dst)
+        if node.weight.ndim != 2 or x.shape != (node.mw,) or y.shape != (node.mh,):
+            raise GraphError(f"{node.describe()}: weight {node.weight.shape} does not map "
+                             f"{src}{x.shape} to {dst}{y.shape}")
+        if not node.weight_type.contains(node.weight):
+            raise GraphError(f"{node.describe()}: weights are not all {node.weight_type}")
+        if node.acc == "xnor_popcount" and not (
+                node.weight_type.kind == "bipolar" and x.dtype.kind == "bipolar"):
+            raise GraphError(f"{node.describe()}: xnor_popcount needs bipolar weights and "
+                             f"inputs, got {node.weight_type} x {x.dtype}")
+        lo, hi = node.output_range(x.dtype)
+        if not (y.dtype.min <= lo and hi <= y.dtype.max):
+            raise GraphError(f"{node.describe()}: output type {y.dtype} cannot hold the "
+                             f"accumulator range [{lo}, {hi}]")
+    elif isinstance(node, MultiThreshold):
+        (src,), (dst,) = node.inputs, node.outputs
+        x, y = graph.tensor(src), graph.tensor(dst)
+        th = node.thresholds
+        if th.ndim != 2 or th.shape[0] != x.size or x.shape != y.shape:
+            raise GraphError(f"{node.describe()}: thresholds {th.shape} do not fit "
+                             f"{src}{x.shape} -> {dst}{y.shape}")
+        if th.shape[1] > 1 and np.any(np.diff(th, axis=1) < 0):
+            raise GraphError(f"{node.describe()}: thresholds must be ascending per channel")
+        lo = node.out_bias
+        hi = node.out_bias + node.out_scale * th.shape[1]
+        if not y.dtype.contains(np.array([lo, hi])):
+            raise GraphError(f"{node.describe()}: outputs {lo}..{hi} do not fit {y.dtype}")

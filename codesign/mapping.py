@@ -1,0 +1,246 @@
+"""Mapping: an integer graph + per-layer hardware choices -> a ``Design``.
+
+A hardware layer is a ``MatVec`` plus the ``MultiThreshold`` that consumes it (if any). This
+module picks each layer's PE family from its operand types (overridable), checks and
+chooses the folding (PE, SIMD), and produces the engine configurations the hardware
+generator consumes, plus the stream packing both the simulator and the reference share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from codesign.errors import FoldingError, GraphError
+from codesign.ir import Graph, IntType, MatVec, MultiThreshold
+
+FAMILIES = {
+    ("bipolar", "bipolar"): "xnor_popcount",
+    ("bipolar", "int"): "binary_weight",
+    ("bipolar", "uint"): "binary_weight",
+}
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+@dataclass(frozen=True)
+class Folding:
+    """Parallelism of one engine: PE rows (output channels) x SIMD lanes (inputs)."""
+
+    pe: int
+    simd: int
+
+
+@dataclass(eq=False)
+class Layer:
+    """One engine's worth of the graph and its hardware choices."""
+
+    name: str
+    matvec: MatVec
+    threshold: MultiThreshold | None
+    input_type: IntType
+    output_type: IntType
+    family: str
+    folding: Folding
+
+    @property
+    def mw(self) -> int:
+        return self.matvec.mw
+
+    @property
+    def mh(self) -> int:
+        return self.matvec.mh
+
+    @property
+    def pe(self) -> int:
+        return self.folding.pe
+
+    @property
+    def simd(self) -> int:
+        return self.folding.simd
+
+    @property
+    def nf(self) -> int:
+        return self.mh // self.pe
+
+    @property
+    def sf(self) -> int:
+        return self.mw // self.simd
+
+    @property
+    def cycles_per_frame(self) -> int:
+        """Issue cycles per input vector: (MH/PE)*(MW/SIMD) at initiation interval 1."""
+        return self.nf * self.sf
+
+    @property
+    def output_tensor(self) -> str:
+        return (self.threshold or self.matvec).outputs[0]
+
+
+@dataclass(eq=False)
+class Design:
+    """The graph and one ``Layer`` per engine, in stream order."""
+
+    graph: Graph
+    layers: list[Layer]
+
+    @property
+    def input_type(self) -> IntType:
+        return self.layers[0].input_type
+
+    @property
+    def output_type(self) -> IntType:
+        return self.layers[-1].output_type
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise GraphError(f"design has no layer {name!r}; layers: "
+                         + ", ".join(layer.name for layer in self.layers))
+
+    @property
+    def bottleneck_cycles(self) -> int:
+        return max(layer.cycles_per_frame for layer in self.layers)
+
+    def describe(self) -> str:
+        lines = []
+        for layer in self.layers:
+            lines.append(f"{layer.name}: {layer.family} {layer.mh}x{layer.mw} "
+                         f"{layer.input_type}->{layer.output_type} PE={layer.pe} "
+                         f"SIMD={layer.simd} cycles/frame={layer.cycles_per_frame}")
+        return "\n".join(lines)
+
+
+def family_for(matvec: MatVec, input_type: IntType) -> str:
+    key = (matvec.weight_type.kind, input_type.kind)
+    if key not in FAMILIES:
+        accepted = ", ".join(f"{w} weights x {a} inputs" for w, a in FAMILIES)
+        raise GraphError(f"layer {matvec.name!r}: no engine for {matvec.weight_type} weights "
+                         f"x {input_type} inputs; available: {accepted}")
+    return FAMILIES[key]
+
+
+def check_folding(name: str, mh: int, mw: int, folding: Folding) -> None:
+    problems = []
+    if folding.pe < 1 or mh % folding.pe:
+        problems.append(f"PE={folding.pe} does not divide MH={mh} (valid PE: "
+                        f"{', '.join(map(str, divisors(mh)))})")
+    if folding.simd < 1 or mw % folding.simd:
+        problems.append(f"SIMD={folding.simd} does not divide MW={mw} (valid SIMD: "
+                        f"{', '.join(map(str, divisors(mw)))})")
+    if problems:
+        raise FoldingError(f"layer {name!r}: " + "; ".join(problems))
+
+
+def auto_folding(mh: int, mw: int, target_cycles: int) -> Folding:
+    """Least parallel (fewest lanes) folding with (MH/PE)*(MW/SIMD) <= target_cycles.
+
+    Ties prefer SIMD over PE (wider popcount trees are cheaper than more accumulators and
+    threshold comparators). A target below 1 cycle is clamped to fully parallel.
+    """
+    best: tuple[int, int, Folding] | None = None
+    for pe in divisors(mh):
+        for simd in divisors(mw):
+            cycles = (mh // pe) * (mw // simd)
+            if cycles > max(target_cycles, 1):
+                continue
+            key = (pe * simd, pe)
+            if best is None or key < best[:2]:
+                best = (pe * simd, pe, Folding(pe, simd))
+    if best is None:
+        return Folding(mh, mw)
+    return best[2]
+
+
+def build_design(graph: Graph,
+                 folding: Mapping[str, Folding | tuple[int, int]] | Sequence[
+                     Folding | tuple[int, int]] | None = None,
+                 *, target_cycles: int | None = None,
+                 families: Mapping[str, str] | None = None) -> Design:
+    """Group the graph into engine layers and fold each.
+
+    ``folding`` maps layer names (or gives a list in layer order) to (PE, SIMD); layers
+    without an entry are folded automatically to meet ``target_cycles`` per frame
+    (default: the cycles of the largest layer at 64 lanes).
+    """
+    if not graph.is_integer():
+        raise GraphError("build_design needs an integer graph: run codesign.passes.streamline")
+    graph.validate()
+    groups: list[tuple[MatVec, MultiThreshold | None]] = []
+    for node in graph.nodes:
+        if isinstance(node, MatVec):
+            groups.append((node, None))
+        elif isinstance(node, MultiThreshold):
+            if not groups or groups[-1][1] is not None or \
+                    groups[-1][0].outputs[0] != node.inputs[0]:
+                raise GraphError(f"{node.describe()} does not follow a MatVec; every "
+                                 "threshold must sit right after its matrix-vector product")
+            groups[-1] = (groups[-1][0], node)
+    names = [mv.name for mv, _ in groups]
+    if isinstance(folding, Sequence) and not isinstance(folding, (str, bytes)):
+        if len(folding) != len(groups):
+            raise FoldingError(f"folding lists {len(folding)} entries for {len(groups)} layers "
+                               f"({', '.join(names)})")
+        folding = dict(zip(names, folding, strict=True))
+    folding = dict(folding or {})
+    unknown = set(folding) - set(names)
+    if unknown:
+        raise FoldingError(f"folding names unknown layer(s) {sorted(unknown)}; layers: "
+                           + ", ".join(names))
+    families = dict(families or {})
+    if target_cycles is None:
+        target_cycles = max(mv.mh * mv.mw for mv, _ in groups) // 64
+    layers = []
+    previous_out: str = graph.input
+    for matvec, threshold in groups:
+        if matvec.inputs[0] != previous_out:
+            raise GraphError(f"{matvec.describe()} does not consume the previous layer's "
+                             "output; only chains are supported")
+        input_type = graph.tensor(matvec.inputs[0]).dtype
+        family = family_for(matvec, input_type)
+        if matvec.name in families and families[matvec.name] != family:
+            raise GraphError(f"layer {matvec.name!r}: family {families[matvec.name]!r} cannot "
+                             f"run {matvec.weight_type} x {input_type}; it needs {family!r}")
+        entry = folding.get(matvec.name)
+        if entry is None:
+            fold = auto_folding(matvec.mh, matvec.mw, target_cycles)
+        else:
+            fold = entry if isinstance(entry, Folding) else Folding(*entry)
+            check_folding(matvec.name, matvec.mh, matvec.mw, fold)
+        out_name = (threshold or matvec).outputs[0]
+        layers.append(Layer(matvec.name, matvec, threshold, input_type,
+                            graph.tensor(out_name).dtype, family, fold))
+        previous_out = out_name
+    if previous_out != graph.output:
+        raise GraphError(f"the last layer produces {previous_out!r}, not the graph output "
+                         f"{graph.output!r}")
+    return Design(graph, layers)
+
+
+def pack_beats(values: np.ndarray, dtype: IntType, elems_per_beat: int) -> list[int]:
+    """Frames [N, C] -> stream beats: element j of a beat at bits [j*b, (j+1)*b)."""
+    arr = np.asarray(values, dtype=np.int64)
+    frames, channels = arr.shape
+    if channels % elems_per_beat:
+        raise GraphError(f"{channels} elements per frame do not split into beats of "
+                         f"{elems_per_beat}")
+    codes = dtype.encode(arr).reshape(frames * channels // elems_per_beat, elems_per_beat)
+    bits = dtype.bits
+    shifts = [j * bits for j in range(elems_per_beat)]
+    return [sum(int(code) << shift for code, shift in zip(row.tolist(), shifts, strict=True))
+            for row in codes]
+
+
+def unpack_beats(beats: Sequence[int], dtype: IntType, elems_per_beat: int, channels: int
+                 ) -> np.ndarray:
+    """Inverse of :func:`pack_beats`: beats -> frames [N, channels] of values."""
+    bits = dtype.bits
+    mask = (1 << bits) - 1
+    codes = np.array([[(beat >> (j * bits)) & mask for j in range(elems_per_beat)]
+                      for beat in beats], dtype=np.int64).reshape(-1, channels)
+    return dtype.decode(codes)

@@ -1,0 +1,45 @@
+"""Where codesign keeps cached artefacts, and how it writes files without ever leaving a torn one.
+
+Everything expensive (trained weights, Verilator builds) is cached under one root so a second
+run is fast and a user can wipe it with one ``rm -rf``. Results are written atomically
+(write to a temporary file in the same directory, then ``os.replace``) so an interrupted run
+never leaves a half-written file that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+CACHE_ENV = "CODESIGN_CACHE"
+
+
+def cache_root() -> Path:
+    """The cache directory: ``$CODESIGN_CACHE`` if set, else ``~/.cache/codesign``."""
+    root = os.environ.get(CACHE_ENV)
+    path = Path(root) if root else Path.home() / ".cache" / "codesign"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` so readers see either the old file or the whole new one."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Text variant of :func:`atomic_write_bytes` (UTF-8)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))

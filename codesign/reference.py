@@ -1,0 +1,83 @@
+"""The integer reference: executes an integer IR graph bit-exactly with numpy int64.
+
+This is the oracle every hardware result is checked against, so it is deliberately plain:
+one small function per node type, no cleverness, explicit range checks on the way in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from codesign.errors import GraphError, InputError
+from codesign.ir import Graph, MatVec, MultiThreshold, Node
+
+
+def check_inputs(graph: Graph, inputs: np.ndarray) -> np.ndarray:
+    """Validate a batch of frames [N, *input_shape] against the graph input type."""
+    info = graph.input_info
+    arr = np.asarray(inputs)
+    if arr.ndim == len(info.shape):
+        arr = arr[None, ...]
+    if arr.shape[1:] != info.shape:
+        raise InputError(f"input {info.name!r} expects frames of shape {info.shape} "
+                         f"(batch first: [N, {', '.join(map(str, info.shape))}]), "
+                         f"got {tuple(np.asarray(inputs).shape)}")
+    if not info.dtype.contains(arr):
+        finite = arr[np.isfinite(arr)] if np.issubdtype(arr.dtype, np.floating) else arr
+        seen = (f"{finite.min()}..{finite.max()}" if finite.size else "non-finite values")
+        raise InputError(f"input {info.name!r} is {info.dtype}: accepted integers "
+                         f"{info.dtype.min}..{info.dtype.max}"
+                         f"{' (excluding 0)' if info.dtype.kind == 'bipolar' else ''}; "
+                         f"got {seen}{'' if np.all(arr == np.round(arr)) else ' (non-integers)'}")
+    return arr.astype(np.int64)
+
+
+def _matvec(node: MatVec, x: np.ndarray) -> np.ndarray:
+    dot = x @ node.weight.T.astype(np.int64)
+    if node.acc == "xnor_popcount":
+        return (dot + node.mw) // 2
+    return dot
+
+
+def _multithreshold(node: MultiThreshold, x: np.ndarray) -> np.ndarray:
+    counts = (x[:, :, None] >= node.thresholds[None, :, :]).sum(axis=2)
+    return counts.astype(np.int64) * node.out_scale + node.out_bias
+
+
+def execute_node(node: Node, x: np.ndarray) -> np.ndarray:
+    """One node on a batch [N, C] of int64 values."""
+    if isinstance(node, MatVec):
+        return _matvec(node, x)
+    if isinstance(node, MultiThreshold):
+        return _multithreshold(node, x)
+    raise GraphError(f"the integer reference cannot execute {node.describe()}: "
+                     "run codesign.passes.streamline first (it folds float batch-norm and "
+                     "sign activations into integer thresholds)")
+
+
+def execute(graph: Graph, inputs: np.ndarray, *, keep_all: bool = False
+            ) -> np.ndarray | dict[str, np.ndarray]:
+    """Run every frame of ``inputs`` through the graph.
+
+    Returns the output tensor [N, *output_shape], or with ``keep_all`` every tensor by
+    name (used to name the first layer where hardware and reference differ).
+    """
+    values = {graph.input: check_inputs(graph, inputs).reshape(len(inputs), -1)}
+    for node in graph.nodes:
+        (src,), (dst,) = node.inputs, node.outputs
+        out = execute_node(node, values[src])
+        info = graph.tensor(dst)
+        if not info.dtype.contains(out):
+            raise GraphError(f"{node.describe()} produced values outside {info.dtype} "
+                             f"({out.min()}..{out.max()}): the graph's types are inconsistent")
+        values[dst] = out
+    if keep_all:
+        return values
+    return values[graph.output]
+
+
+def predict(graph: Graph, inputs: np.ndarray) -> np.ndarray:
+    """Class predictions (argmax, first index on ties as numpy and torch do)."""
+    scores = execute(graph, inputs)
+    assert isinstance(scores, np.ndarray)
+    return np.argmax(scores, axis=1)

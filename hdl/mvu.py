@@ -1,0 +1,299 @@
+"""The matrix-vector unit (FINN's MVAU organisation): PE rows x SIMD lanes, streams in and out.
+
+Folding: the MH x MW matrix is cut into NF = MH/PE neuron folds and SF = MW/SIMD synapse
+folds. Each cycle the engine issues one (nf, sf) step: PE lanes each take SIMD activations
+and SIMD weights. An input vector arrives as SF beats of SIMD elements during the first
+neuron fold and is kept in an input buffer for the other NF - 1 folds; each neuron fold
+ends with one output beat of PE elements. So a vector costs exactly NF * SF issue cycles,
+and a run of N vectors with no stalls takes N * NF * SF + FILL cycles from the first input
+accepted to the last output produced, with FILL = 2 (weight-memory read, then the
+accumulate + threshold stage that loads the output register).
+
+Weights and thresholds live in on-chip memories initialised from the design. Output
+backpressure freezes the pipeline (read ports hold their data); the engine never drops or
+repeats a beat.
+
+Performance counters (see ``PERF_COUNTERS``) make every cycle in the active window
+accountable: span = issue + stall_in + stall_out + FILL, for any input/output pattern.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hdl.lanes import Lane
+from hdl.perf import PerfCounters
+
+FILL_CYCLES = 2
+
+PERF_COUNTERS = (
+    "issue",            # fold steps issued: N * NF * SF
+    "stall_in",         # cycles waiting for the next input beat (between first and last)
+    "stall_out",        # cycles frozen by output backpressure
+    "span",             # first input accepted .. last output produced, inclusive
+    "in_beats",
+    "out_beats",
+    "lane_ops",         # PE * SIMD lane operations per issue
+    "acc_adds",         # PE accumulator additions per issue
+    "weight_reads",     # weight-memory words read
+    "ibuf_writes",      # input-buffer words written
+    "ibuf_reads",       # input-buffer words read
+    "threshold_reads",  # threshold-memory words read
+)
+
+
+def shape_for_range(lo: int, hi: int):
+    """Amaranth shape holding every integer in [lo, hi]."""
+    if lo >= 0:
+        return unsigned(max(1, int(hi).bit_length()))
+    return signed(max(int(-lo - 1).bit_length(), int(hi).bit_length()) + 1)
+
+
+def pack_words(codes: np.ndarray, bits: int) -> list[int]:
+    """Pack rows of non-negative codes into integers, element j at bits [j*bits, (j+1)*bits)."""
+    words = []
+    mask = (1 << bits) - 1
+    for row in np.asarray(codes, dtype=np.int64).reshape(codes.shape[0], -1):
+        word = 0
+        for j, code in enumerate(row.tolist()):
+            word |= (int(code) & mask) << (j * bits)
+        words.append(word)
+    return words
+
+
+@dataclass(eq=False)
+class MVUConfig:
+    """Everything that fixes one engine's hardware.
+
+    ``weight_codes`` are storage codes [MH, MW] (bipolar: 1 = +1). ``acc_range`` is the
+    exact accumulator range (derived from the types, so overflow is impossible).
+    ``thresholds`` [MH, T] turn the accumulator into an output code count + ``out_code_bias``
+    of ``out_bits``; without thresholds the output is the accumulator itself.
+    """
+
+    name: str
+    mw: int
+    mh: int
+    pe: int
+    simd: int
+    lane: Lane
+    weight_codes: np.ndarray
+    acc_range: tuple[int, int]
+    thresholds: np.ndarray | None
+    out_bits: int
+    out_code_bias: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mh % self.pe or self.mw % self.simd:
+            raise ValueError(f"engine {self.name!r}: PE={self.pe} must divide MH={self.mh} and "
+                             f"SIMD={self.simd} must divide MW={self.mw}")
+        if self.weight_codes.shape != (self.mh, self.mw):
+            raise ValueError(f"engine {self.name!r}: weights {self.weight_codes.shape} are not "
+                             f"[MH={self.mh}, MW={self.mw}]")
+
+    @property
+    def nf(self) -> int:
+        return self.mh // self.pe
+
+    @property
+    def sf(self) -> int:
+        return self.mw // self.simd
+
+    @property
+    def in_width(self) -> int:
+        return self.simd * self.lane.input_bits
+
+    @property
+    def out_width(self) -> int:
+        return self.pe * self.out_bits
+
+    @property
+    def threshold_range(self) -> tuple[int, int]:
+        lo, hi = self.acc_range
+        return lo, hi + 1
+
+    def weight_words(self) -> list[int]:
+        """Weight memory image: address nf*SF + sf holds PE rows x SIMD columns."""
+        wb = self.lane.weight_bits
+        words = []
+        for nf in range(self.nf):
+            for sf in range(self.sf):
+                block = self.weight_codes[nf * self.pe:(nf + 1) * self.pe,
+                                          sf * self.simd:(sf + 1) * self.simd]
+                words += pack_words(block.reshape(1, -1), wb)
+        return words
+
+    def threshold_words(self) -> list[int]:
+        """Threshold memory image: address nf holds PE rows x T thresholds (two's complement)."""
+        assert self.thresholds is not None
+        bits = shape_for_range(*self.threshold_range).width
+        return [pack_words(self.thresholds[nf * self.pe:(nf + 1) * self.pe].reshape(1, -1),
+                           bits)[0] for nf in range(self.nf)]
+
+
+def _counter(n: int) -> Signal:
+    return Signal(range(max(n, 2)))
+
+
+class MatrixVectorUnit(wiring.Component):
+    """One folded matrix-vector engine; see the module docstring for timing."""
+
+    def __init__(self, config: MVUConfig) -> None:
+        self.config = config
+        self.perf_names = PERF_COUNTERS
+        super().__init__({
+            "i": In(stream.Signature(config.in_width)),
+            "o": Out(stream.Signature(config.out_width)),
+            "perf": Out(32 * len(PERF_COUNTERS)),
+        })
+
+    def elaborate(self, platform):  # noqa: C901 - one pipeline, read top to bottom
+        m = Module()
+        c = self.config
+        nf_n, sf_n, pe, simd = c.nf, c.sf, c.pe, c.simd
+        perf = PerfCounters(PERF_COUNTERS)
+
+        # ---- memories -------------------------------------------------------------
+        m.submodules.weights = wmem = Memory(
+            shape=unsigned(pe * simd * c.lane.weight_bits), depth=nf_n * sf_n,
+            init=c.weight_words())
+        w_rd = wmem.read_port()
+        thr_shape = shape_for_range(*c.threshold_range)
+        n_thr = 0 if c.thresholds is None else c.thresholds.shape[1]
+        if n_thr:
+            m.submodules.thresholds = tmem = Memory(
+                shape=unsigned(pe * n_thr * thr_shape.width), depth=nf_n,
+                init=c.threshold_words())
+            t_rd = tmem.read_port()
+        if nf_n > 1:
+            m.submodules.ibuf = ibuf = Memory(shape=unsigned(c.in_width), depth=sf_n, init=[])
+            ib_rd = ibuf.read_port()
+            ib_wr = ibuf.write_port()
+
+        # ---- issue stage: (nf, sf) counters ---------------------------------------
+        nf = _counter(nf_n)
+        sf = _counter(sf_n)
+        waddr = _counter(nf_n * sf_n)
+        need_input = Signal()
+        stall = Signal()
+        issue = Signal()
+        accept = Signal()
+        sf_last = Signal()
+        m.d.comb += [
+            need_input.eq(nf == 0),
+            sf_last.eq(sf == sf_n - 1),
+            issue.eq(~stall & (~need_input | self.i.valid)),
+            self.i.ready.eq(need_input & ~stall),
+            accept.eq(issue & need_input),
+        ]
+        with m.If(issue):
+            with m.If(sf_last):
+                m.d.sync += sf.eq(0)
+                m.d.sync += nf.eq(Mux(nf == nf_n - 1, 0, nf + 1))
+            with m.Else():
+                m.d.sync += sf.eq(sf + 1)
+            m.d.sync += waddr.eq(Mux(waddr == nf_n * sf_n - 1, 0, waddr + 1))
+        m.d.comb += [w_rd.addr.eq(waddr), w_rd.en.eq(issue)]
+        if n_thr:
+            m.d.comb += [t_rd.addr.eq(nf), t_rd.en.eq(issue & sf_last)]
+        if nf_n > 1:
+            m.d.comb += [
+                ib_wr.addr.eq(sf), ib_wr.data.eq(self.i.payload), ib_wr.en.eq(accept),
+                ib_rd.addr.eq(sf), ib_rd.en.eq(issue & ~need_input),
+            ]
+
+        # ---- stage 1: lanes, accumulate, threshold, output register -----------------
+        s1_valid = Signal()
+        s1_first = Signal()
+        s1_last = Signal()
+        s1_from_stream = Signal()
+        s1_in = Signal(c.in_width)
+        with m.If(~stall):
+            m.d.sync += [
+                s1_valid.eq(issue),
+                s1_first.eq(sf == 0),
+                s1_last.eq(sf_last),
+                s1_from_stream.eq(need_input),
+            ]
+        with m.If(accept):
+            m.d.sync += s1_in.eq(self.i.payload)
+        x_word = Mux(s1_from_stream, s1_in, ib_rd.data) if nf_n > 1 else s1_in
+
+        acc_shape = shape_for_range(*c.acc_range)
+        out_free = Signal()
+        m.d.comb += [
+            out_free.eq(~self.o.valid | self.o.ready),
+            stall.eq(s1_valid & s1_last & ~out_free),
+        ]
+        codes = []
+        wb = c.lane.weight_bits
+        for p in range(pe):
+            acc = Signal(acc_shape, name=f"acc{p}")
+            acc_next = Signal(acc_shape, name=f"acc_next{p}")
+            w_word = w_rd.data.word_select(p, simd * wb)
+            partial = c.lane.partial_sum(x_word, w_word, simd)
+            m.d.comb += acc_next.eq(Mux(s1_first, 0, acc) + partial)
+            with m.If(s1_valid & ~stall):
+                m.d.sync += acc.eq(acc_next)
+            if n_thr:
+                hits = []
+                for t in range(n_thr):
+                    word = t_rd.data.word_select(p * n_thr + t, thr_shape.width)
+                    threshold = word.as_signed() if thr_shape.signed else word
+                    hits.append(acc_next >= threshold)
+                count = sum(hits[1:], hits[0]) if n_thr > 1 else hits[0]
+                codes.append((count + c.out_code_bias)[:c.out_bits])
+            else:
+                if c.out_bits < acc_shape.width:
+                    raise ValueError(f"engine {c.name!r}: {c.out_bits}-bit output cannot hold "
+                                     f"the accumulator range {c.acc_range}")
+                wide = Signal(signed(c.out_bits) if acc_shape.signed else unsigned(c.out_bits),
+                              name=f"out{p}")
+                m.d.comb += wide.eq(acc_next)
+                codes.append(wide.as_unsigned())
+        out_word = Cat(*codes)
+        produce = Signal()
+        m.d.comb += produce.eq(s1_valid & s1_last & out_free)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(produce):
+            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(out_word)]
+
+        # ---- performance counters -----------------------------------------------------
+        started = Signal()
+        elapsed = Signal(32)
+        wait_run = Signal(32)
+        out_fire = Signal()
+        m.d.comb += out_fire.eq(self.o.valid & self.o.ready)
+        with m.If(accept & ~started):
+            m.d.sync += [started.eq(1), elapsed.eq(1)]
+        with m.Elif(started):
+            m.d.sync += elapsed.eq(elapsed + 1)
+        with m.If(out_fire):
+            m.d.sync += perf["span"].eq(elapsed + 1)
+        waiting = started & ~issue & ~stall & ~(self.o.valid & ~self.o.ready)
+        with m.If(accept):
+            m.d.sync += [perf["stall_in"].eq(perf["stall_in"] + wait_run), wait_run.eq(0)]
+        with m.Elif(waiting):
+            m.d.sync += wait_run.eq(wait_run + 1)
+        blocked_out = started & ~issue & self.o.valid & ~self.o.ready
+        perf.count(m, "issue", issue)
+        perf.count(m, "stall_out", blocked_out)
+        perf.count(m, "in_beats", accept)
+        perf.count(m, "out_beats", out_fire)
+        perf.count(m, "lane_ops", issue, pe * simd)
+        perf.count(m, "acc_adds", issue, pe)
+        perf.count(m, "weight_reads", issue)
+        if nf_n > 1:
+            perf.count(m, "ibuf_writes", accept)
+            perf.count(m, "ibuf_reads", issue & ~need_input)
+        if n_thr:
+            perf.count(m, "threshold_reads", issue & sf_last)
+        perf.drive(m, self.perf)
+        return m

@@ -1,0 +1,79 @@
+"""The streaming dataflow top: one engine per layer, FIFOs and width converters between.
+
+Engines run concurrently on successive frames; each FIFO holds one output vector of its
+producer so a layer can finish a frame while its consumer is still busy with the previous
+one, and the network's throughput is set by its slowest layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from amaranth import Module
+from amaranth.back import verilog
+from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from hdl.dwc import StreamWidthConverter
+from hdl.mvu import PERF_COUNTERS, MatrixVectorUnit, MVUConfig
+
+
+class NetworkTop(wiring.Component):
+    """Chain of matrix-vector engines; ``perf`` concatenates every engine's counters."""
+
+    def __init__(self, stages: Sequence[MVUConfig]) -> None:
+        if not stages:
+            raise ValueError("a network needs at least one engine")
+        for prev, nxt in zip(stages, stages[1:], strict=False):
+            if prev.out_bits != nxt.lane.input_bits:
+                raise ValueError(f"engine {prev.name!r} emits {prev.out_bits}-bit elements but "
+                                 f"{nxt.name!r} takes {nxt.lane.input_bits}-bit elements")
+            if prev.mh != nxt.mw:
+                raise ValueError(f"engine {prev.name!r} emits {prev.mh} elements per frame but "
+                                 f"{nxt.name!r} takes {nxt.mw}")
+        self.stages = list(stages)
+        self.counters_per_stage = PERF_COUNTERS
+        super().__init__({
+            "i": In(stream.Signature(stages[0].in_width)),
+            "o": Out(stream.Signature(stages[-1].out_width)),
+            "perf": Out(32 * len(PERF_COUNTERS) * len(stages)),
+        })
+
+    @property
+    def counter_names(self) -> list[tuple[str, str]]:
+        """(engine name, counter name) for each 32-bit field of ``perf``, low bits first."""
+        return [(stage.name, counter) for stage in self.stages for counter in PERF_COUNTERS]
+
+    def elaborate(self, platform):
+        m = Module()
+        engines = []
+        for index, config in enumerate(self.stages):
+            engine = MatrixVectorUnit(config)
+            m.submodules[f"engine_{index}_{config.name}"] = engine
+            engines.append(engine)
+        wiring.connect(m, wiring.flipped(self.i), engines[0].i)
+        for index, (prev, nxt) in enumerate(zip(engines, engines[1:], strict=False)):
+            pc, nc = prev.config, nxt.config
+            fifo = SyncFIFOBuffered(width=pc.out_width, depth=max(2, pc.nf))
+            m.submodules[f"fifo_{index}"] = fifo
+            wiring.connect(m, prev.o, fifo.w_stream)
+            if pc.pe == nc.simd:
+                wiring.connect(m, fifo.r_stream, nxt.i)
+            else:
+                dwc = StreamWidthConverter(pc.out_bits, pc.pe, nc.simd)
+                m.submodules[f"dwc_{index}"] = dwc
+                wiring.connect(m, fifo.r_stream, dwc.i)
+                wiring.connect(m, dwc.o, nxt.i)
+        wiring.connect(m, engines[-1].o, wiring.flipped(self.o))
+        offset = 0
+        for engine in engines:
+            width = len(engine.perf)
+            m.d.comb += self.perf[offset:offset + width].eq(engine.perf)
+            offset += width
+        return m
+
+
+def emit_verilog(top: wiring.Component, name: str = "codesign_top") -> str:
+    """Synthesizable Verilog for a top component (ports: clk, rst, i__*, o__*, perf)."""
+    return verilog.convert(top, name=name, emit_src=False)
