@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 
 from codesign.errors import GraphError
+from hdl.arith import range_bits
 
 TypeKind = Literal["bipolar", "int", "uint"]
 
@@ -66,10 +67,8 @@ class IntType:
         """Smallest intN/uintN type that holds every integer in [lo, hi]."""
         if lo > hi:
             raise GraphError(f"empty range [{lo}, {hi}]")
-        if lo >= 0:
-            return IntType.uint(max(1, int(hi).bit_length()))
-        bits = max(int(-lo - 1).bit_length(), int(hi).bit_length()) + 1
-        return IntType.int_(bits)
+        bits, is_signed = range_bits(lo, hi)
+        return IntType.int_(bits) if is_signed else IntType.uint(bits)
 
     @property
     def name(self) -> str:

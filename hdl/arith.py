@@ -18,3 +18,12 @@ def adder_tree(values: Sequence[Value]) -> Value:
             paired.append(level[-1])
         level = paired
     return level[0]
+
+
+def range_bits(lo: int, hi: int) -> tuple[int, bool]:
+    """(bits, signed) of the narrowest two's-complement/unsigned integer holding [lo, hi]."""
+    if lo > hi:
+        raise ValueError(f"empty range [{lo}, {hi}]")
+    if lo >= 0:
+        return max(1, int(hi).bit_length()), False
+    return max(int(-lo - 1).bit_length(), int(max(hi, 0)).bit_length()) + 1, True

@@ -22,11 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hdl.arith import range_bits
 from hdl.lanes import Lane
 from hdl.perf import PerfCounters
 
@@ -48,11 +49,10 @@ PERF_COUNTERS = (
 )
 
 
-def shape_for_range(lo: int, hi: int):
+def shape_for_range(lo: int, hi: int) -> Shape:
     """Amaranth shape holding every integer in [lo, hi]."""
-    if lo >= 0:
-        return unsigned(max(1, int(hi).bit_length()))
-    return signed(max(int(-lo - 1).bit_length(), int(hi).bit_length()) + 1)
+    bits, is_signed = range_bits(lo, hi)
+    return signed(bits) if is_signed else unsigned(bits)
 
 
 def pack_words(codes: np.ndarray, bits: int) -> list[int]:

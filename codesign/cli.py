@@ -1,0 +1,80 @@
+"""The ``codesign`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from codesign.errors import CodesignError
+from codesign.examples import DEFAULT_EXAMPLE, EXAMPLES
+
+
+def _folding(text: str) -> tuple[str, tuple[int, int]]:
+    try:
+        layer, values = text.split("=", 1)
+        pe, simd = (int(v) for v in values.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--fold {text!r}: expected LAYER=PE,SIMD, e.g. fc0=16,4") from None
+    return layer, (pe, simd)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="codesign",
+        description="Hardware-software codesign of compressed neural networks: train or load, "
+                    "lower to integer IR, generate Verilog, simulate bit-exactly, report.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run an example end to end (default: the built-in MLP)")
+    run.add_argument("example", nargs="?", default=DEFAULT_EXAMPLE,
+                     help=f"example name ({', '.join(EXAMPLES)}); default {DEFAULT_EXAMPLE}")
+    run.add_argument("--out", type=Path, default=None,
+                     help="run directory (default runs/<example>-<timestamp>)")
+    run.add_argument("--frames", type=int, default=None,
+                     help="simulate only the first N test frames (default: all)")
+    run.add_argument("--retrain", action="store_true", help="ignore cached trained weights")
+    run.add_argument("--energy-table", type=Path, default=None,
+                     help="YAML energy table (default: 45 nm, Horowitz ISSCC 2014)")
+    run.add_argument("--fold", type=_folding, action="append", default=[],
+                     metavar="LAYER=PE,SIMD", help="override one layer's folding (repeatable)")
+    run.add_argument("--target-cycles", type=int, default=None,
+                     help="cycles per frame the automatic folding aims for")
+    sub.add_parser("examples", help="list the built-in examples")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "examples":
+        for name, (description, _) in EXAMPLES.items():
+            print(f"{name}: {description}")
+        return 0
+    from codesign.flow import run_example
+    from sim.errors import SimulationError, ToolchainError
+
+    out = args.out or Path("runs") / f"{args.example}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.frames is not None and args.frames < 1:
+        print("error: --frames must be at least 1", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    try:
+        summary = run_example(args.example, out_dir=out, frames=args.frames,
+                              retrain=args.retrain, energy_table=args.energy_table,
+                              folding=dict(args.fold), target_cycles=args.target_cycles)
+    except (CodesignError, SimulationError, ToolchainError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{summary['example']}: {summary['frames']} frames, "
+          f"{'bit-exact' if summary['bit_exact'] else 'MISMATCH'}, "
+          f"accuracy torch {summary['accuracy_torch']:.4f} / hw {summary['accuracy_hw']:.4f}, "
+          f"{summary['cycles_per_frame']:.1f} cycles/frame, "
+          f"{summary['energy_pj_per_frame']:.1f} pJ/frame "
+          f"({time.perf_counter() - start:.1f} s) -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
