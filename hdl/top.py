@@ -1,8 +1,9 @@
 """The streaming dataflow top: one engine per layer, FIFOs and width converters between.
 
 Engines run concurrently on successive frames; each FIFO holds one output vector of its
-producer so a layer can finish a frame while its consumer is still busy with the previous
-one, and the network's throughput is set by its slowest layer.
+producer (and at least four beats: a buffered FIFO needs two entries behind its output
+register to pass one beat per cycle), so a layer can finish a frame while its consumer is
+still busy with the previous one, and the network's throughput is set by its slowest layer.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class NetworkTop(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i), engines[0].i)
         for index, (prev, nxt) in enumerate(zip(engines, engines[1:], strict=False)):
             pc, nc = prev.config, nxt.config
-            fifo = SyncFIFOBuffered(width=pc.out_width, depth=max(2, pc.nf))
+            fifo = SyncFIFOBuffered(width=pc.out_width, depth=max(4, pc.nf + 1))
             m.submodules[f"fifo_{index}"] = fifo
             wiring.connect(m, prev.o, fifo.w_stream)
             if pc.pe == nc.simd:
