@@ -9,6 +9,7 @@ generator consumes, plus the stream packing both the simulator and the reference
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -140,21 +141,22 @@ def check_folding(name: str, mh: int, mw: int, folding: Folding) -> None:
 def auto_folding(mh: int, mw: int, target_cycles: int) -> Folding:
     """Least parallel (fewest lanes) folding with (MH/PE)*(MW/SIMD) <= target_cycles.
 
-    Ties prefer SIMD over PE (wider popcount trees are cheaper than more accumulators and
-    threshold comparators). A target below 1 cycle is clamped to fully parallel.
+    Among foldings with the fewest lanes, the one with PE and SIMD closest to each other
+    wins: input-buffer re-reads grow as MH/PE and accumulator updates as MW/SIMD, so a
+    balanced folding avoids paying heavily for either. A target below 1 cycle is clamped
+    to fully parallel.
     """
-    best: tuple[int, int, Folding] | None = None
+    best: tuple[int, float, int, Folding] | None = None
     for pe in divisors(mh):
         for simd in divisors(mw):
-            cycles = (mh // pe) * (mw // simd)
-            if cycles > max(target_cycles, 1):
+            if (mh // pe) * (mw // simd) > max(target_cycles, 1):
                 continue
-            key = (pe * simd, pe)
-            if best is None or key < best[:2]:
-                best = (pe * simd, pe, Folding(pe, simd))
+            key = (pe * simd, abs(math.log2(pe) - math.log2(simd)), -pe)
+            if best is None or key < best[:3]:
+                best = (*key, Folding(pe, simd))
     if best is None:
         return Folding(mh, mw)
-    return best[2]
+    return best[3]
 
 
 def build_design(graph: Graph,

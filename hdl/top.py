@@ -1,7 +1,8 @@
 """The streaming dataflow top: one engine per layer, FIFOs and width converters between.
 
-Engines run concurrently on successive frames; each FIFO holds one output vector of its
-producer (and at least four beats: a buffered FIFO needs two entries behind its output
+Engines run concurrently on successive frames. Between two engines a width converter
+regroups the producer's PE-wide beats into the consumer's SIMD-wide beats, and a FIFO holds
+one whole input vector of the consumer (and at least four beats: a buffered FIFO needs two entries behind its output
 register to pass one beat per cycle), so a layer can finish a frame while its consumer is
 still busy with the previous one, and the network's throughput is set by its slowest layer.
 """
@@ -56,16 +57,18 @@ class NetworkTop(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i), engines[0].i)
         for index, (prev, nxt) in enumerate(zip(engines, engines[1:], strict=False)):
             pc, nc = prev.config, nxt.config
-            fifo = SyncFIFOBuffered(width=pc.out_width, depth=max(4, pc.nf + 1))
-            m.submodules[f"fifo_{index}"] = fifo
-            wiring.connect(m, prev.o, fifo.w_stream)
-            if pc.pe == nc.simd:
-                wiring.connect(m, fifo.r_stream, nxt.i)
-            else:
+            head = prev.o
+            if pc.pe != nc.simd:
+                # regroup at the producer's rate, so the FIFO hands the consumer one full
+                # SIMD-wide beat per cycle whenever it has buffered data
                 dwc = StreamWidthConverter(pc.out_bits, pc.pe, nc.simd)
                 m.submodules[f"dwc_{index}"] = dwc
-                wiring.connect(m, fifo.r_stream, dwc.i)
-                wiring.connect(m, dwc.o, nxt.i)
+                wiring.connect(m, head, dwc.i)
+                head = dwc.o
+            fifo = SyncFIFOBuffered(width=nc.in_width, depth=max(4, nc.sf + 1))
+            m.submodules[f"fifo_{index}"] = fifo
+            wiring.connect(m, head, fifo.w_stream)
+            wiring.connect(m, fifo.r_stream, nxt.i)
         wiring.connect(m, engines[-1].o, wiring.flipped(self.o))
         offset = 0
         for engine in engines:
