@@ -98,7 +98,7 @@ def control_file(dut_file_name: str) -> str:
     ``--public-flat-rw`` on everything (cocotb's default) was measured to slow simulation down.
     """
     lines = ["`verilator_config"]
-    lines += [f'lint_off -rule {rule} -file "*/{dut_file_name}"' for rule in DUT_LINT_WAIVERS]
+    lines += [f'lint_off -rule {rule} -file "*{dut_file_name}"' for rule in DUT_LINT_WAIVERS]
     lines += [f'public_flat_rd -module "{TB_NAME}" -var "{sig}"' for sig in PUBLIC_SIGNALS]
     return "\n".join(lines) + "\n"
 
@@ -106,7 +106,7 @@ def control_file(dut_file_name: str) -> str:
 def lint_control_file(dut_file_name: str) -> str:
     """Verilator control text with only the DUT lint waivers (for builds without VPI)."""
     lines = ["`verilator_config"]
-    lines += [f'lint_off -rule {rule} -file "*/{dut_file_name}"' for rule in DUT_LINT_WAIVERS]
+    lines += [f'lint_off -rule {rule} -file "*{dut_file_name}"' for rule in DUT_LINT_WAIVERS]
     return "\n".join(lines) + "\n"
 
 
@@ -144,9 +144,8 @@ def check_dut_ports(verilog: str, top: str, ports: StreamPorts) -> None:
     body = _module_body(verilog, top)
     if body is None:
         found = re.findall(r"\bmodule\s+\\?([A-Za-z_][A-Za-z0-9_$]*)", verilog)
-        raise ValueError(
-            f"module {top!r} not found in the Verilog (modules present: {', '.join(found) or 'none'})"
-        )
+        present = ", ".join(found) or "none"
+        raise ValueError(f"module {top!r} not found in the Verilog (modules present: {present})")
     declared = _port_widths(body)
     expected: dict[str, tuple[str, int]] = {
         "clk": ("input", 1),
@@ -177,7 +176,9 @@ def check_dut_ports(verilog: str, top: str, ports: StreamPorts) -> None:
             + (f"; did you mean n_counters={width // 32}?" if width and width % 32 == 0 else "")
         )
     if problems:
-        raise ValueError(f"DUT module {top!r} does not match the stream contract: " + "; ".join(problems))
+        raise ValueError(
+            f"DUT module {top!r} does not match the stream contract: " + "; ".join(problems)
+        )
 
 
 def _module_body(verilog: str, top: str) -> str | None:

@@ -98,7 +98,7 @@ def test_leftovers_of_a_killed_process_are_ignored(fake_cache: dict[str, object]
     root: Path = fake_cache["root"]  # type: ignore[assignment]
     key = model_key(VERILOG, TOP, **ARGS)
     root.mkdir(parents=True)
-    stale = root / f".tmp-{key[:16]}-99999-1"
+    stale = root / f".build-{key}"
     (stale / "obj").mkdir(parents=True)
     half = root / key  # a directory without a manifest is never trusted
     (half / "obj").mkdir(parents=True)
@@ -132,6 +132,18 @@ def test_verilator_error_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("CODESIGN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(VerilatorInfo, "start_objcache", lambda self: False)
     broken = VERILOG.replace("endmodule", "  this is not verilog;\nendmodule")
-    with pytest.raises(SimulationError, match=r"(?s)build failed.*%Error"):
+    with pytest.raises(SimulationError, match=r"(?s)build failed.*%Error.*Full build log: "):
         build_model(broken, TOP, **ARGS, kind="cpp")
-    assert entries(tmp_path / "cache" / "verilator") == []
+    left = entries(tmp_path / "cache" / "verilator")
+    assert len(left) == 1 and left[0].startswith("failed-") and left[0].endswith(".log")
+
+
+def test_split_model_with_precompiled_header() -> None:
+    """Large models are split into several C++ files that share a precompiled header; the
+    wheel's makefile and a compiler cache each break that unless the build works around it."""
+    bench = StreamTestbench(
+        VERILOG, TOP, **ARGS, backend="cpp", extra_flags=["--output-split", "50"]
+    )
+    model = bench.build()
+    assert "pch.h.fast" in (model.directory / "build.log").read_text()
+    assert bench.run([1, (1 << WIDE) - 1], 2).out_beats == [2, 0]

@@ -1,0 +1,45 @@
+"""Exceptions raised by the simulation package.
+
+They carry one readable message each, so a caller (or a CI log) sees what went wrong and what to
+do about it instead of a deep traceback from a subprocess or a build system.
+"""
+
+from __future__ import annotations
+
+
+class ToolchainError(RuntimeError):
+    """Verilator, a C++ compiler, make or perl is missing or unusable."""
+
+
+class SimulationError(RuntimeError):
+    """A build or a simulation process failed, or produced no usable result."""
+
+
+class SimulationStuck(SimulationError):
+    """The liveness watchdog fired: no handshake on either stream for too many cycles.
+
+    The attributes let a caller react programmatically (e.g. to tell a deadlock from a design that
+    simply produced fewer outputs than expected).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        in_accepted: int,
+        n_in: int,
+        out_produced: int,
+        n_out: int,
+        liveness_cycles: int,
+        cycle: int,
+        partial_out_beats: list[int] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.in_accepted = in_accepted
+        self.n_in = n_in
+        self.out_produced = out_produced
+        self.n_out = n_out
+        self.liveness_cycles = liveness_cycles
+        self.cycle = cycle
+        self.partial_out_beats = list(partial_out_beats or [])
+        """The output beats that did arrive before the stall, for debugging."""
