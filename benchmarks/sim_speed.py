@@ -3,7 +3,8 @@
 Both run the same wrapper, the same DUT Verilog and the same input file, so their ratio is the
 price of having Python (cocotb) in the simulator. Usage::
 
-    python benchmarks/sim_speed.py                          # built-in XNOR-popcount design
+    python benchmarks/sim_speed.py                          # the built-in binarized MLP
+    python benchmarks/sim_speed.py --design popcount        # a small XNOR-popcount unit
     python benchmarks/sim_speed.py --cycles 3e6 --repeat 3
     python benchmarks/sim_speed.py --design mypkg.bench:network_design
     python benchmarks/sim_speed.py --build-timing           # cold/warm builds, with/without sccache
@@ -71,6 +72,42 @@ def popcount_design(weight_seed: int = 2024) -> BenchDesign:
         n_out_for=lambda n: n // unit.group,
         reference=unit.reference,
     )
+
+
+def network_design() -> BenchDesign:
+    """The built-in binarized MLP as `codesign run` generates it, fed digits test frames."""
+    import numpy as np
+
+    from codesign.flow import compile_model
+    from codesign.generate import TOP_NAME, generate_verilog
+    from codesign.mapping import pack_beats, unpack_beats
+    from codesign.reference import execute
+    from quant_models.data import load_digits_split
+    from quant_models.zoo import SPLIT_PARAMS, builtin_binarized_mlp
+
+    model, _ = builtin_binarized_mlp()
+    design = compile_model(model, name="binarized-mlp", target_cycles=128)
+    top, verilog = generate_verilog(design)
+    first, last = design.layers[0], design.layers[-1]
+    x_test = load_digits_split(**SPLIT_PARAMS).x_test
+    beats_per_frame = first.sf
+
+    def frames_for(n_beats: int) -> np.ndarray:
+        count = max(1, n_beats // beats_per_frame)
+        return np.resize(x_test, (count, x_test.shape[1]))
+
+    def reference(beats: list[int]) -> list[int]:
+        frames = unpack_beats(beats, first.input_type, first.simd, first.mw)
+        return pack_beats(execute(design.graph, frames), last.output_type, last.pe)
+
+    return BenchDesign(
+        name=f"built-in binarized MLP ({design.bottleneck_cycles} cycles/frame)",
+        verilog=verilog, top=TOP_NAME, in_width=len(top.i.payload),
+        out_width=len(top.o.payload), n_counters=len(top.counter_names),
+        make_inputs=lambda n, rng: pack_beats(frames_for(n), first.input_type, first.simd),
+        n_out_for=lambda n: max(1, n // beats_per_frame) * last.nf,
+        cycles_per_in_beat=design.bottleneck_cycles / beats_per_frame,
+        reference=reference)
 
 
 def load_design(spec: str) -> BenchDesign:
@@ -188,7 +225,8 @@ def build_timing(design: BenchDesign, other: BenchDesign) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--design", help="MODULE:FUNCTION returning a BenchDesign")
+    parser.add_argument("--design", help="MODULE:FUNCTION returning a BenchDesign, or "
+                        "'popcount' for the small popcount unit (default: the built-in network)")
     parser.add_argument("--cycles", type=float, default=1e6, help="cycles per run (default 1e6)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per backend; best counts")
     parser.add_argument("--in-prob", type=int, default=256, help="input valid prob (1/256)")
@@ -197,11 +235,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
-    design = load_design(args.design) if args.design else popcount_design()
+    if args.design == "popcount":
+        design = popcount_design()
+    elif args.design:
+        design = load_design(args.design)
+    else:
+        design = network_design()
     print(f"design: {design.name} ({design.top}, {len(design.verilog) / 1e3:.0f} kB Verilog)")
     figures: dict[str, float] = {}
     if args.build_timing:
-        other = popcount_design(weight_seed=7) if not args.design else design
+        other = popcount_design(weight_seed=7) if args.design == "popcount" else design
         start = time.perf_counter()
         figures.update(build_timing(design, other))
         for key, value in figures.items():

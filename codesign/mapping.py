@@ -8,8 +8,8 @@ generator consumes, plus the stream packing both the simulator and the reference
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np

@@ -2,9 +2,10 @@
 
 Engines run concurrently on successive frames. Between two engines a width converter
 regroups the producer's PE-wide beats into the consumer's SIMD-wide beats, and a FIFO holds
-one whole input vector of the consumer (and at least four beats: a buffered FIFO needs two entries behind its output
-register to pass one beat per cycle), so a layer can finish a frame while its consumer is
-still busy with the previous one, and the network's throughput is set by its slowest layer.
+one whole input vector of the consumer (and at least four beats: a buffered FIFO needs two
+entries behind its output register to pass one beat per cycle), so a layer can finish a
+frame while its consumer is still busy with the previous one, and the network's throughput
+is set by its slowest layer.
 """
 
 from __future__ import annotations

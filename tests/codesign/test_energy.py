@@ -1,9 +1,9 @@
 import pytest
+from test_mapping import two_layer_graph
 
 from codesign.energy import EnergyTable, event_costs
 from codesign.errors import CodesignError
 from codesign.mapping import build_design
-from test_mapping import two_layer_graph
 
 
 def test_default_table_values():

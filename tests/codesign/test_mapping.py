@@ -15,7 +15,8 @@ from codesign.mapping import (
 )
 
 
-def two_layer_graph(mw=12, mid=8, mh=4, in_type=IntType.uint(4)):
+def two_layer_graph(mw=12, mid=8, mh=4, in_type=None):
+    in_type = in_type or IntType.uint(4)
     rng = np.random.default_rng(0)
     w0 = rng.choice([-1, 1], (mid, mw))
     w1 = rng.choice([-1, 1], (mh, mid))

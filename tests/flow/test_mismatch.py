@@ -43,3 +43,16 @@ def test_fault_in_middle_layer_is_localized(monkeypatch):
     assert (located.frame, located.element) == (frame, element)
     assert (located.expected, located.got) == (good[frame, element], bad[frame, element])
     assert "layer 'fc1'" in located.describe()
+
+
+def test_simulate_rejects_bad_inputs_before_building():
+    import pytest
+
+    from codesign.errors import InputError
+
+    graph = random_chain([8, 4], IntType.uint(3), seed=1)
+    design = build_design(graph, [(1, 1)])
+    with pytest.raises(InputError, match=r"expects frames of shape \(8,\)"):
+        simulate(design, np.zeros((5, 7), dtype=int))
+    with pytest.raises(InputError, match="uint3: accepted integers 0..7; got 0..9"):
+        simulate(design, np.full((2, 8), 9) * (np.arange(8) % 2))
