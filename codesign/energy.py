@@ -3,9 +3,10 @@
 The counts come from the engines' performance counters (read out of the simulation), the
 per-event energies from a YAML technology table (default: 45 nm, Horowitz ISSCC 2014).
 Events are costed by what the hardware does: a binary lane is an XNOR plus a 1-bit share
-of the popcount adder tree; a binary-weight lane is an add/subtract of the activation
-width; an accumulation is an add of the accumulator width; memory accesses scale with the
-word width.
+of the popcount adder tree; a binary-weight or ternary lane is an add/subtract of the
+activation width; a MAC lane is a multiplier (quadratic in width) plus its adder share; a
+lane gated by a zero weight costs nothing (its cycle is still spent); an accumulation is an
+add of the accumulator width; memory accesses scale with the word width.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from codesign.errors import CodesignError
+from codesign.ir import MultiThreshold, Requantize
 from codesign.mapping import Layer
 from hdl.mvu import shape_for_range
 
@@ -92,52 +95,79 @@ class EnergyTable:
         return self.sram_write_64b * bits / 64
 
 
+def lane_energy(layer: Layer, table: EnergyTable) -> float:
+    """pJ of one effective lane operation of the layer's PE family."""
+    x_bits, w_type = layer.input_type.bits, layer.matvec.weight_type
+    if layer.family == "xnor_popcount":
+        return table.xnor_gate + table.add(1)
+    if layer.family in ("binary_weight", "ternary"):
+        return table.add(x_bits + 1)
+    if layer.family == "mac":
+        # a w x x multiplier (quadratic: energy ~ w_bits * x_bits) and its adder-tree share
+        return table.mult(math.sqrt(w_type.bits * x_bits)) + table.add(w_type.bits + x_bits)
+    raise CodesignError(f"layer {layer.name!r}: no energy model for family {layer.family!r}")
+
+
 def event_costs(layer: Layer, table: EnergyTable) -> dict[str, float]:
-    """pJ per counted event of one layer's engine, keyed by performance-counter name."""
+    """pJ per counted event of one layer's engine, keyed by performance-counter name.
+
+    ``effective_lane_ops`` (lane_ops less lanes gated by a zero weight) carries the lane
+    energy: a gated zero costs its cycle but no arithmetic.
+    """
     acc_lo, acc_hi = layer.matvec.output_range(layer.input_type)
     acc_bits = shape_for_range(acc_lo, acc_hi).width
     w_bits = layer.matvec.weight_type.bits
     in_bits = layer.input_type.bits
-    if layer.family == "xnor_popcount":
-        lane = table.xnor_gate + table.add(1)
-    elif layer.family == "binary_weight":
-        lane = table.add(in_bits + 1)
-    else:
-        raise CodesignError(f"layer {layer.name!r}: no energy model for family {layer.family!r}")
     costs = {
-        "lane_ops": lane,
+        "effective_lane_ops": lane_energy(layer, table),
         "acc_adds": table.add(acc_bits),
         "weight_reads": table.sram_read(layer.pe * layer.simd * w_bits),
         "ibuf_writes": table.sram_write(layer.simd * in_bits),
         "ibuf_reads": table.sram_read(layer.simd * in_bits),
     }
-    if layer.threshold is not None:
-        n_thr = layer.threshold.thresholds.shape[1]
+    post = layer.post
+    if isinstance(post, MultiThreshold):
+        n_thr = post.thresholds.shape[1]
         thr_bits = shape_for_range(acc_lo, acc_hi + 1).width
-        costs["threshold_reads"] = table.sram_read(layer.pe * n_thr * thr_bits)
+        costs["param_reads"] = table.sram_read(layer.pe * n_thr * thr_bits)
         # each output beat compares PE accumulators against T thresholds
         costs["out_beats"] = layer.pe * n_thr * table.add(thr_bits)
+    elif isinstance(post, Requantize):
+        m_bits = shape_for_range(int(min(np.min(post.multiplier), 0)),
+                                 int(max(np.max(post.multiplier), 0))).width
+        costs["param_reads"] = table.sram_read(layer.pe * m_bits)
+        # multiply by M, round, saturate: one multiplier and two adds per element
+        costs["out_beats"] = layer.pe * (table.mult(math.sqrt(acc_bits * m_bits))
+                                         + 2 * table.add(acc_bits + m_bits))
     return costs
 
 
 COMPONENTS = {
-    "lane_ops": "lanes",
+    "effective_lane_ops": "lanes",
     "acc_adds": "accumulators",
     "weight_reads": "weight memory",
     "ibuf_writes": "input buffer",
     "ibuf_reads": "input buffer",
-    "threshold_reads": "threshold memory",
-    "out_beats": "threshold compare",
+    "param_reads": "epilogue memory",
+    "out_beats": "epilogue",
 }
+
+
+def derived_events(counters: dict[str, int]) -> dict[str, int]:
+    """Counter values plus the events computed from them (effective lane operations)."""
+    events = dict(counters)
+    events["effective_lane_ops"] = counters["lane_ops"] - counters.get("zero_weight_lanes", 0)
+    return events
 
 
 def layer_energy(layer: Layer, counters: dict[str, int], table: EnergyTable
                  ) -> dict[str, float]:
     """Energy in pJ by component for one layer, from its measured event counts."""
+    events = derived_events(counters)
     by_component: dict[str, float] = {}
     for event, cost in event_costs(layer, table).items():
         component = COMPONENTS[event]
-        by_component[component] = by_component.get(component, 0.0) + counters[event] * cost
+        by_component[component] = by_component.get(component, 0.0) + events[event] * cost
     return by_component
 
 

@@ -1,33 +1,37 @@
 """Frontend: a quant_models network -> the codesign IR.
 
-The frontend only translates; it never approximates. Binary weights become exact {-1, +1}
-integer matrices, batch-norm keeps its float parameters (streamlining folds it into
-integer thresholds later, evaluating it exactly as torch does), and anything it does not
-understand is refused with the module's path and the list of what is supported.
+The frontend only translates; it never approximates. Quantized weights become exact
+integer matrices with their exact type (bipolar, ternary, intN). Whatever float arithmetic
+sits between a layer's integer accumulator and the next integer activation (weight and
+input scales, batch-norm, ReLU, the activation quantizer) is captured as a ``FloatMap``
+that calls the model's own modules, so streamlining can fold it into integer thresholds
+that reproduce torch's float rounding exactly. Anything it does not understand is refused
+with the module's path and the list of what is supported.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from codesign.errors import UnsupportedLayerError
-from codesign.ir import BatchNorm, Graph, IntType, MatVec, Sign, TensorInfo
+from codesign.ir import FloatMap, Graph, IntType, MatVec, Requantize, TensorInfo
 
-SUPPORTED = ("IntegerInput (first)", "BinaryLinear", "BatchNorm1d", "SignActivation",
+SUPPORTED = ("IntegerInput (first)", "BinaryLinear", "TernaryLinear", "QuantLinear",
+             "BatchNorm1d", "ReLU", "SignActivation", "QuantAct", "Requant",
              "LogitScale (last)", "Flatten", "Identity", "Dropout")
 
 
 def _modules_in_order(model: nn.Module) -> list[tuple[str, nn.Module]]:
     body = getattr(model, "layers", model)
     if isinstance(body, nn.Sequential):
-        return [(f"layers.{name}" if body is not model else name, module)
-                for name, module in body.named_children()]
+        prefix = "layers." if body is not model else ""
+        return [(f"{prefix}{name}", module) for name, module in body.named_children()]
     children = list(model.named_children())
-    if not children:
-        return [("", model)]
-    return children
+    return children or [("", model)]
 
 
 def _unsupported(path: str, module: nn.Module, why: str = "") -> UnsupportedLayerError:
@@ -36,107 +40,149 @@ def _unsupported(path: str, module: nn.Module, why: str = "") -> UnsupportedLaye
         f" Supported layers: {', '.join(SUPPORTED)}")
 
 
-def _logit_scale(module: nn.Module) -> float:
-    for attr in ("scale", "value"):
-        value = getattr(module, attr, None)
-        if callable(value):
-            value = value()
-        if value is not None:
-            return float(torch.as_tensor(value).detach().reshape(()))
-    return float(torch.exp(module.log_scale.detach()).reshape(()))
+def _int_type(bits: int, is_signed: bool) -> IntType:
+    return IntType.int_(bits) if is_signed else IntType.uint(bits)
+
+
+def _weights(path: str, module: nn.Module) -> tuple[np.ndarray, IntType, Callable | None, float]:
+    """Integer weights, their type, the post-accumulator float op, and a per-tensor scale."""
+    from quant_models.fixed_point import IntegerLinear
+    from quant_models.layers import BinaryLinear
+    from quant_models.ternary import TernaryLinear
+
+    if isinstance(module, BinaryLinear):
+        weight = module.binary_weight().detach().cpu().numpy()
+        return np.where(weight >= 0, 1, -1).astype(np.int64), IntType.bipolar(), None, 1.0
+    if isinstance(module, IntegerLinear):
+        w_int, scale = module.integer_weight()
+        weight = w_int.cpu().numpy().astype(np.int64)
+        values = set(np.unique(weight).tolist())
+        if isinstance(module, TernaryLinear) and values <= {-1, 0, 1}:
+            wtype = IntType.ternary()
+        else:
+            wtype = IntType.for_range(int(min(weight.min(), 0)), int(max(weight.max(), 0)))
+        scale_t = torch.as_tensor(scale)
+        per_tensor = float(scale_t.reshape(-1)[0]) if scale_t.numel() == 1 else float("nan")
+        input_scale = module.input_scale()
+        if input_scale is not None and not np.isnan(per_tensor):
+            per_tensor *= float(input_scale.detach())
+        return weight, wtype, module.scale_accumulator, per_tensor
+    raise _unsupported(path, module)
+
+
+def _float_map(post: Callable | None, modules: list[nn.Module]) -> Callable[[np.ndarray],
+                                                                             np.ndarray]:
+    def evaluate(acc: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            value = torch.as_tensor(np.asarray(acc, dtype=np.float32))
+            if post is not None:
+                value = post(value)
+            for module in modules:
+                value = module(value)
+            return value.numpy()
+    return evaluate
 
 
 def from_quant_model(model: nn.Module, *, name: str = "network",
                      input_shape: tuple[int, ...] | None = None,
                      input_type: IntType | None = None) -> Graph:
-    """Lower a quant_models network (e.g. ``BinarizedMLP``) to a float-annotated IR graph.
+    """Lower a quant_models network (in eval mode) to an IR graph with ``FloatMap`` nodes.
 
-    The result still holds ``BatchNorm``/``Sign`` nodes; run
-    :func:`codesign.passes.streamline` to get the integer graph the reference and the
-    hardware execute.
+    Run :func:`codesign.passes.streamline` on the result to get the integer-only graph the
+    reference and the hardware execute.
     """
+    from quant_models.fixed_point import IntegerLinear, QuantAct, Requant
     from quant_models.layers import BinaryLinear, IntegerInput, LogitScale, SignActivation
 
-    modules = _modules_in_order(model)
+    if model.training:
+        raise UnsupportedLayerError(f"model {type(model).__name__} is in training mode; call "
+                                    ".eval() first (batch-norm and quantizers must use their "
+                                    "frozen statistics and scales)")
+    modules = [(p, m) for p, m in _modules_in_order(model)
+               if not isinstance(m, (nn.Identity, nn.Dropout))]
     tensors: dict[str, TensorInfo] = {}
-    nodes = []
+    nodes: list = []
     current: TensorInfo | None = None
-    output_scale = 1.0
-
     if input_type is not None and input_shape is not None:
         current = TensorInfo("input", tuple(input_shape), input_type)
-        tensors[current.name] = current
+        tensors["input"] = current
+    output_scale = 1.0
+    pending: tuple[str, float] | None = None  # last MatVec output awaiting a quantizer
+    float_ops: list[nn.Module] = []
+    post: Callable | None = None
+    linear_types = (BinaryLinear, IntegerLinear)
 
-    def new_tensor(base: str, shape: tuple[int, ...], dtype: IntType) -> TensorInfo:
-        info = TensorInfo(base, shape, dtype)
-        tensors[base] = info
+    def add_tensor(tensor_name: str, shape: tuple[int, ...], dtype: IntType) -> TensorInfo:
+        info = TensorInfo(tensor_name, shape, dtype)
+        tensors[tensor_name] = info
         return info
 
     for index, (path, module) in enumerate(modules):
         if isinstance(module, IntegerInput):
             if current is not None:
                 raise _unsupported(path, module, "IntegerInput must be the first layer")
-            dtype = IntType.int_(module.bits) if module.signed else IntType.uint(module.bits)
-            shape = tuple(input_shape) if input_shape is not None else None
-            if shape is None:
-                nxt = next((m for _, m in modules[index + 1:] if isinstance(m, BinaryLinear)),
-                           None)
-                if nxt is None:
-                    raise _unsupported(path, module, "cannot infer the input shape")
-                shape = (nxt.in_features,)
-            current = new_tensor("input", shape, dtype)
+            nxt = next((m for _, m in modules[index + 1:] if isinstance(m, linear_types)), None)
+            if input_shape is None and nxt is None:
+                raise _unsupported(path, module, "cannot infer the input shape")
+            shape = tuple(input_shape) if input_shape is not None else (nxt.in_features,)
+            current = add_tensor("input", shape, _int_type(module.bits, module.signed))
             continue
         if current is None:
-            raise _unsupported(path, module,
-                               "the network must start with IntegerInput (or pass input_type "
-                               "and input_shape) so the input's integer type is known")
-        if isinstance(module, (nn.Flatten, nn.Identity, nn.Dropout)):
-            if isinstance(module, nn.Flatten) and len(current.shape) != 1:
-                current = new_tensor(f"{current.name}_flat", (current.size,), current.dtype)
+            raise _unsupported(path, module, "the network must start with IntegerInput (or pass "
+                               "input_type and input_shape) so the input's integer type is known")
+        if isinstance(module, nn.Flatten):
             continue
         if output_scale != 1.0:
             raise _unsupported(path, module, "LogitScale must be the last layer")
-        if isinstance(module, BinaryLinear):
+        if isinstance(module, linear_types):
+            if pending is not None:
+                raise _unsupported(path, module, "the previous layer's accumulator has no "
+                                   "activation quantizer (SignActivation, QuantAct or Requant)")
             if getattr(module, "bias", None) is not None:
-                raise _unsupported(path, module, "a bias is not supported on binary layers")
+                raise _unsupported(path, module, "a bias is not supported")
             if current.shape != (module.in_features,):
                 raise _unsupported(path, module, f"expects {module.in_features} inputs, the "
                                    f"previous layer gives shape {current.shape}")
-            weight = module.binary_weight().detach().cpu().numpy()
-            weight = np.where(weight >= 0, 1, -1).astype(np.int64)
-            wtype = IntType.bipolar()
-            node_name = f"fc{len([n for n in nodes if isinstance(n, MatVec)])}"
-            tmp = MatVec(node_name, [current.name], [], weight=weight, weight_type=wtype)
-            lo, hi = tmp.output_range(current.dtype)
-            out = new_tensor(f"{node_name}_acc", (module.out_features,),
-                             IntType.for_range(lo, hi))
-            tmp.outputs = [out.name]
-            nodes.append(tmp)
-            current = out
-        elif isinstance(module, nn.BatchNorm1d):
-            if module.running_mean is None or module.running_var is None:
-                raise _unsupported(path, module, "batch-norm needs running statistics")
-            if module.num_features != current.size:
-                raise _unsupported(path, module, f"has {module.num_features} channels, input "
-                                   f"has {current.size}")
-            channels = module.num_features
-            gamma = (module.weight.detach().float().numpy() if module.weight is not None
-                     else np.ones(channels, np.float32))
-            beta = (module.bias.detach().float().numpy() if module.bias is not None
-                    else np.zeros(channels, np.float32))
-            node_name = f"bn{len([n for n in nodes if isinstance(n, BatchNorm)])}"
-            nodes.append(BatchNorm(node_name, [current.name], [f"{node_name}_out"],
-                                   mean=module.running_mean.detach().float().numpy().copy(),
-                                   var=module.running_var.detach().float().numpy().copy(),
-                                   gamma=gamma.copy(), beta=beta.copy(), eps=float(module.eps)))
-            # a float tensor until streamlining: typed as its input for bookkeeping only
-            current = new_tensor(f"{node_name}_out", current.shape, current.dtype)
-        elif isinstance(module, SignActivation):
-            node_name = f"sign{len([n for n in nodes if isinstance(n, Sign)])}"
-            nodes.append(Sign(node_name, [current.name], [f"{node_name}_out"]))
-            current = new_tensor(f"{node_name}_out", current.shape, IntType.bipolar())
+            weight, wtype, post, per_tensor = _weights(path, module)
+            node_name = f"fc{sum(isinstance(n, MatVec) for n in nodes)}"
+            node = MatVec(node_name, [current.name], [], weight=weight, weight_type=wtype)
+            lo, hi = node.output_range(current.dtype)
+            out = add_tensor(f"{node_name}_acc", (module.out_features,), IntType.for_range(lo, hi))
+            node.outputs = [out.name]
+            nodes.append(node)
+            current, pending, float_ops = out, (path, per_tensor), []
+            continue
+        if pending is None:
+            raise _unsupported(path, module, "only follows a linear layer's accumulator")
+        if isinstance(module, (nn.BatchNorm1d, nn.ReLU)):
+            if isinstance(module, nn.BatchNorm1d) and module.num_features != current.size:
+                raise _unsupported(path, module, f"has {module.num_features} channels, the "
+                                   f"accumulator has {current.size}")
+            float_ops.append(module)
+        elif isinstance(module, (SignActivation, QuantAct)):
+            out_type = (IntType.bipolar() if isinstance(module, SignActivation)
+                        else _int_type(module.bits, module.signed))
+            node_name = f"act{sum(isinstance(n, FloatMap) for n in nodes)}"
+            described = " -> ".join(["acc"] + ([] if post is None else ["scale"])
+                                    + [type(m).__name__ for m in [*float_ops, module]])
+            out = add_tensor(f"{node_name}_out", current.shape, out_type)
+            nodes.append(FloatMap(node_name, [current.name], [out.name],
+                                  evaluate=_float_map(post, [*float_ops, module]),
+                                  out_type=out_type, description=described))
+            current, pending = out, None
+        elif isinstance(module, Requant):
+            if post is not None or float_ops:
+                raise _unsupported(path, module, "Requant must read the raw integer accumulator "
+                                   "(a layer without float scales, nothing in between)")
+            out_type = _int_type(module.bits, module.signed)
+            node_name = f"rq{sum(isinstance(n, Requantize) for n in nodes)}"
+            out = add_tensor(f"{node_name}_out", current.shape, out_type)
+            nodes.append(Requantize(node_name, [current.name], [out.name],
+                                    multiplier=np.array([module.multiplier], dtype=np.int64),
+                                    shift=module.shift, out_type=out_type))
+            current, pending = out, None
         elif isinstance(module, LogitScale):
-            output_scale = _logit_scale(module)
+            output_scale = module.scale
             if not output_scale > 0:
                 raise _unsupported(path, module, f"scale {output_scale} must be positive")
         else:
@@ -144,5 +190,17 @@ def from_quant_model(model: nn.Module, *, name: str = "network",
 
     if current is None or not nodes:
         raise UnsupportedLayerError(f"model {type(model).__name__} has no layer to lower")
-    graph = Graph(name, "input", current.name, tensors, nodes, output_scale=output_scale)
-    return graph
+    scale = 1.0
+    if pending is not None:
+        path, per_tensor = pending
+        if float_ops:
+            raise UnsupportedLayerError(f"the output layer is followed by "
+                                        f"{type(float_ops[0]).__name__} without a quantizer; "
+                                        "an output layer must give integer scores")
+        if np.isnan(per_tensor):
+            raise UnsupportedLayerError(f"layer {path!r}: the output layer has per-channel "
+                                        "scales, which change the argmax of its integer scores;"
+                                        " use a per-tensor scale for the last layer")
+        scale = per_tensor
+    return Graph(name, "input", current.name, tensors, nodes,
+                 output_scale=scale * (output_scale if output_scale != 1.0 else 1.0))

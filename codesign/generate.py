@@ -7,9 +7,13 @@ threshold counts as output codes) are stated once.
 
 from __future__ import annotations
 
+import numpy as np
+
 from codesign.errors import GraphError
+from codesign.ir import MultiThreshold, Requantize
 from codesign.mapping import Design, Layer
-from hdl.lanes import BinaryWeightLane, Lane, XnorPopcountLane
+from hdl.epilogue import Epilogue, PassEpilogue, RequantEpilogue, ThresholdEpilogue
+from hdl.lanes import BinaryWeightLane, Lane, MacLane, TernaryLane, XnorPopcountLane
 from hdl.mvu import MVUConfig
 from hdl.top import NetworkTop, emit_verilog
 
@@ -17,34 +21,48 @@ TOP_NAME = "codesign_top"
 
 
 def lane_for(layer: Layer) -> Lane:
+    x, w = layer.input_type, layer.matvec.weight_type
     if layer.family == "xnor_popcount":
         return XnorPopcountLane()
     if layer.family == "binary_weight":
-        return BinaryWeightLane(layer.input_type.bits, layer.input_type.signed)
+        return BinaryWeightLane(x.bits, x.signed, x.kind == "bipolar")
+    if layer.family == "ternary":
+        return TernaryLane(x.bits, x.signed, x.kind == "bipolar")
+    if layer.family == "mac":
+        return MacLane(w.bits, w.signed, x.bits, x.signed, x.kind == "bipolar")
     raise GraphError(f"layer {layer.name!r}: no hardware generator for family {layer.family!r}")
+
+
+def epilogue_for(layer: Layer) -> Epilogue:
+    acc_range = layer.matvec.output_range(layer.input_type)
+    out_type, post = layer.output_type, layer.post
+    if post is None:
+        return PassEpilogue(out_type.bits)
+    if isinstance(post, MultiThreshold):
+        if out_type.kind == "bipolar":
+            if (post.out_scale, post.out_bias) != (2, -1) or post.thresholds.shape[1] != 1:
+                raise GraphError(f"{post.describe()}: a bipolar output needs one threshold, "
+                                 "out_scale 2 and out_bias -1")
+            return ThresholdEpilogue(post.thresholds, acc_range, 1, 0)
+        if post.out_scale != 1:
+            raise GraphError(f"{post.describe()}: out_scale {post.out_scale} is not supported "
+                             "in hardware for integer outputs (only 1)")
+        return ThresholdEpilogue(post.thresholds, acc_range, out_type.bits, post.out_bias)
+    if isinstance(post, Requantize):
+        mult = np.broadcast_to(np.asarray(post.multiplier, dtype=np.int64).reshape(-1),
+                               (layer.mh,))
+        return RequantEpilogue(mult, post.shift, acc_range,
+                               (post.out_type.min, post.out_type.max), out_type.bits)
+    raise GraphError(f"layer {layer.name!r}: no hardware epilogue for {post.describe()}")
 
 
 def engine_config(layer: Layer) -> MVUConfig:
     """The engine parameters of one layer."""
-    mv, th = layer.matvec, layer.threshold
-    out_type = layer.output_type
-    code_bias = 0
-    if th is not None:
-        if out_type.kind == "bipolar":
-            if (th.out_scale, th.out_bias) != (2, -1) or th.thresholds.shape[1] != 1:
-                raise GraphError(f"{th.describe()}: a bipolar output needs one threshold, "
-                                 "out_scale 2 and out_bias -1")
-        elif th.out_scale != 1:
-            raise GraphError(f"{th.describe()}: out_scale {th.out_scale} is not supported in "
-                             "hardware for integer outputs (only 1)")
-        else:
-            code_bias = th.out_bias
+    mv = layer.matvec
     return MVUConfig(
         name=layer.name, mw=layer.mw, mh=layer.mh, pe=layer.pe, simd=layer.simd,
         lane=lane_for(layer), weight_codes=mv.weight_type.encode(mv.weight),
-        acc_range=mv.output_range(layer.input_type),
-        thresholds=None if th is None else th.thresholds,
-        out_bits=out_type.bits, out_code_bias=code_bias)
+        acc_range=mv.output_range(layer.input_type), epilogue=epilogue_for(layer))
 
 
 def build_top(design: Design) -> NetworkTop:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -18,15 +19,16 @@ import numpy as np
 from codesign.errors import GraphError
 from hdl.arith import range_bits
 
-TypeKind = Literal["bipolar", "int", "uint"]
+TypeKind = Literal["bipolar", "ternary", "int", "uint"]
 
 
 @dataclass(frozen=True)
 class IntType:
     """An exact integer value set and its storage encoding.
 
-    ``bipolar`` is {-1, +1} stored in one bit (1 = +1, 0 = -1); ``intN`` is N-bit two's
-    complement; ``uintN`` is N-bit unsigned.
+    ``bipolar`` is {-1, +1} stored in one bit (1 = +1, 0 = -1); ``ternary`` is {-1, 0, +1}
+    stored as 2-bit two's complement; ``intN`` is N-bit two's complement; ``uintN`` is
+    N-bit unsigned.
     """
 
     kind: TypeKind
@@ -35,14 +37,21 @@ class IntType:
     def __post_init__(self) -> None:
         if self.kind == "bipolar" and self.bits != 1:
             raise GraphError(f"bipolar type must have bits=1, got {self.bits}")
+        if self.kind == "ternary" and self.bits != 2:
+            raise GraphError(f"ternary type must have bits=2, got {self.bits}")
         if self.kind in ("int", "uint") and not 1 <= self.bits <= 62:
             raise GraphError(f"{self.kind} type needs 1..62 bits, got {self.bits}")
-        if self.kind not in ("bipolar", "int", "uint"):
-            raise GraphError(f"unknown type kind {self.kind!r}; accepted: bipolar, int, uint")
+        if self.kind not in ("bipolar", "ternary", "int", "uint"):
+            raise GraphError(f"unknown type kind {self.kind!r}; accepted: bipolar, ternary, "
+                             "int, uint")
 
     @staticmethod
     def bipolar() -> IntType:
         return IntType("bipolar", 1)
+
+    @staticmethod
+    def ternary() -> IntType:
+        return IntType("ternary", 2)
 
     @staticmethod
     def int_(bits: int) -> IntType:
@@ -54,12 +63,15 @@ class IntType:
 
     @staticmethod
     def parse(text: str) -> IntType:
-        """Parse ``"bipolar"``, ``"int8"`` or ``"uint5"``."""
+        """Parse ``"bipolar"``, ``"ternary"``, ``"int8"`` or ``"uint5"``."""
         if text == "bipolar":
             return IntType.bipolar()
+        if text == "ternary":
+            return IntType.ternary()
         match = re.fullmatch(r"(u?int)(\d+)", text)
         if not match:
-            raise GraphError(f"cannot parse type {text!r}; accepted: bipolar, intN, uintN")
+            raise GraphError(f"cannot parse type {text!r}; accepted: bipolar, ternary, intN, "
+                             "uintN")
         return IntType(match.group(1), int(match.group(2)))  # type: ignore[arg-type]
 
     @staticmethod
@@ -72,7 +84,7 @@ class IntType:
 
     @property
     def name(self) -> str:
-        return "bipolar" if self.kind == "bipolar" else f"{self.kind}{self.bits}"
+        return self.kind if self.kind in ("bipolar", "ternary") else f"{self.kind}{self.bits}"
 
     def __str__(self) -> str:
         return self.name
@@ -85,13 +97,15 @@ class IntType:
     def min(self) -> int:
         if self.kind == "bipolar":
             return -1
+        if self.kind == "ternary":
+            return -1
         if self.kind == "int":
             return -(1 << (self.bits - 1))
         return 0
 
     @property
     def max(self) -> int:
-        if self.kind == "bipolar":
+        if self.kind in ("bipolar", "ternary"):
             return 1
         if self.kind == "int":
             return (1 << (self.bits - 1)) - 1
@@ -122,7 +136,7 @@ class IntType:
         if self.kind == "bipolar":
             return np.where(arr & 1, 1, -1).astype(np.int64)
         arr = arr & ((1 << self.bits) - 1)
-        if self.kind == "int":
+        if self.kind in ("int", "ternary"):
             arr = np.where(arr >= (1 << (self.bits - 1)), arr - (1 << self.bits), arr)
         return arr.astype(np.int64)
 
@@ -217,26 +231,45 @@ class MultiThreshold(Node):
 
 
 @dataclass(eq=False)
-class BatchNorm(Node):
-    """Float batch-norm (eval mode) as the frontend found it; streamlining folds it away."""
+class Requantize(Node):
+    """Fixed-point requantization: out = saturate(round_half_even(x * M[c] / 2^shift)).
 
-    mean: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
-    var: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
-    gamma: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
-    beta: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
-    eps: float = 1e-5
+    ``multiplier`` is one integer per channel (or a single one broadcast); the result is
+    clamped to ``out_type``'s range. Integer-only: the reference and the hardware compute it
+    with the same integer operations.
+    """
 
-    op_type = "BatchNorm"
+    multiplier: np.ndarray = field(default_factory=lambda: np.ones(1, dtype=np.int64))
+    shift: int = 0
+    out_type: IntType = field(default_factory=lambda: IntType.int_(8))
+
+    op_type = "Requantize"
+
+
+AccumulatorFunction = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(eq=False)
-class Sign(Node):
-    """Binarizing activation with sign(0) = +1 (output bipolar)."""
+class FloatMap(Node):
+    """A per-channel float function from an integer accumulator to an integer activation.
 
-    op_type = "Sign"
+    The frontend builds it from the source model's own modules (weight/input scales,
+    batch-norm, activation, quantizer), so ``evaluate`` reproduces the model's float
+    arithmetic exactly on a batch [R, C] of integer accumulator values. Streamlining turns it
+    into integer thresholds by evaluating it; the reference refuses to run it.
+    """
+
+    evaluate: AccumulatorFunction | None = None
+    out_type: IntType = field(default_factory=IntType.bipolar)
+    description: str = ""
+
+    op_type = "FloatMap"
+
+    def describe(self) -> str:
+        return f"{self.op_type} {self.name!r} ({self.description})"
 
 
-INTEGER_NODES = (MatVec, MultiThreshold)
+INTEGER_NODES = (MatVec, MultiThreshold, Requantize)
 
 
 @dataclass(eq=False)
@@ -342,6 +375,18 @@ def _validate_node(graph: Graph, node: Node) -> None:
         if not (y.dtype.min <= lo and hi <= y.dtype.max):
             raise GraphError(f"{node.describe()}: output type {y.dtype} cannot hold the "
                              f"accumulator range [{lo}, {hi}]")
+    elif isinstance(node, Requantize):
+        (src,), (dst,) = node.inputs, node.outputs
+        x, y = graph.tensor(src), graph.tensor(dst)
+        mult = np.asarray(node.multiplier)
+        if x.shape != y.shape or mult.size not in (1, x.size):
+            raise GraphError(f"{node.describe()}: {mult.size} multipliers for {x.size} "
+                             f"channels, {src}{x.shape} -> {dst}{y.shape}")
+        if node.shift < 0 or node.shift > 62:
+            raise GraphError(f"{node.describe()}: shift {node.shift} outside 0..62")
+        if y.dtype != node.out_type:
+            raise GraphError(f"{node.describe()}: output tensor is {y.dtype}, node saturates "
+                             f"to {node.out_type}")
     elif isinstance(node, MultiThreshold):
         (src,), (dst,) = node.inputs, node.outputs
         x, y = graph.tensor(src), graph.tensor(dst)

@@ -15,13 +15,29 @@ from dataclasses import dataclass
 import numpy as np
 
 from codesign.errors import FoldingError, GraphError
-from codesign.ir import Graph, IntType, MatVec, MultiThreshold
+from codesign.ir import Graph, IntType, MatVec, MultiThreshold, Requantize
 
 FAMILIES = {
     ("bipolar", "bipolar"): "xnor_popcount",
     ("bipolar", "int"): "binary_weight",
     ("bipolar", "uint"): "binary_weight",
+    ("ternary", "bipolar"): "ternary",
+    ("ternary", "ternary"): "ternary",
+    ("ternary", "int"): "ternary",
+    ("ternary", "uint"): "ternary",
+    ("int", "bipolar"): "mac",
+    ("int", "ternary"): "mac",
+    ("int", "int"): "mac",
+    ("int", "uint"): "mac",
+    ("uint", "bipolar"): "mac",
+    ("uint", "ternary"): "mac",
+    ("uint", "int"): "mac",
+    ("uint", "uint"): "mac",
 }
+"""PE family per (weight kind, activation kind): the cheapest engine that is exact."""
+
+MAC_MAX_BITS = 16
+"""The fixed-point MAC engine takes weights and activations of 2 to 16 bits."""
 
 
 def divisors(n: int) -> list[int]:
@@ -38,11 +54,15 @@ class Folding:
 
 @dataclass(eq=False)
 class Layer:
-    """One engine's worth of the graph and its hardware choices."""
+    """One engine's worth of the graph and its hardware choices.
+
+    ``post`` is the node that turns the accumulator into the layer's output (thresholds or
+    a requantization), or ``None`` when the accumulator is the output.
+    """
 
     name: str
     matvec: MatVec
-    threshold: MultiThreshold | None
+    post: MultiThreshold | Requantize | None
     input_type: IntType
     output_type: IntType
     family: str
@@ -79,7 +99,7 @@ class Layer:
 
     @property
     def output_tensor(self) -> str:
-        return (self.threshold or self.matvec).outputs[0]
+        return (self.post or self.matvec).outputs[0]
 
 
 @dataclass(eq=False)
@@ -120,10 +140,17 @@ class Design:
 def family_for(matvec: MatVec, input_type: IntType) -> str:
     key = (matvec.weight_type.kind, input_type.kind)
     if key not in FAMILIES:
-        accepted = ", ".join(f"{w} weights x {a} inputs" for w, a in FAMILIES)
+        accepted = ", ".join(sorted({f"{w} weights x {a} inputs" for w, a in FAMILIES}))
         raise GraphError(f"layer {matvec.name!r}: no engine for {matvec.weight_type} weights "
                          f"x {input_type} inputs; available: {accepted}")
-    return FAMILIES[key]
+    family = FAMILIES[key]
+    if family == "mac":
+        for what, t in (("weights", matvec.weight_type), ("inputs", input_type)):
+            if t.kind in ("int", "uint") and t.bits > MAC_MAX_BITS:
+                raise GraphError(f"layer {matvec.name!r}: {t} {what} are wider than the MAC "
+                                 f"engine's {MAC_MAX_BITS} bits; requantize to at most "
+                                 f"{MAC_MAX_BITS} bits")
+    return family
 
 
 def check_folding(name: str, mh: int, mw: int, folding: Folding) -> None:
@@ -173,15 +200,15 @@ def build_design(graph: Graph,
     if not graph.is_integer():
         raise GraphError("build_design needs an integer graph: run codesign.passes.streamline")
     graph.validate()
-    groups: list[tuple[MatVec, MultiThreshold | None]] = []
+    groups: list[tuple[MatVec, MultiThreshold | Requantize | None]] = []
     for node in graph.nodes:
         if isinstance(node, MatVec):
             groups.append((node, None))
-        elif isinstance(node, MultiThreshold):
+        elif isinstance(node, (MultiThreshold, Requantize)):
             if not groups or groups[-1][1] is not None or \
                     groups[-1][0].outputs[0] != node.inputs[0]:
-                raise GraphError(f"{node.describe()} does not follow a MatVec; every "
-                                 "threshold must sit right after its matrix-vector product")
+                raise GraphError(f"{node.describe()} does not follow a MatVec; thresholds and "
+                                 "requantization must sit right after a matrix-vector product")
             groups[-1] = (groups[-1][0], node)
     names = [mv.name for mv, _ in groups]
     if isinstance(folding, Sequence) and not isinstance(folding, (str, bytes)):
@@ -199,7 +226,7 @@ def build_design(graph: Graph,
         target_cycles = max(mv.mh * mv.mw for mv, _ in groups) // 64
     layers = []
     previous_out: str = graph.input
-    for matvec, threshold in groups:
+    for matvec, post in groups:
         if matvec.inputs[0] != previous_out:
             raise GraphError(f"{matvec.describe()} does not consume the previous layer's "
                              "output; only chains are supported")
@@ -214,8 +241,8 @@ def build_design(graph: Graph,
         else:
             fold = entry if isinstance(entry, Folding) else Folding(*entry)
             check_folding(matvec.name, matvec.mh, matvec.mw, fold)
-        out_name = (threshold or matvec).outputs[0]
-        layers.append(Layer(matvec.name, matvec, threshold, input_type,
+        out_name = (post or matvec).outputs[0]
+        layers.append(Layer(matvec.name, matvec, post, input_type,
                             graph.tensor(out_name).dtype, family, fold))
         previous_out = out_name
     if previous_out != graph.output:

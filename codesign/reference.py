@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from codesign.errors import GraphError, InputError
-from codesign.ir import Graph, MatVec, MultiThreshold, Node
+from codesign.ir import Graph, MatVec, MultiThreshold, Node, Requantize
 
 
 def check_inputs(graph: Graph, inputs: np.ndarray) -> np.ndarray:
@@ -44,15 +44,35 @@ def _multithreshold(node: MultiThreshold, x: np.ndarray) -> np.ndarray:
     return counts.astype(np.int64) * node.out_scale + node.out_bias
 
 
+def requantize(x: np.ndarray, multiplier: np.ndarray, shift: int, lo: int, hi: int
+               ) -> np.ndarray:
+    """saturate(round_half_even(x * M / 2^shift)) in exact int64 arithmetic."""
+    product = x.astype(np.int64) * np.asarray(multiplier, dtype=np.int64)
+    if shift:
+        floor = product >> shift                    # arithmetic shift: floor division
+        rem = product - (floor << shift)            # in [0, 2^shift)
+        half = 1 << (shift - 1)
+        product = floor + ((rem > half) | ((rem == half) & ((floor & 1) == 1)))
+    return np.clip(product, lo, hi)
+
+
+def _requantize(node: Requantize, x: np.ndarray) -> np.ndarray:
+    mult = np.asarray(node.multiplier, dtype=np.int64).reshape(-1)
+    return requantize(x, mult if mult.size > 1 else mult[0], node.shift,
+                      node.out_type.min, node.out_type.max)
+
+
 def execute_node(node: Node, x: np.ndarray) -> np.ndarray:
     """One node on a batch [N, C] of int64 values."""
     if isinstance(node, MatVec):
         return _matvec(node, x)
     if isinstance(node, MultiThreshold):
         return _multithreshold(node, x)
+    if isinstance(node, Requantize):
+        return _requantize(node, x)
     raise GraphError(f"the integer reference cannot execute {node.describe()}: "
-                     "run codesign.passes.streamline first (it folds float batch-norm and "
-                     "sign activations into integer thresholds)")
+                     "run codesign.passes.streamline first (it folds float scales, batch-norm "
+                     "and activation quantizers into integer thresholds)")
 
 
 def execute(graph: Graph, inputs: np.ndarray, *, keep_all: bool = False

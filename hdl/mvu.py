@@ -9,7 +9,8 @@ and a run of N vectors with no stalls takes N * NF * SF + FILL cycles from the f
 accepted to the last output produced, with FILL = 2 (weight-memory read, then the
 accumulate + threshold stage that loads the output register).
 
-Weights and thresholds live in on-chip memories initialised from the design. Output
+Weights and epilogue parameters (thresholds or requantization multipliers, see
+:mod:`hdl.epilogue`) live in on-chip memories initialised from the design. Output
 backpressure freezes the pipeline (read ports hold their data); the engine never drops or
 repeats a beat.
 
@@ -27,7 +28,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdl.arith import range_bits
+from hdl.arith import adder_tree, range_bits
+from hdl.epilogue import Epilogue
 from hdl.lanes import Lane
 from hdl.perf import PerfCounters
 
@@ -45,7 +47,8 @@ PERF_COUNTERS = (
     "weight_reads",     # weight-memory words read
     "ibuf_writes",      # input-buffer words written
     "ibuf_reads",       # input-buffer words read
-    "threshold_reads",  # threshold-memory words read
+    "param_reads",      # epilogue-parameter (threshold / multiplier) words read
+    "zero_weight_lanes",  # lane operations whose weight is zero (gated: no add, a cycle)
 )
 
 
@@ -71,10 +74,10 @@ def pack_words(codes: np.ndarray, bits: int) -> list[int]:
 class MVUConfig:
     """Everything that fixes one engine's hardware.
 
-    ``weight_codes`` are storage codes [MH, MW] (bipolar: 1 = +1). ``acc_range`` is the
-    exact accumulator range (derived from the types, so overflow is impossible).
-    ``thresholds`` [MH, T] turn the accumulator into an output code count + ``out_code_bias``
-    of ``out_bits``; without thresholds the output is the accumulator itself.
+    ``weight_codes`` are storage codes [MH, MW] of ``lane.weight_bits`` each (bipolar:
+    1 = +1; others two's complement). ``acc_range`` is the exact accumulator range (derived
+    from the types, so overflow is impossible). The ``epilogue`` turns each finished
+    accumulator into an output code of ``epilogue.out_bits``.
     """
 
     name: str
@@ -85,9 +88,7 @@ class MVUConfig:
     lane: Lane
     weight_codes: np.ndarray
     acc_range: tuple[int, int]
-    thresholds: np.ndarray | None
-    out_bits: int
-    out_code_bias: int = 0
+    epilogue: Epilogue
 
     def __post_init__(self) -> None:
         if self.mh % self.pe or self.mw % self.simd:
@@ -106,17 +107,16 @@ class MVUConfig:
         return self.mw // self.simd
 
     @property
+    def out_bits(self) -> int:
+        return self.epilogue.out_bits
+
+    @property
     def in_width(self) -> int:
         return self.simd * self.lane.input_bits
 
     @property
     def out_width(self) -> int:
         return self.pe * self.out_bits
-
-    @property
-    def threshold_range(self) -> tuple[int, int]:
-        lo, hi = self.acc_range
-        return lo, hi + 1
 
     def weight_words(self) -> list[int]:
         """Weight memory image: address nf*SF + sf holds PE rows x SIMD columns."""
@@ -128,13 +128,6 @@ class MVUConfig:
                                           sf * self.simd:(sf + 1) * self.simd]
                 words += pack_words(block.reshape(1, -1), wb)
         return words
-
-    def threshold_words(self) -> list[int]:
-        """Threshold memory image: address nf holds PE rows x T thresholds (two's complement)."""
-        assert self.thresholds is not None
-        bits = shape_for_range(*self.threshold_range).width
-        return [pack_words(self.thresholds[nf * self.pe:(nf + 1) * self.pe].reshape(1, -1),
-                           bits)[0] for nf in range(self.nf)]
 
 
 def _counter(n: int) -> Signal:
@@ -164,13 +157,12 @@ class MatrixVectorUnit(wiring.Component):
             shape=unsigned(pe * simd * c.lane.weight_bits), depth=nf_n * sf_n,
             init=c.weight_words())
         w_rd = wmem.read_port()
-        thr_shape = shape_for_range(*c.threshold_range)
-        n_thr = 0 if c.thresholds is None else c.thresholds.shape[1]
-        if n_thr:
-            m.submodules.thresholds = tmem = Memory(
-                shape=unsigned(pe * n_thr * thr_shape.width), depth=nf_n,
-                init=c.threshold_words())
-            t_rd = tmem.read_port()
+        n_params = c.epilogue.params_per_row
+        if n_params:
+            m.submodules.params = pmem = Memory(
+                shape=unsigned(pe * n_params * c.epilogue.param_bits), depth=nf_n,
+                init=c.epilogue.param_words(pe))
+            t_rd = pmem.read_port()
         if nf_n > 1:
             m.submodules.ibuf = ibuf = Memory(shape=unsigned(c.in_width), depth=sf_n, init=[])
             ib_rd = ibuf.read_port()
@@ -200,7 +192,7 @@ class MatrixVectorUnit(wiring.Component):
                 m.d.sync += sf.eq(sf + 1)
             m.d.sync += waddr.eq(Mux(waddr == nf_n * sf_n - 1, 0, waddr + 1))
         m.d.comb += [w_rd.addr.eq(waddr), w_rd.en.eq(issue)]
-        if n_thr:
+        if n_params:
             m.d.comb += [t_rd.addr.eq(nf), t_rd.en.eq(issue & sf_last)]
         if nf_n > 1:
             m.d.comb += [
@@ -231,8 +223,9 @@ class MatrixVectorUnit(wiring.Component):
             out_free.eq(~self.o.valid | self.o.ready),
             stall.eq(s1_valid & s1_last & ~out_free),
         ]
-        codes = []
         wb = c.lane.weight_bits
+        accs = []
+        zero_lanes = []
         for p in range(pe):
             acc = Signal(acc_shape, name=f"acc{p}")
             acc_next = Signal(acc_shape, name=f"acc_next{p}")
@@ -241,22 +234,10 @@ class MatrixVectorUnit(wiring.Component):
             m.d.comb += acc_next.eq(Mux(s1_first, 0, acc) + partial)
             with m.If(s1_valid & ~stall):
                 m.d.sync += acc.eq(acc_next)
-            if n_thr:
-                hits = []
-                for t in range(n_thr):
-                    word = t_rd.data.word_select(p * n_thr + t, thr_shape.width)
-                    threshold = word.as_signed() if thr_shape.signed else word
-                    hits.append(acc_next >= threshold)
-                count = sum(hits[1:], hits[0]) if n_thr > 1 else hits[0]
-                codes.append((count + c.out_code_bias)[:c.out_bits])
-            else:
-                if c.out_bits < acc_shape.width:
-                    raise ValueError(f"engine {c.name!r}: {c.out_bits}-bit output cannot hold "
-                                     f"the accumulator range {c.acc_range}")
-                wide = Signal(signed(c.out_bits) if acc_shape.signed else unsigned(c.out_bits),
-                              name=f"out{p}")
-                m.d.comb += wide.eq(acc_next)
-                codes.append(wide.as_unsigned())
+            accs.append(acc_next)
+            if c.lane.has_zero_weights:
+                zero_lanes.append(c.lane.zero_weight_count(w_word, simd))
+        codes = c.epilogue.codes(m, accs, t_rd.data if n_params else None)
         out_word = Cat(*codes)
         produce = Signal()
         m.d.comb += produce.eq(s1_valid & s1_last & out_free)
@@ -293,7 +274,11 @@ class MatrixVectorUnit(wiring.Component):
         if nf_n > 1:
             perf.count(m, "ibuf_writes", accept)
             perf.count(m, "ibuf_reads", issue & ~need_input)
-        if n_thr:
-            perf.count(m, "threshold_reads", issue & sf_last)
+        if n_params:
+            perf.count(m, "param_reads", issue & sf_last)
+        if zero_lanes:
+            zeros = Signal(range(pe * simd + 1))
+            m.d.comb += zeros.eq(adder_tree(zero_lanes))
+            perf.count(m, "zero_weight_lanes", s1_valid & ~stall, zeros)
         perf.drive(m, self.perf)
         return m

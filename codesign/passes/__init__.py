@@ -1,5 +1,5 @@
 """Compiler passes over the IR."""
 
-from codesign.passes.streamline import fold_batchnorm_sign, streamline, to_xnor_popcount
+from codesign.passes.streamline import fold_float_maps, streamline, to_xnor_popcount
 
-__all__ = ["fold_batchnorm_sign", "streamline", "to_xnor_popcount"]
+__all__ = ["fold_float_maps", "streamline", "to_xnor_popcount"]

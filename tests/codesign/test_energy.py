@@ -23,8 +23,8 @@ def test_default_table_values():
 def test_binary_lane_much_cheaper_than_binary_weight_lane():
     design = build_design(two_layer_graph(), {"fc0": (2, 3), "fc1": (4, 8)})
     table = EnergyTable.load()
-    bw = event_costs(design.layers[0], table)["lane_ops"]
-    xnor = event_costs(design.layers[1], table)["lane_ops"]
+    bw = event_costs(design.layers[0], table)["effective_lane_ops"]
+    xnor = event_costs(design.layers[1], table)["effective_lane_ops"]
     assert xnor < bw / 3
     assert xnor < table.add(8)
 

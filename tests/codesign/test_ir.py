@@ -18,7 +18,7 @@ def test_type_ranges():
 
 @pytest.mark.parametrize("text", ["float32", "int", "uint0x", "ternary8"])
 def test_parse_rejects(text):
-    with pytest.raises(GraphError, match="accepted: bipolar, intN, uintN"):
+    with pytest.raises(GraphError, match="accepted: bipolar, ternary, intN, uintN"):
         IntType.parse(text)
 
 
@@ -45,11 +45,15 @@ def test_for_range_holds_and_is_tight(lo, span):
         assert not (smaller.min <= lo and lo + span <= smaller.max)
 
 
-@given(st.sampled_from(["bipolar", "int3", "int8", "uint1", "uint5", "int16"]), st.data())
+@given(st.sampled_from(["bipolar", "ternary", "int3", "int8", "uint1", "uint5", "int16"]),
+       st.data())
 def test_encode_decode_roundtrip(name, data):
     t = IntType.parse(name)
     if t.kind == "bipolar":
         values = np.array(data.draw(st.lists(st.sampled_from([-1, 1]), min_size=1, max_size=20)))
+    elif t.kind == "ternary":
+        values = np.array(data.draw(st.lists(st.sampled_from([-1, 0, 1]), min_size=1,
+                                             max_size=20)))
     else:
         values = np.array(data.draw(st.lists(st.integers(t.min, t.max), min_size=1,
                                              max_size=20)))
@@ -62,3 +66,11 @@ def test_dot_range_from_types():
     assert dot_range(IntType.bipolar(), IntType.bipolar(), 10) == (-10, 10)
     assert dot_range(IntType.bipolar(), IntType.uint(5), 64) == (-64 * 31, 64 * 31)
     assert dot_range(IntType.int_(4), IntType.int_(4), 3) == (3 * -56, 3 * 64)
+
+
+def test_ternary_type():
+    t = IntType.parse("ternary")
+    assert (t.min, t.max, t.bits, str(t)) == (-1, 1, 2, "ternary")
+    assert t.encode(np.array([1, 0, -1])).tolist() == [1, 0, 3]   # 2-bit two's complement
+    assert t.contains(np.array([-1, 0, 1])) and not t.contains(np.array([2]))
+    assert dot_range(t, IntType.uint(4), 8) == (-120, 120)

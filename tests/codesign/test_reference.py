@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from codesign.errors import GraphError, InputError
-from codesign.ir import BatchNorm, Graph, IntType, MatVec, MultiThreshold, TensorInfo
+from codesign.ir import FloatMap, Graph, IntType, MatVec, MultiThreshold, TensorInfo
 from codesign.reference import execute
 
 
@@ -49,8 +49,8 @@ def test_input_errors_name_tensor_and_range():
 
 def test_reference_refuses_float_nodes():
     graph = small_graph()
-    graph.nodes.append(BatchNorm("bn", ["acc"], ["z"], mean=np.zeros(2), var=np.ones(2),
-                                 gamma=np.ones(2), beta=np.zeros(2)))
+    graph.nodes.append(FloatMap("bn", ["acc"], ["z"], evaluate=lambda a: a,
+                                out_type=IntType.int_(4)))
     graph.tensors["z"] = TensorInfo("z", (2,), IntType.int_(4))
     graph.output = "z"
     with pytest.raises(GraphError, match="run codesign.passes.streamline first"):

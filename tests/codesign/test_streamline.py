@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from codesign.errors import GraphError, UnsupportedLayerError
+from codesign.errors import UnsupportedLayerError
 from codesign.frontend import from_quant_model
 from codesign.ir import MatVec, MultiThreshold
 from codesign.passes import streamline
@@ -114,19 +114,25 @@ def test_xnor_layers_use_popcount():
 
 
 def test_unsupported_layer_named():
-    model = nn.Sequential(IntegerInput(4, False), BinaryLinear(4, 3), nn.ReLU(),
-                          BinaryLinear(3, 2), LogitScale())
-    with pytest.raises(UnsupportedLayerError, match=r"layer '2' \(ReLU\).*Supported layers"):
+    model = nn.Sequential(IntegerInput(4, False), BinaryLinear(4, 3), nn.Tanh(),
+                          BinaryLinear(3, 2), LogitScale()).eval()
+    with pytest.raises(UnsupportedLayerError, match=r"layer '2' \(Tanh\).*Supported layers"):
+        from_quant_model(model)
+
+
+def test_training_mode_refused():
+    model = BinarizedMLP(4, (3,), 2)
+    with pytest.raises(UnsupportedLayerError, match=r"training mode; call \.eval\(\)"):
         from_quant_model(model)
 
 
 def test_missing_integer_input_named():
-    model = nn.Sequential(BinaryLinear(4, 3), SignActivation())
+    model = nn.Sequential(BinaryLinear(4, 3), SignActivation()).eval()
     with pytest.raises(UnsupportedLayerError, match="must start with IntegerInput"):
         from_quant_model(model)
 
 
 def test_batchnorm_without_sign_is_refused():
-    model = nn.Sequential(IntegerInput(4, False), BinaryLinear(4, 3), nn.BatchNorm1d(3).eval())
-    with pytest.raises(GraphError, match="not followed by a Sign"):
+    model = nn.Sequential(IntegerInput(4, False), BinaryLinear(4, 3), nn.BatchNorm1d(3)).eval()
+    with pytest.raises(UnsupportedLayerError, match="without a quantizer"):
         streamline(from_quant_model(model))

@@ -11,9 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pysim_driver import run_pysim
 
-from codesign.ir import IntType
+from codesign.ir import IntType, dot_range
 from codesign.mapping import divisors, pack_beats, unpack_beats
-from hdl.lanes import BinaryWeightLane, XnorPopcountLane
+from codesign.reference import requantize
+from hdl.epilogue import PassEpilogue, RequantEpilogue, ThresholdEpilogue
+from hdl.lanes import BinaryWeightLane, MacLane, TernaryLane, XnorPopcountLane
 from hdl.mvu import FILL_CYCLES, PERF_COUNTERS, MatrixVectorUnit, MVUConfig
 
 
@@ -21,36 +23,64 @@ def counters(perf: int) -> dict[str, int]:
     return {name: (perf >> (32 * k)) & 0xFFFFFFFF for k, name in enumerate(PERF_COUNTERS)}
 
 
-def engine_case(mw, mh, pe, simd, family, frames, seed, with_thresholds):
+FAMILIES = ["xnor", "bw", "ternary", "mac"]
+EPILOGUES = ["pass", "threshold", "requant"]
+
+
+def engine_case(mw, mh, pe, simd, family, frames, seed, epilogue, wbits=4, xbits=3):
+    """Random weights/inputs for one engine and the exact expected output codes."""
     rng = np.random.default_rng(seed)
-    w = rng.choice([-1, 1], (mh, mw))
+    x_signed = bool(seed % 2)
+    in_type = IntType.int_(xbits) if x_signed else IntType.uint(xbits)
     if family == "xnor":
-        x = rng.choice([-1, 1], (frames, mw))
-        in_type, lane, acc_range = IntType.bipolar(), XnorPopcountLane(), (0, mw)
-        acc = (x @ w.T + mw) // 2
+        w_type, in_type, lane = IntType.bipolar(), IntType.bipolar(), XnorPopcountLane()
+    elif family == "bw":
+        w_type, lane = IntType.bipolar(), BinaryWeightLane(in_type.bits, in_type.signed)
+    elif family == "ternary":
+        w_type, lane = IntType.ternary(), TernaryLane(in_type.bits, in_type.signed)
     else:
-        in_type = IntType.int_(4) if seed % 2 else IntType.uint(3)
+        w_type = IntType.int_(wbits) if seed % 3 else IntType.uint(wbits)
+        lane = MacLane(w_type.bits, w_type.signed, in_type.bits, in_type.signed)
+    values = ([-1, 1] if w_type.kind == "bipolar" else
+              list(range(w_type.min, w_type.max + 1)))
+    w = rng.choice(values, (mh, mw))
+    if in_type.kind == "bipolar":
+        x = rng.choice([-1, 1], (frames, mw))
+    else:
         x = rng.integers(in_type.min, in_type.max + 1, (frames, mw))
-        lane = BinaryWeightLane(in_type.bits, in_type.signed)
-        bound = mw * max(-in_type.min, in_type.max)
-        acc_range, acc = (-bound, bound), x @ w.T
-    thresholds = (rng.integers(acc_range[0], acc_range[1] + 2, (mh, 1))
-                  if with_thresholds else None)
-    out_type = IntType.uint(1) if with_thresholds else IntType.for_range(*acc_range)
-    config = MVUConfig("layer", mw, mh, pe, simd, lane, IntType.bipolar().encode(w), acc_range,
-                       thresholds, out_type.bits)
-    expected = acc if thresholds is None else (acc >= thresholds[:, 0]).astype(np.int64)
-    return config, pack_beats(x, in_type, simd), expected, out_type
+    if family == "xnor":
+        acc_range, acc = (0, mw), (x @ w.T + mw) // 2
+    else:
+        acc_range, acc = dot_range(w_type, in_type, mw), x @ w.T
+    lo, hi = acc_range
+    if epilogue == "pass":
+        out_type = IntType.for_range(lo, hi)
+        ep, expected = PassEpilogue(out_type.bits), acc
+    elif epilogue == "threshold":
+        out_type = IntType.int_(3) if seed % 5 else IntType.uint(1)
+        count = out_type.max - out_type.min
+        th = np.sort(rng.integers(lo, hi + 2, (mh, count)), axis=1)
+        ep = ThresholdEpilogue(th, acc_range, out_type.bits, out_type.min)
+        expected = out_type.min + (acc[:, :, None] >= th[None]).sum(axis=2)
+    else:
+        out_type = IntType.int_(4) if seed % 2 else IntType.uint(3)
+        mult = rng.integers(1, 300, mh)
+        shift = int(rng.integers(0, 9))
+        ep = RequantEpilogue(mult, shift, acc_range, (out_type.min, out_type.max),
+                             out_type.bits)
+        expected = requantize(acc, mult, shift, out_type.min, out_type.max)
+    config = MVUConfig("layer", mw, mh, pe, simd, lane, w_type.encode(w), acc_range, ep)
+    return config, pack_beats(x, in_type, simd), expected, out_type, w
 
 
-@settings(max_examples=25, deadline=None)
-@given(st.data(), st.integers(1, 12), st.integers(1, 12), st.sampled_from(["xnor", "bw"]),
-       st.integers(1, 4), st.integers(0, 10**6), st.booleans())
-def test_engine_exact_outputs_and_cycles(data, mw, mh, family, frames, seed, thresholds):
+@settings(max_examples=150, deadline=None)
+@given(st.data(), st.integers(1, 12), st.integers(1, 12), st.sampled_from(FAMILIES),
+       st.integers(1, 4), st.integers(0, 10**6), st.sampled_from(EPILOGUES))
+def test_engine_exact_outputs_and_cycles(data, mw, mh, family, frames, seed, epilogue):
     pe = data.draw(st.sampled_from(divisors(mh)))
     simd = data.draw(st.sampled_from(divisors(mw)))
-    config, beats, expected, out_type = engine_case(mw, mh, pe, simd, family, frames, seed,
-                                                    thresholds)
+    config, beats, expected, out_type, w = engine_case(mw, mh, pe, simd, family, frames, seed,
+                                                       epilogue)
     outs, perf, _ = run_pysim(MatrixVectorUnit(config), beats, frames * mh // pe)
     assert np.array_equal(unpack_beats(outs, out_type, pe, mh), expected)
     c = counters(perf)
@@ -64,6 +94,8 @@ def test_engine_exact_outputs_and_cycles(data, mw, mh, family, frames, seed, thr
     assert c["out_beats"] == frames * (mh // pe)
     nf = mh // pe
     assert c["ibuf_reads"] == (frames * (nf - 1) * (mw // simd) if nf > 1 else 0)
+    zeros = int(np.count_nonzero(w == 0)) * frames if family in ("ternary", "mac") else 0
+    assert c["zero_weight_lanes"] == zeros
 
 
 @settings(max_examples=10, deadline=None)
@@ -71,7 +103,8 @@ def test_engine_exact_outputs_and_cycles(data, mw, mh, family, frames, seed, thr
        st.integers(0, 10**6), st.floats(0.1, 0.9))
 def test_backpressure_keeps_outputs_and_accounts_every_cycle(shape, seed, ready_rate):
     mw, mh, pe, simd = shape
-    config, beats, expected, out_type = engine_case(mw, mh, pe, simd, "xnor", 3, seed, True)
+    config, beats, expected, out_type, _ = engine_case(mw, mh, pe, simd, "xnor", 3, seed,
+                                                       "threshold")
     rng = random.Random(seed)
     pattern: dict[int, bool] = {}
     outs, perf, _ = run_pysim(MatrixVectorUnit(config), beats, 3 * mh // pe,

@@ -1,0 +1,156 @@
+"""Engine epilogues: what turns a finished accumulator into an output element.
+
+Every engine (dense or sparse, any PE family) ends a neuron fold with PE accumulators; the
+epilogue maps each to the output code of its element. Three kinds exist, each with its
+per-row parameters in an on-chip memory addressed by the neuron fold:
+
+- ``ThresholdEpilogue``: count = sum_i [acc >= T_i], code = count + bias (FINN's
+  MultiThreshold: batch-norm and quantized activations folded in);
+- ``RequantEpilogue``: code = saturate(round_half_even(acc * M_row / 2^shift)) (fixed-point
+  requantization with an integer multiplier per row);
+- ``PassEpilogue``: the accumulator itself (integer scores of an output layer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from amaranth import Module, Mux, Signal, Value, signed, unsigned
+
+from hdl.arith import adder_tree, range_bits
+
+
+def _shape(lo: int, hi: int):
+    bits, is_signed = range_bits(lo, hi)
+    return signed(bits) if is_signed else unsigned(bits)
+
+
+def pack_row_words(values: np.ndarray, bits: int, rows_per_word: int) -> list[int]:
+    """[rows, k] integers -> one word per group of ``rows_per_word`` rows (two's complement)."""
+    mask = (1 << bits) - 1
+    flat = np.asarray(values, dtype=np.int64).reshape(values.shape[0], -1)
+    words = []
+    for start in range(0, flat.shape[0], rows_per_word):
+        word = 0
+        for j, value in enumerate(flat[start:start + rows_per_word].reshape(-1).tolist()):
+            word |= (int(value) & mask) << (j * bits)
+        words.append(word)
+    return words
+
+
+@dataclass(frozen=True)
+class PassEpilogue:
+    """Output the accumulator, sign- or zero-extended to ``out_bits``."""
+
+    out_bits: int
+
+    kind = "accumulator"
+    params_per_row = 0
+    param_bits = 0
+
+    def param_words(self, pe: int) -> list[int]:
+        return []
+
+    def codes(self, m: Module, accs: list[Value], word: Value | None) -> list[Value]:
+        codes = []
+        for p, acc in enumerate(accs):
+            if self.out_bits < len(acc):
+                raise ValueError(f"{self.out_bits}-bit output cannot hold a {len(acc)}-bit "
+                                 "accumulator")
+            shape = signed(self.out_bits) if acc.shape().signed else unsigned(self.out_bits)
+            wide = Signal(shape, name=f"out{p}")
+            m.d.comb += wide.eq(acc)
+            codes.append(wide.as_unsigned())
+        return codes
+
+
+@dataclass(frozen=True, eq=False)
+class ThresholdEpilogue:
+    """code = (sum_i [acc >= T[row, i]]) + code_bias, in ``out_bits``."""
+
+    thresholds: np.ndarray
+    acc_range: tuple[int, int]
+    out_bits: int
+    code_bias: int = 0
+
+    kind = "threshold"
+
+    @property
+    def params_per_row(self) -> int:
+        return int(self.thresholds.shape[1])
+
+    @property
+    def param_bits(self) -> int:
+        lo, hi = self.acc_range
+        return range_bits(lo, hi + 1)[0]
+
+    def param_words(self, pe: int) -> list[int]:
+        return pack_row_words(self.thresholds, self.param_bits, pe)
+
+    def codes(self, m: Module, accs: list[Value], word: Value | None) -> list[Value]:
+        assert word is not None
+        lo, hi = self.acc_range
+        shape = _shape(lo, hi + 1)
+        n = self.params_per_row
+        codes = []
+        for p, acc in enumerate(accs):
+            hits = []
+            for t in range(n):
+                raw = word.word_select(p * n + t, shape.width)
+                hits.append(acc >= (raw.as_signed() if shape.signed else raw))
+            count = adder_tree(hits)
+            codes.append((count + self.code_bias)[:self.out_bits])
+        return codes
+
+
+@dataclass(frozen=True, eq=False)
+class RequantEpilogue:
+    """code = clamp(round_half_even(acc * M[row] / 2^shift), out_lo, out_hi)."""
+
+    multipliers: np.ndarray
+    shift: int
+    acc_range: tuple[int, int]
+    out_range: tuple[int, int]
+    out_bits: int
+
+    kind = "requant"
+    params_per_row = 1
+
+    @property
+    def param_bits(self) -> int:
+        m = np.asarray(self.multipliers, dtype=np.int64)
+        return range_bits(int(min(m.min(), 0)), int(max(m.max(), 0)))[0]
+
+    def param_words(self, pe: int) -> list[int]:
+        return pack_row_words(np.asarray(self.multipliers).reshape(-1, 1), self.param_bits, pe)
+
+    def codes(self, m: Module, accs: list[Value], word: Value | None) -> list[Value]:
+        assert word is not None
+        mult_signed = bool(np.asarray(self.multipliers).min() < 0)
+        out_lo, out_hi = self.out_range
+        codes = []
+        for p, acc in enumerate(accs):
+            raw = word.word_select(p, self.param_bits)
+            mult = raw.as_signed() if mult_signed else raw
+            product = Signal(signed(len(acc) + self.param_bits + 1), name=f"prod{p}")
+            m.d.comb += product.eq(acc * mult)
+            if self.shift:
+                floor = Signal(signed(len(product) - self.shift + 1), name=f"floor{p}")
+                m.d.comb += floor.eq(product >> self.shift)
+                rem = product.as_unsigned()[:self.shift]
+                half = 1 << (self.shift - 1)
+                round_up = (rem > half) | ((rem == half) & floor[0])
+                rounded = Signal(signed(len(floor) + 1), name=f"rounded{p}")
+                m.d.comb += rounded.eq(floor + round_up)
+            else:
+                rounded = product
+            clamped = Signal(signed(self.out_bits) if out_lo < 0 else unsigned(self.out_bits),
+                             name=f"sat{p}")
+            m.d.comb += clamped.eq(Mux(rounded < out_lo, out_lo,
+                                       Mux(rounded > out_hi, out_hi, rounded)))
+            codes.append(clamped.as_unsigned())
+        return codes
+
+
+Epilogue = PassEpilogue | ThresholdEpilogue | RequantEpilogue
