@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from codesign.analytical import compare_counters, predict_counters
 from codesign.energy import EnergyTable, layer_energy
 from codesign.errors import MismatchError
 from codesign.examples import DEFAULT_EXAMPLE, load_example
@@ -24,9 +25,8 @@ from codesign.mapping import Design, Folding, build_design
 from codesign.passes import streamline
 from codesign.reference import execute
 from codesign.report import write_run_directory
-from codesign.simulate import SimResult, formula_cycles, simulate
+from codesign.simulate import SimResult, simulate
 from codesign.verify import compare, localize_mismatch
-from hdl.mvu import FILL_CYCLES
 
 Say = Callable[[str], None]
 
@@ -72,21 +72,26 @@ class _Steps:
 
 def layer_records(design: Design, sim: SimResult, energy: dict[str, dict[str, float]]
                   ) -> list[dict[str, Any]]:
-    formula = formula_cycles(design, sim.frames)
+    """Per-layer summary: folding, measured vs formula cycles, analytical check, energy."""
     records = []
     for layer in design.layers:
         counters = sim.layer_counters[layer.name]
+        predicted = predict_counters(layer, sim.frames)
         records.append({
-            "name": layer.name, "family": layer.family,
+            "name": layer.name, "family": layer.family, "sparse": layer.sparse,
             "input_type": str(layer.input_type), "output_type": str(layer.output_type),
+            "weight_type": str(layer.matvec.weight_type),
+            "weight_sparsity": layer.weight_sparsity,
             "mw": layer.mw, "mh": layer.mh, "pe": layer.pe, "simd": layer.simd,
-            "formula_cycles": formula[layer.name],
+            "formula_cycles": predicted["issue"],
             "measured_cycles": sim.measured_cycles(layer.name),
-            "fill_cycles": FILL_CYCLES,
+            "fill_cycles": predicted["span"] - predicted["issue"],
             "span_cycles": counters["span"],
             "stall_in_cycles": counters["stall_in"],
             "stall_out_cycles": counters["stall_out"],
             "counters": counters,
+            "predicted_counters": predicted,
+            "analytical_mismatches": compare_counters(predicted, counters, in_network=True),
             "energy_pj_per_frame": sum(energy[layer.name].values()) / sim.frames,
             "energy_pj_by_component": {k: v / sim.frames for k, v in energy[layer.name].items()},
         })
@@ -149,6 +154,7 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
 
     steps.begin("report", f"writing {out_dir}")
     hw_pred = np.argmax(sim.outputs, axis=1)
+    records = layer_records(design, sim, energy)
     summary: dict[str, Any] = {
         "example": example.name,
         "description": example.description,
@@ -169,7 +175,8 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
         "technology_node": table.technology_node,
         "sim_cycles_per_second": sim.sim_cycles_per_second,
         "build_seconds": sim.build_seconds,
-        "layers": layer_records(design, sim, energy),
+        "layers": records,
+        "analytical_match": all(not r["analytical_mismatches"] for r in records),
         "step_seconds": steps.timings,
     }
     write_run_directory(out_dir, summary, sim.verilog)

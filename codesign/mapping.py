@@ -36,6 +36,9 @@ FAMILIES = {
 }
 """PE family per (weight kind, activation kind): the cheapest engine that is exact."""
 
+SPARSE_FAMILIES = ("ternary", "mac")
+"""Families whose weights can be zero, so a zero-skipping engine has something to skip."""
+
 MAC_MAX_BITS = 16
 """The fixed-point MAC engine takes weights and activations of 2 to 16 bits."""
 
@@ -67,6 +70,12 @@ class Layer:
     output_type: IntType
     family: str
     folding: Folding
+    sparse: bool = False
+    in_simd: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.in_simd:
+            self.in_simd = self.folding.simd
 
     @property
     def mw(self) -> int:
@@ -94,8 +103,23 @@ class Layer:
 
     @property
     def cycles_per_frame(self) -> int:
-        """Issue cycles per input vector: (MH/PE)*(MW/SIMD) at initiation interval 1."""
+        """Issue cycles per input vector: (MH/PE)*(MW/SIMD) at initiation interval 1, or for a
+        sparse engine the steps of its busiest PE in every fold (or the input load if longer).
+        """
+        if self.sparse:
+            from hdl.sparse import fold_steps
+
+            return max(sum(fold_steps(self.matvec.weight, self.pe, self.simd)),
+                       self.mw // self.in_simd)
         return self.nf * self.sf
+
+    @property
+    def dense_cycles_per_frame(self) -> int:
+        return self.nf * self.sf
+
+    @property
+    def weight_sparsity(self) -> float:
+        return float(np.mean(self.matvec.weight == 0))
 
     @property
     def output_tensor(self) -> str:
@@ -131,7 +155,8 @@ class Design:
     def describe(self) -> str:
         lines = []
         for layer in self.layers:
-            lines.append(f"{layer.name}: {layer.family} {layer.mh}x{layer.mw} "
+            lines.append(f"{layer.name}: {layer.family}{' sparse' if layer.sparse else ''} "
+                         f"{layer.mh}x{layer.mw} "
                          f"{layer.input_type}->{layer.output_type} PE={layer.pe} "
                          f"SIMD={layer.simd} cycles/frame={layer.cycles_per_frame}")
         return "\n".join(lines)
@@ -190,12 +215,16 @@ def build_design(graph: Graph,
                  folding: Mapping[str, Folding | tuple[int, int]] | Sequence[
                      Folding | tuple[int, int]] | None = None,
                  *, target_cycles: int | None = None,
-                 families: Mapping[str, str] | None = None) -> Design:
+                 families: Mapping[str, str] | None = None,
+                 sparse: Sequence[str] | float | None = None) -> Design:
     """Group the graph into engine layers and fold each.
 
     ``folding`` maps layer names (or gives a list in layer order) to (PE, SIMD); layers
     without an entry are folded automatically to meet ``target_cycles`` per frame
-    (default: the cycles of the largest layer at 64 lanes).
+    (default: the cycles of the largest layer at 64 lanes). ``families`` overrides the PE
+    family a layer's types call for (only with one that computes the same thing exactly).
+    ``sparse`` puts layers on the zero-skipping engine: a list of layer names, or a weight
+    sparsity from which on every layer that can (ternary or fixed-point weights) goes sparse.
     """
     if not graph.is_integer():
         raise GraphError("build_design needs an integer graph: run codesign.passes.streamline")
@@ -222,6 +251,11 @@ def build_design(graph: Graph,
         raise FoldingError(f"folding names unknown layer(s) {sorted(unknown)}; layers: "
                            + ", ".join(names))
     families = dict(families or {})
+    sparse_names = set(names) if isinstance(sparse, (int, float)) else set(sparse or ())
+    unknown_sparse = sparse_names - set(names)
+    if unknown_sparse:
+        raise GraphError(f"sparse names unknown layer(s) {sorted(unknown_sparse)}; layers: "
+                         + ", ".join(names))
     if target_cycles is None:
         target_cycles = max(mv.mh * mv.mw for mv, _ in groups) // 64
     layers = []
@@ -242,8 +276,15 @@ def build_design(graph: Graph,
             fold = entry if isinstance(entry, Folding) else Folding(*entry)
             check_folding(matvec.name, matvec.mh, matvec.mw, fold)
         out_name = (post or matvec).outputs[0]
+        go_sparse = matvec.name in sparse_names
+        if isinstance(sparse, (int, float)):
+            go_sparse = family in SPARSE_FAMILIES and float(np.mean(matvec.weight == 0)) >= sparse
+        if go_sparse and family not in SPARSE_FAMILIES:
+            raise GraphError(f"layer {matvec.name!r}: {matvec.weight_type} weights have no "
+                             f"zeros to skip; the sparse engine takes "
+                             f"{' or '.join(SPARSE_FAMILIES)} layers")
         layers.append(Layer(matvec.name, matvec, post, input_type,
-                            graph.tensor(out_name).dtype, family, fold))
+                            graph.tensor(out_name).dtype, family, fold, sparse=go_sparse))
         previous_out = out_name
     if previous_out != graph.output:
         raise GraphError(f"the last layer produces {previous_out!r}, not the graph output "

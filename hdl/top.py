@@ -19,7 +19,14 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from hdl.dwc import StreamWidthConverter
-from hdl.mvu import PERF_COUNTERS, MatrixVectorUnit, MVUConfig
+from hdl.mvu import MatrixVectorUnit, MVUConfig
+
+
+def engine_for(config: MVUConfig) -> wiring.Component:
+    """The engine component a configuration describes (dense, or sparse zero-skipping)."""
+    if hasattr(config, "make_engine"):
+        return config.make_engine()
+    return MatrixVectorUnit(config)
 
 
 class NetworkTop(wiring.Component):
@@ -36,25 +43,25 @@ class NetworkTop(wiring.Component):
                 raise ValueError(f"engine {prev.name!r} emits {prev.mh} elements per frame but "
                                  f"{nxt.name!r} takes {nxt.mw}")
         self.stages = list(stages)
-        self.counters_per_stage = PERF_COUNTERS
+        self.engines = [engine_for(config) for config in self.stages]
         super().__init__({
             "i": In(stream.Signature(stages[0].in_width)),
             "o": Out(stream.Signature(stages[-1].out_width)),
-            "perf": Out(32 * len(PERF_COUNTERS) * len(stages)),
+            "perf": Out(sum(len(engine.perf) for engine in self.engines)),
         })
 
     @property
     def counter_names(self) -> list[tuple[str, str]]:
         """(engine name, counter name) for each 32-bit field of ``perf``, low bits first."""
-        return [(stage.name, counter) for stage in self.stages for counter in PERF_COUNTERS]
+        return [(stage.name, counter) for stage, engine in zip(self.stages, self.engines,
+                                                               strict=True)
+                for counter in engine.perf_names]
 
     def elaborate(self, platform):
         m = Module()
-        engines = []
-        for index, config in enumerate(self.stages):
-            engine = MatrixVectorUnit(config)
+        engines = self.engines
+        for index, (config, engine) in enumerate(zip(self.stages, engines, strict=True)):
             m.submodules[f"engine_{index}_{config.name}"] = engine
-            engines.append(engine)
         wiring.connect(m, wiring.flipped(self.i), engines[0].i)
         for index, (prev, nxt) in enumerate(zip(engines, engines[1:], strict=False)):
             pc, nc = prev.config, nxt.config

@@ -26,6 +26,7 @@ def test_builtin_run_end_to_end(tmp_path):
     assert summary["accuracy_hw"] == summary["accuracy_torch"]
     assert summary["torch_reference_agreement"] == summary["frames"]
     assert summary["energy_pj_per_frame"] > 0
+    assert summary["analytical_match"] is True
     for layer in summary["layers"]:
         ideal = summary["frames"] * (layer["mh"] // layer["pe"]) * (layer["mw"] // layer["simd"])
         assert layer["formula_cycles"] == ideal

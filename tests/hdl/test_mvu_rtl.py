@@ -9,12 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from codesign.analytical import compare_counters, predict_counters
 from codesign.ir import IntType
 from codesign.mapping import build_design, divisors
 from codesign.reference import execute
 from codesign.simulate import simulate
 from hdl.mvu import FILL_CYCLES
-from netgen import random_chain, random_inputs
+from netgen import random_chain, random_inputs, random_layer_stack
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -72,3 +73,55 @@ def test_chain_under_random_stalls():
         assert c["issue"] == 40 * layer.cycles_per_frame
         assert c["span"] == c["issue"] + c["stall_in"] + c["stall_out"] + FILL_CYCLES
     assert result.layer_counters["fc2"]["stall_out"] > 0
+
+
+MIXED = [
+    # 8-bit-weight input layer -> binary hidden -> ternary -> 4-bit -> integer scores
+    (12, "int8", ("threshold", "bipolar")),
+    (16, "bipolar", ("threshold", "bipolar")),
+    (8, "ternary", ("threshold", "uint2")),
+    (8, "int4", ("requant", "int4")),
+    (4, "int3", None),
+]
+
+
+@pytest.mark.parametrize("folding", [
+    [(1, 1)] * 5,
+    [(12, 8), (16, 12), (8, 16), (8, 8), (4, 8)],
+    [(4, 2), (8, 4), (2, 8), (4, 2), (2, 4)],
+])
+def test_mixed_network_bit_exact_and_matches_analytical_model(folding):
+    graph = random_layer_stack(8, IntType.uint(5), MIXED, seed=3)
+    design = build_design(graph, folding)
+    assert [layer.family for layer in design.layers] == [
+        "mac", "xnor_popcount", "ternary", "mac", "mac"]
+    frames = 30
+    x = random_inputs(graph, frames, 3)
+    result = simulate(design, x)
+    assert np.array_equal(result.outputs, execute(graph, x))
+    for layer in design.layers:
+        predicted = predict_counters(layer, frames)
+        assert compare_counters(predicted, result.layer_counters[layer.name],
+                                in_network=True) == {}, layer.name
+        assert result.measured_cycles(layer.name) == predicted["span"]
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), st.integers(1, 16), st.integers(1, 16),
+       st.sampled_from(["ternary", "int2", "uint3", "int8", "int16"]),
+       st.sampled_from(["uint4", "int6", "bipolar", "ternary", "uint16"]),
+       st.sampled_from([("threshold", "int3"), ("requant", "uint4"), None]),
+       st.integers(0, 10**6))
+def test_any_family_single_engine_exact_with_analytical_counters(data, mw, mh, wname, xname,
+                                                                 post, seed):
+    graph = random_layer_stack(mw, IntType.parse(xname), [(mh, wname, post)], seed,
+                               sparsity=0.3)
+    pe = data.draw(st.sampled_from(divisors(mh)), label="pe")
+    simd = data.draw(st.sampled_from(divisors(mw)), label="simd")
+    design = build_design(graph, [(pe, simd)])
+    frames = 25
+    x = random_inputs(graph, frames, seed)
+    result = simulate(design, x)
+    assert np.array_equal(result.outputs, execute(graph, x))
+    layer = design.layers[0]
+    assert result.layer_counters[layer.name] == predict_counters(layer, frames)

@@ -1,0 +1,74 @@
+"""Analytical performance model: cycles and event counts per layer from weights and folding.
+
+For every engine the model predicts the performance counters the RTL reports, from the
+layer's weights, folding and frame count alone. For a layer run on its own at full rate
+(no stalls) every counter is predicted exactly; inside a network the stall counters depend
+on the neighbours, so only the stall-independent counters are compared there (every other
+counter is exact by construction: an engine issues the same steps whatever its traffic).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from codesign.mapping import Layer
+from hdl.mvu import FILL_CYCLES
+
+TRAFFIC_COUNTERS = ("stall_in", "stall_out", "span")
+"""Counters that depend on the traffic around an engine, not on the engine alone."""
+
+
+def dense_counters(layer: Layer, frames: int) -> dict[str, int]:
+    """The dense engine's counters for ``frames`` vectors at full rate."""
+    nf, sf, pe, simd = layer.nf, layer.sf, layer.pe, layer.simd
+    issue = frames * nf * sf
+    zeros = int(np.count_nonzero(layer.matvec.weight == 0)) if layer_has_zero_weights(layer) \
+        else 0
+    counters = {
+        "issue": issue,
+        "stall_in": 0,
+        "stall_out": 0,
+        "span": issue + FILL_CYCLES,
+        "in_beats": frames * sf,
+        "out_beats": frames * nf,
+        "lane_ops": issue * pe * simd,
+        "acc_adds": issue * pe,
+        "weight_reads": issue,
+        "ibuf_writes": frames * sf if nf > 1 else 0,
+        "ibuf_reads": frames * (nf - 1) * sf,
+        "param_reads": frames * nf if _has_params(layer) else 0,
+        "zero_weight_lanes": frames * zeros,
+    }
+    return counters
+
+
+def layer_has_zero_weights(layer: Layer) -> bool:
+    """Families whose lanes can hold a zero weight (and gate it)."""
+    return layer.family in ("ternary", "mac", "sparse")
+
+
+def _has_params(layer: Layer) -> bool:
+    return layer.post is not None
+
+
+def predict_counters(layer: Layer, frames: int) -> dict[str, int]:
+    """Predicted counters for a layer's engine (dense or sparse)."""
+    if layer.sparse:
+        from hdl.sparse import sparse_counters
+
+        return sparse_counters(layer.matvec.weight, layer.pe, layer.simd, layer.in_simd,
+                               frames, has_params=_has_params(layer))
+    return dense_counters(layer, frames)
+
+
+def predicted_cycles(layer: Layer, frames: int) -> int:
+    """Cycles the layer needs on its own: first input accepted to last output produced."""
+    return predict_counters(layer, frames)["span"]
+
+
+def compare_counters(predicted: dict[str, int], measured: dict[str, int], *,
+                     in_network: bool) -> dict[str, tuple[int, int]]:
+    """Counters where prediction and measurement differ: name -> (predicted, measured)."""
+    skip = TRAFFIC_COUNTERS if in_network else ()
+    return {name: (value, measured.get(name, 0)) for name, value in predicted.items()
+            if name not in skip and measured.get(name, 0) != value}
