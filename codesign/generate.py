@@ -15,6 +15,7 @@ from codesign.mapping import Design, Layer
 from hdl.epilogue import Epilogue, PassEpilogue, RequantEpilogue, ThresholdEpilogue
 from hdl.lanes import BinaryWeightLane, Lane, MacLane, TernaryLane, XnorPopcountLane
 from hdl.mvu import MVUConfig
+from hdl.sparse import SparseMVUConfig
 from hdl.top import NetworkTop, emit_verilog
 
 TOP_NAME = "codesign_top"
@@ -56,13 +57,15 @@ def epilogue_for(layer: Layer) -> Epilogue:
     raise GraphError(f"layer {layer.name!r}: no hardware epilogue for {post.describe()}")
 
 
-def engine_config(layer: Layer) -> MVUConfig:
-    """The engine parameters of one layer."""
+def engine_config(layer: Layer) -> MVUConfig | SparseMVUConfig:
+    """The engine parameters of one layer (zero-skipping engine for sparse layers)."""
     mv = layer.matvec
-    return MVUConfig(
-        name=layer.name, mw=layer.mw, mh=layer.mh, pe=layer.pe, simd=layer.simd,
-        lane=lane_for(layer), weight_codes=mv.weight_type.encode(mv.weight),
-        acc_range=mv.output_range(layer.input_type), epilogue=epilogue_for(layer))
+    common = dict(name=layer.name, mw=layer.mw, mh=layer.mh, pe=layer.pe, simd=layer.simd,
+                  lane=lane_for(layer), weight_codes=mv.weight_type.encode(mv.weight),
+                  acc_range=mv.output_range(layer.input_type), epilogue=epilogue_for(layer))
+    if layer.sparse:
+        return SparseMVUConfig(**common, in_simd=layer.in_simd)
+    return MVUConfig(**common)
 
 
 def build_top(design: Design) -> NetworkTop:

@@ -20,19 +20,27 @@ from amaranth.lib.wiring import In, Out
 
 from hdl.dwc import StreamWidthConverter
 from hdl.mvu import MatrixVectorUnit, MVUConfig
+from hdl.sparse import SparseMatrixVectorUnit, SparseMVUConfig
+
+EngineConfig = MVUConfig | SparseMVUConfig
 
 
-def engine_for(config: MVUConfig) -> wiring.Component:
+def engine_for(config: EngineConfig) -> wiring.Component:
     """The engine component a configuration describes (dense, or sparse zero-skipping)."""
-    if hasattr(config, "make_engine"):
-        return config.make_engine()
+    if isinstance(config, SparseMVUConfig):
+        return SparseMatrixVectorUnit(config)
     return MatrixVectorUnit(config)
+
+
+def input_elements(config: EngineConfig) -> int:
+    """Elements per input beat: SIMD for a dense engine, its load width for a sparse one."""
+    return config.in_simd if isinstance(config, SparseMVUConfig) else config.simd
 
 
 class NetworkTop(wiring.Component):
     """Chain of matrix-vector engines; ``perf`` concatenates every engine's counters."""
 
-    def __init__(self, stages: Sequence[MVUConfig]) -> None:
+    def __init__(self, stages: Sequence[EngineConfig]) -> None:
         if not stages:
             raise ValueError("a network needs at least one engine")
         for prev, nxt in zip(stages, stages[1:], strict=False):
@@ -66,10 +74,10 @@ class NetworkTop(wiring.Component):
         for index, (prev, nxt) in enumerate(zip(engines, engines[1:], strict=False)):
             pc, nc = prev.config, nxt.config
             head = prev.o
-            if pc.pe != nc.simd:
+            if pc.pe != input_elements(nc):
                 # regroup at the producer's rate, so the FIFO hands the consumer one full
-                # SIMD-wide beat per cycle whenever it has buffered data
-                dwc = StreamWidthConverter(pc.out_bits, pc.pe, nc.simd)
+                # input beat per cycle whenever it has buffered data
+                dwc = StreamWidthConverter(pc.out_bits, pc.pe, input_elements(nc))
                 m.submodules[f"dwc_{index}"] = dwc
                 wiring.connect(m, head, dwc.i)
                 head = dwc.o

@@ -1,32 +1,114 @@
-"""Quantized (binarized) PyTorch models whose forward pass matches the integer hardware exactly.
+"""Quantized PyTorch models whose forward pass matches the integer hardware exactly.
 
-The package provides the binarization primitive, the layers and models the compiler lowers,
-the digits data split, deterministic training, and cached built-in examples.
+The package provides the compression primitives (binarization, ternary weights, k-bit fixed
+point, magnitude pruning), the layers and models the compiler lowers, the digits data split,
+deterministic training, and cached built-in examples.
 """
+
+from typing import Any
 
 from quant_models.binarize import SignSTE, sign_ste
 from quant_models.data import DigitsSplit, load_digits_split
+from quant_models.fixed_point import (
+    IntegerLinear,
+    QuantAct,
+    QuantLinear,
+    Requant,
+    fake_quant,
+    integer_range,
+    link_input_scales,
+    quantize,
+    requant_params,
+)
 from quant_models.layers import BinaryLinear, IntegerInput, LogitScale, SignActivation
-from quant_models.models import BinarizedMLP, FloatMLP
-from quant_models.train import ProgressFn, TrainReport, evaluate, predict, train_classifier
-from quant_models.zoo import builtin_binarized_mlp, builtin_float_mlp
+from quant_models.models import (
+    BinarizedMLP,
+    FixedPointMLP,
+    FloatMLP,
+    LayerSignature,
+    MixedMLP,
+    TernaryMLP,
+    integer_signature,
+)
+from quant_models.pruning import (
+    PruningSchedule,
+    attach_mask_,
+    cubic_sparsity,
+    magnitude_prune_,
+    sparsity_report,
+)
+from quant_models.ternary import TernaryLinear, ternarize_twn
+from quant_models.train import (
+    EpochCallback,
+    ProgressFn,
+    TrainReport,
+    evaluate,
+    predict,
+    train_classifier,
+)
+
+_ZOO_NAMES = (
+    "builtin_binarized_mlp",
+    "builtin_fixed_point_mlp",
+    "builtin_float_mlp",
+    "builtin_mixed_mlp",
+    "builtin_pruned_mlp",
+    "builtin_ternary_mlp",
+)
+
+
+def __getattr__(name: str) -> Any:
+    # The zoo is imported on first use so that ``python -m quant_models.zoo`` does not find
+    # the module already imported by the package (runpy warns about that).
+    if name in _ZOO_NAMES:
+        from quant_models import zoo
+
+        return getattr(zoo, name)
+    raise AttributeError(f"module 'quant_models' has no attribute {name!r}")
+
 
 __all__ = [
     "BinarizedMLP",
     "BinaryLinear",
     "DigitsSplit",
+    "EpochCallback",
+    "FixedPointMLP",
     "FloatMLP",
     "IntegerInput",
+    "IntegerLinear",
+    "LayerSignature",
     "LogitScale",
+    "MixedMLP",
     "ProgressFn",
+    "PruningSchedule",
+    "QuantAct",
+    "QuantLinear",
+    "Requant",
     "SignActivation",
     "SignSTE",
+    "TernaryLinear",
+    "TernaryMLP",
     "TrainReport",
+    "attach_mask_",
     "builtin_binarized_mlp",
+    "builtin_fixed_point_mlp",
     "builtin_float_mlp",
+    "builtin_mixed_mlp",
+    "builtin_pruned_mlp",
+    "builtin_ternary_mlp",
+    "cubic_sparsity",
     "evaluate",
+    "fake_quant",
+    "integer_range",
+    "integer_signature",
+    "link_input_scales",
     "load_digits_split",
+    "magnitude_prune_",
     "predict",
+    "quantize",
+    "requant_params",
     "sign_ste",
+    "sparsity_report",
+    "ternarize_twn",
     "train_classifier",
 ]

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from quant_models.layers import IntegerInput, SignActivation, _RoundClampSTE
+
 __all__ = [
     "IntegerLinear",
     "QuantAct",
@@ -38,6 +40,7 @@ __all__ = [
     "link_input_scales",
     "quantize",
     "requant_params",
+    "type_name",
 ]
 
 EXACT_LIMIT = 1 << 24
@@ -240,8 +243,8 @@ class QuantLinear(IntegerLinear):
     weights ``W``, ``weight_scale = max|W| / qmax`` per output channel (``per_channel``) or
     per tensor, and ``W_int = clamp(round(W / weight_scale), min, max)``. An all-zero row
     (e.g. fully pruned) gets scale 1 so the scale stays positive. Gradients reach ``W``
-    through the straight-through estimator, i.e. as the gradient of the effective weight
-    ``W_int * weight_scale``.
+    through the straight-through estimator (identity, also for the rounding error at the
+    range ends), i.e. as the gradient of the effective weight ``W_int * weight_scale``.
 
     Signed weights (the usual case) may use a narrow (symmetric) range; unsigned weights
     clip every negative latent weight to 0 and are only allowed without ``narrow_range``.
@@ -289,7 +292,10 @@ class QuantLinear(IntegerLinear):
             peak = mag.amax(dim=1) if self.per_channel else mag.amax()
             scale = torch.where(peak > 0, peak / self.max_weight, torch.ones_like(peak))
         divisor = scale.unsqueeze(1) if self.per_channel else scale
-        w_int = quantize(w, divisor, self.weight_bits, self.weight_signed, self.narrow_range)
+        # Identity straight-through gradient, not quantize()'s range mask: the scale comes
+        # from max|W|, so nothing is really clipped, yet the largest weight divided by its
+        # own scale can land a rounding error above qmax and must not lose its gradient.
+        w_int = _RoundClampSTE.apply(w / divisor, self.min_weight, self.max_weight)
         return w_int * self.weight_mask.to(w_int.dtype), scale
 
     def extra_repr(self) -> str:
@@ -297,6 +303,7 @@ class QuantLinear(IntegerLinear):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"weights={type_name(self.weight_bits, self.weight_signed)}"
             f"[{self.min_weight}, {self.max_weight}], per_channel={self.per_channel}"
+            f"{', input_scale=linked' if self.input_quant is not None else ''}"
         )
 
 
@@ -377,8 +384,6 @@ def link_input_scales(layers: nn.Sequential | list[nn.Module]) -> None:
     a scale (``IntegerInput``, ``SignActivation``, another linear layer's accumulator)
     clears it. Modules in between that are neither (batch norm, identity) do not change it.
     """
-    from quant_models.layers import IntegerInput, SignActivation
-
     source: QuantAct | None = None
     for module in layers:
         if isinstance(module, QuantAct):
@@ -401,6 +406,8 @@ class _RequantSTE(torch.autograd.Function):
         a_int = a.to(torch.int64)
         if not torch.equal(a_int.to(a.dtype), a):
             raise ValueError("Requant needs integer-valued accumulators")
+        if a_int.numel() and int(a_int.abs().max()) >= 1 << (63 - multiplier.bit_length()):
+            raise ValueError("Requant: acc * multiplier would overflow int64")
         value = a_int * multiplier
         if shift > 0:
             q = torch.div(value, 1 << shift, rounding_mode="floor")

@@ -212,6 +212,12 @@ class PruningSchedule:
         self.exclude = tuple(exclude)
         self.current = 0.0
         self.history: list[tuple[int, float]] = []
+        # Masks exist from the start, so the model's state dict has one layout throughout.
+        layers = prunable_layers(model, self.exclude)
+        if not layers:
+            raise ValueError(f"{type(model).__name__} has no prunable layer")
+        for _, layer in layers:
+            attach_mask_(layer)
 
     @property
     def end_epoch(self) -> int:

@@ -231,4 +231,5 @@ class TernaryLinear(IntegerLinear):
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"method={self.method}{extra}"
+            f"{', input_scale=linked' if self.input_quant is not None else ''}"
         )

@@ -40,3 +40,40 @@ def test_bad_tables(tmp_path):
         EnergyTable.load(broken)
     with pytest.raises(CodesignError, match="cannot read"):
         EnergyTable.load(tmp_path / "absent.yaml")
+
+
+def _single_layer(wname, xname, sparsity=0.0, seed=0):
+    from codesign.ir import IntType
+    from netgen import random_layer_stack
+
+    graph = random_layer_stack(16, IntType.parse(xname), [(8, wname, None)], seed,
+                               sparsity=sparsity)
+    return build_design(graph, [(2, 4)]).layers[0]
+
+
+def test_energy_per_lane_follows_family_order():
+    table = EnergyTable.load()
+    xnor = event_costs(_single_layer("bipolar", "bipolar"), table)["effective_lane_ops"]
+    ternary = event_costs(_single_layer("ternary", "int8"), table)["effective_lane_ops"]
+    mac8 = event_costs(_single_layer("int8", "int8"), table)["effective_lane_ops"]
+    assert xnor * 5 < ternary < mac8 / 5
+    assert mac8 == pytest.approx(table.mult(8) + table.add(16))
+
+
+def test_gated_zero_weights_cost_a_cycle_but_no_lane_energy():
+    from codesign.analytical import predict_counters
+    from codesign.energy import layer_energy
+
+    table = EnergyTable.load()
+    dense = _single_layer("ternary", "int4", sparsity=0.0, seed=1)
+    gated = _single_layer("ternary", "int4", sparsity=0.6, seed=1)
+    c_dense, c_gated = predict_counters(dense, 10), predict_counters(gated, 10)
+    assert c_dense["issue"] == c_gated["issue"]                 # same cycles
+    zeros = int((gated.matvec.weight == 0).sum())
+    assert c_gated["zero_weight_lanes"] == 10 * zeros
+    e_dense = layer_energy(dense, c_dense, table)["lanes"]
+    e_gated = layer_energy(gated, c_gated, table)["lanes"]
+    lane = event_costs(gated, table)["effective_lane_ops"]
+    nonzero_dense = int((dense.matvec.weight != 0).sum())
+    assert e_dense == pytest.approx(10 * nonzero_dense * lane)
+    assert e_gated == pytest.approx(10 * (16 * 8 - zeros) * lane)

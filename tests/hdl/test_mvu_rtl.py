@@ -6,7 +6,7 @@ example counts are modest; many random frames go through every build.
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from codesign.analytical import compare_counters, predict_counters
@@ -17,8 +17,12 @@ from codesign.simulate import simulate
 from hdl.mvu import FILL_CYCLES
 from netgen import random_chain, random_inputs, random_layer_stack
 
+# every shrinking step would be another Verilator build: report the first failure as found
+NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          phases=NO_SHRINK)
 @given(st.data(), st.integers(1, 24), st.integers(1, 24),
        st.sampled_from(["bipolar", "uint5", "int4"]), st.booleans(), st.integers(0, 10**6))
 def test_single_engine_matches_reference_with_exact_cycles(data, mw, mh, in_name, thresholds,
@@ -106,7 +110,8 @@ def test_mixed_network_bit_exact_and_matches_analytical_model(folding):
         assert result.measured_cycles(layer.name) == predicted["span"]
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          phases=NO_SHRINK)
 @given(st.data(), st.integers(1, 16), st.integers(1, 16),
        st.sampled_from(["ternary", "int2", "uint3", "int8", "int16"]),
        st.sampled_from(["uint4", "int6", "bipolar", "ternary", "uint16"]),
@@ -125,3 +130,39 @@ def test_any_family_single_engine_exact_with_analytical_counters(data, mw, mh, w
     assert np.array_equal(result.outputs, execute(graph, x))
     layer = design.layers[0]
     assert result.layer_counters[layer.name] == predict_counters(layer, frames)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          phases=NO_SHRINK)
+@given(st.data(), st.integers(2, 16), st.integers(1, 12),
+       st.sampled_from(["ternary", "int4", "uint3"]), st.sampled_from(["uint4", "int3"]),
+       st.sampled_from([("threshold", "uint2"), ("requant", "int4"), None]),
+       st.sampled_from([0.0, 0.5, 0.9, 1.0]), st.integers(0, 10**6))
+def test_sparse_engine_rtl_exact_with_analytical_counters(data, mw, mh, wname, xname, post,
+                                                          sparsity, seed):
+    graph = random_layer_stack(mw, IntType.parse(xname), [(mh, wname, post)], seed,
+                               sparsity=sparsity)
+    pe = data.draw(st.sampled_from(divisors(mh)), label="pe")
+    simd = data.draw(st.sampled_from(divisors(mw)), label="simd")
+    design = build_design(graph, [(pe, simd)], sparse=["fc0"])
+    assert design.layers[0].sparse
+    frames = 20
+    x = random_inputs(graph, frames, seed)
+    result = simulate(design, x)
+    assert np.array_equal(result.outputs, execute(graph, x))
+    layer = design.layers[0]
+    assert result.layer_counters[layer.name] == predict_counters(layer, frames)
+
+
+def test_sparse_layer_inside_a_network():
+    specs = [(16, "int4", ("threshold", "uint3")), (12, "ternary", ("requant", "int4")),
+             (4, "int4", None)]
+    graph = random_layer_stack(8, IntType.uint(4), specs, seed=9, sparsity=0.75)
+    design = build_design(graph, [(4, 2), (3, 4), (2, 4)], sparse=0.5)
+    assert [layer.sparse for layer in design.layers] == [True, True, True]
+    x = random_inputs(graph, 30, 9)
+    result = simulate(design, x)
+    assert np.array_equal(result.outputs, execute(graph, x))
+    for layer in design.layers:
+        assert compare_counters(predict_counters(layer, 30), result.layer_counters[layer.name],
+                                in_network=True) == {}

@@ -1,0 +1,457 @@
+"""A zero-skipping sparse matrix-vector engine: only non-zero weights cost cycles.
+
+Same stream interface, lanes and epilogues as the dense engine (:mod:`hdl.mvu`), so it
+chains with any other engine; only the weight storage and the schedule differ.
+
+Storage. The MH x MW weights are cut into NF = MH/PE neuron folds as in the dense engine;
+PE ``p`` of fold ``nf`` owns row ``r = nf*PE + p``. Each row keeps only its non-zero weights,
+as (column index, weight code) slots, SIMD slots per memory word and PE words side by side.
+All PEs share one address counter, so fold ``nf`` takes
+
+    steps(nf) = max(1, max_p ceil(nnz(row nf*PE + p) / SIMD))
+
+cycles, and a PE whose row has fewer non-zeros is padded with zero-weight slots inside the
+fold (the load-imbalance loss; only that padding is stored). A fold whose rows are all zero
+still takes one step, of padding only, so it ends in the epilogue of a zero accumulator.
+The lanes already make a zero weight contribute nothing, so padding needs no special case.
+Weights with no zero code (bipolar) cannot be skipped; such lanes are refused.
+
+Input. A vector arrives as L = MW/in_simd beats and is written into a register file that
+the lanes gather from by column index (x[index] per slot). The register file has two banks:
+loading vector k+1 overlaps computing vector k, so a vector costs max(L, C) cycles in steady
+state, with C = sum_nf steps(nf). The first step of a vector issues in the cycle its last
+beat is accepted: the gather happens one cycle later, after that beat is written. A bank is
+released when its vector's last step leaves the gather stage, never earlier, so output
+backpressure (which freezes the gather stage) cannot see a bank being overwritten.
+
+Timing. With an always-valid input and an always-ready output, N vectors take exactly
+
+    sparse_cycles = (L - 1) + C + (N - 1) * max(L, C) + FILL_CYCLES
+
+cycles from the first input beat accepted to the last output beat produced (inclusive),
+where ``FILL_CYCLES`` = 2 is the dense engine's constant (weight-memory read, then the
+gather + accumulate + epilogue stage that loads the output register) and L - 1 is the wait
+for the first vector's remaining beats. For L = 1 and no zero weights this is the dense
+engine's N * NF * SF + FILL_CYCLES.
+
+Counters: the dense engine's names (``hdl.mvu.PERF_COUNTERS``) plus ``skipped_weights``.
+Every cycle of the active window is accounted: span = issue + stall_in + stall_out +
+FILL_CYCLES for any input and output pattern, where stall_in counts the cycles before the
+last step in which no step could issue for want of a loaded vector, and stall_out the cycles
+in which the output register holds a beat the consumer does not take (and nothing issues).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from amaranth import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hdl.arith import adder_tree
+from hdl.epilogue import Epilogue
+from hdl.lanes import Lane
+from hdl.mvu import FILL_CYCLES, PERF_COUNTERS, shape_for_range
+from hdl.perf import PerfCounters
+
+SPARSE_PERF_COUNTERS = (*PERF_COUNTERS, "skipped_weights")
+"""The dense engine's counters, with these meanings here:
+
+- ``issue``: compute steps issued (N * sum_nf steps(nf));
+- ``lane_ops``: PE * SIMD slots per step, padding included; ``zero_weight_lanes``: the
+  padding slots among them; ``acc_adds``: PE per step;
+- ``weight_reads``: compressed weight words read (one per step);
+- ``ibuf_writes``: input beats written into the register file; ``ibuf_reads``: register-file
+  gathers (one per step, PE * SIMD elements each);
+- ``param_reads``: epilogue-parameter words read (one per neuron fold);
+- ``skipped_weights``: zero weights never issued, (MH * MW - nnz) per vector.
+"""
+
+
+def _nonzero_mask(weights: np.ndarray) -> np.ndarray:
+    arr = np.asarray(weights)
+    if arr.ndim != 2:
+        raise ValueError(f"weights must be a matrix [MH, MW], not shape {arr.shape}")
+    return arr != 0
+
+
+def fold_steps(weights: np.ndarray, pe: int, simd: int) -> list[int]:
+    """Cycles each neuron fold takes: max(1, max over its PE rows of ceil(nnz / SIMD)).
+
+    ``weights`` may be values or storage codes: for every lane this engine takes, a weight is
+    zero exactly when its code is 0.
+    """
+    nz = _nonzero_mask(weights)
+    mh = nz.shape[0]
+    if pe < 1 or mh % pe:
+        raise ValueError(f"PE={pe} must be >= 1 and divide MH={mh}")
+    if simd < 1:
+        raise ValueError(f"SIMD={simd} must be >= 1")
+    per_row = nz.sum(axis=1).reshape(mh // pe, pe)
+    return [max(1, max(-(-int(n) // simd) for n in fold)) for fold in per_row]
+
+
+def sparse_cycles(weights: np.ndarray, pe: int, simd: int, in_simd: int, frames: int) -> int:
+    """Exact cycles for ``frames`` vectors at full input and output rate.
+
+    From the first input beat accepted to the last output beat produced, inclusive:
+    (L - 1) + C + (frames - 1) * max(L, C) + FILL_CYCLES, with L = MW / in_simd load beats
+    and C = sum(fold_steps) compute steps per vector (see the module docstring).
+    """
+    mw = _nonzero_mask(weights).shape[1]
+    if in_simd < 1 or mw % in_simd:
+        raise ValueError(f"in_simd={in_simd} must be >= 1 and divide MW={mw}")
+    if frames <= 0:
+        return 0
+    load = mw // in_simd
+    compute = sum(fold_steps(weights, pe, simd))
+    return (load - 1) + compute + (frames - 1) * max(load, compute) + FILL_CYCLES
+
+
+@dataclass(eq=False)
+class SparseMVUConfig:
+    """Everything that fixes one sparse engine's hardware.
+
+    Fields as in :class:`hdl.mvu.MVUConfig`; ``weight_codes`` are storage codes [MH, MW]
+    with code 0 meaning a zero weight. ``in_simd`` is the number of elements per input beat
+    (it must divide MW; by default SIMD when that divides MW, else 1): unlike the dense
+    engine, SIMD here counts non-zero slots per PE and cycle and need not divide MW.
+    """
+
+    name: str
+    mw: int
+    mh: int
+    pe: int
+    simd: int
+    lane: Lane
+    weight_codes: np.ndarray
+    acc_range: tuple[int, int]
+    epilogue: Epilogue
+    in_simd: int | None = None
+    steps: list[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        where = f"sparse engine {self.name!r}"
+        if self.pe < 1 or self.mh % self.pe:
+            raise ValueError(f"{where}: PE={self.pe} must be >= 1 and divide MH={self.mh}")
+        if self.simd < 1:
+            raise ValueError(f"{where}: SIMD={self.simd} must be >= 1")
+        if self.in_simd is None:
+            self.in_simd = self.simd if self.mw % self.simd == 0 else 1
+        if self.in_simd < 1 or self.mw % self.in_simd:
+            raise ValueError(f"{where}: in_simd={self.in_simd} must be >= 1 and divide "
+                             f"MW={self.mw}")
+        if not self.lane.has_zero_weights:
+            raise ValueError(f"{where}: {self.lane.family} lanes have bipolar weights, which "
+                             "are never zero; there is nothing to skip (use the dense engine)")
+        codes = np.asarray(self.weight_codes, dtype=np.int64)
+        if codes.shape != (self.mh, self.mw):
+            raise ValueError(f"{where}: weights {codes.shape} are not "
+                             f"[MH={self.mh}, MW={self.mw}]")
+        if codes.min(initial=0) < 0 or codes.max(initial=0) >= 1 << self.lane.weight_bits:
+            raise ValueError(f"{where}: weight codes must be {self.lane.weight_bits}-bit "
+                             "storage codes (non-negative)")
+        self.weight_codes = codes
+        self.steps = fold_steps(codes, self.pe, self.simd)
+
+    @property
+    def nf(self) -> int:
+        return self.mh // self.pe
+
+    @property
+    def sf(self) -> int:
+        """Input beats per vector: the dense engine's SF in its role of sizing input FIFOs."""
+        return self.load_beats
+
+    @property
+    def load_beats(self) -> int:
+        assert self.in_simd is not None
+        return self.mw // self.in_simd
+
+    @property
+    def compute_steps(self) -> int:
+        """Compute cycles per vector: sum of the fold steps."""
+        return sum(self.steps)
+
+    @property
+    def nnz(self) -> int:
+        return int(np.count_nonzero(self.weight_codes))
+
+    @property
+    def index_bits(self) -> int:
+        """Bits of a column index: ceil(log2(MW)) (zero for a single column)."""
+        return (self.mw - 1).bit_length()
+
+    @property
+    def slot_bits(self) -> int:
+        return self.index_bits + self.lane.weight_bits
+
+    @property
+    def out_bits(self) -> int:
+        return self.epilogue.out_bits
+
+    @property
+    def in_width(self) -> int:
+        assert self.in_simd is not None
+        return self.in_simd * self.lane.input_bits
+
+    @property
+    def out_width(self) -> int:
+        return self.pe * self.out_bits
+
+    def cycles(self, frames: int) -> int:
+        """Exact full-rate cycle count for ``frames`` vectors (see :func:`sparse_cycles`)."""
+        assert self.in_simd is not None
+        return sparse_cycles(self.weight_codes, self.pe, self.simd, self.in_simd, frames)
+
+    def weight_words(self) -> list[int]:
+        """Compressed weight image, one word per step, folds in order.
+
+        Word layout: PE p's slot j at slot position p*SIMD + j, each slot ``slot_bits`` wide
+        with the column index in its low ``index_bits`` and the weight code above. A row's
+        non-zeros fill its slots in column order; the rest of the fold is padding (0, 0).
+        """
+        ib, sb = self.index_bits, self.slot_bits
+        words = []
+        for nf, n_steps in enumerate(self.steps):
+            slots: list[list[tuple[int, int]]] = []
+            for p in range(self.pe):
+                row = self.weight_codes[nf * self.pe + p]
+                cols = np.flatnonzero(row)
+                slots.append([(int(c), int(row[c])) for c in cols])
+            for step in range(n_steps):
+                word = 0
+                for p in range(self.pe):
+                    for j in range(self.simd):
+                        k = step * self.simd + j
+                        if k < len(slots[p]):
+                            col, code = slots[p][k]
+                            word |= (col | (code << ib)) << ((p * self.simd + j) * sb)
+                words.append(word)
+        return words
+
+
+def _counter(n: int) -> Signal:
+    return Signal(range(max(n, 2)))
+
+
+def _select(word, index, bits: int, index_bits: int):
+    """Element ``index`` of a packed register file (a constant element for a 1-column file)."""
+    if index_bits == 0:
+        return word[:bits]
+    return word.word_select(index, bits)
+
+
+class SparseMatrixVectorUnit(wiring.Component):
+    """One zero-skipping matrix-vector engine; see the module docstring for timing."""
+
+    def __init__(self, config: SparseMVUConfig) -> None:
+        self.config = config
+        self.perf_names = SPARSE_PERF_COUNTERS
+        super().__init__({
+            "i": In(stream.Signature(config.in_width)),
+            "o": Out(stream.Signature(config.out_width)),
+            "perf": Out(32 * len(SPARSE_PERF_COUNTERS)),
+        })
+
+    def elaborate(self, platform):  # noqa: C901 - one pipeline, read top to bottom
+        m = Module()
+        c = self.config
+        assert c.in_simd is not None
+        nf_n, pe, simd, load_n = c.nf, c.pe, c.simd, c.load_beats
+        total = c.compute_steps
+        xb, ib, sb = c.lane.input_bits, c.index_bits, c.slot_bits
+        perf = PerfCounters(SPARSE_PERF_COUNTERS)
+
+        # ---- memories -------------------------------------------------------------
+        m.submodules.weights = wmem = Memory(
+            shape=unsigned(pe * simd * sb), depth=total, init=c.weight_words())
+        w_rd = wmem.read_port()
+        # last step index of each fold, read combinationally to steer the issue counters
+        m.submodules.fold_ends = fmem = Memory(
+            shape=range(max(c.steps + [2])), depth=nf_n, init=[s - 1 for s in c.steps])
+        f_rd = fmem.read_port(domain="comb")
+        n_params = c.epilogue.params_per_row
+        if n_params:
+            m.submodules.params = pmem = Memory(
+                shape=unsigned(pe * n_params * c.epilogue.param_bits), depth=nf_n,
+                init=c.epilogue.param_words(pe))
+            t_rd = pmem.read_port()
+
+        # ---- loader: beats -> double-buffered register file --------------------------
+        banks = [Signal(c.mw * xb, name=f"xbank{b}") for b in range(2)]
+        full = [Signal(name=f"full{b}") for b in range(2)]
+        wsel = Signal()
+        lbeat = _counter(load_n)
+        lbeat_last = Signal()
+        accept = Signal()
+        load_done = Signal()
+        m.d.comb += [
+            lbeat_last.eq(lbeat == load_n - 1),
+            self.i.ready.eq(Mux(wsel, full[1], full[0]) == 0),
+            accept.eq(self.i.valid & self.i.ready),
+            load_done.eq(accept & lbeat_last),
+        ]
+        with m.If(accept):
+            for b in range(2):
+                with m.If(wsel == b):
+                    m.d.sync += banks[b].word_select(lbeat, c.in_width).eq(self.i.payload)
+            with m.If(lbeat_last):
+                m.d.sync += [lbeat.eq(0), wsel.eq(~wsel)]
+                for b in range(2):
+                    with m.If(wsel == b):
+                        m.d.sync += full[b].eq(1)
+            with m.Else():
+                m.d.sync += lbeat.eq(lbeat + 1)
+
+        # ---- issue stage: step counters over the compressed image --------------------
+        rsel = Signal()
+        addr = _counter(total)
+        nf = _counter(nf_n)
+        step = _counter(max(c.steps))
+        fold_last = Signal()
+        vec_last = Signal()
+        have_vec = Signal()
+        stall = Signal()
+        issue = Signal()
+        m.d.comb += [
+            f_rd.addr.eq(nf),
+            fold_last.eq(step == f_rd.data),
+            vec_last.eq(fold_last & (nf == nf_n - 1)),
+            # a loaded bank, or the beat completing it in this very cycle (the gather reads
+            # the register file one cycle later, after that beat is written)
+            have_vec.eq(Mux(rsel, full[1], full[0]) | (load_done & (wsel == rsel))),
+            issue.eq(~stall & have_vec),
+        ]
+        with m.If(issue):
+            m.d.sync += addr.eq(Mux(addr == total - 1, 0, addr + 1))
+            with m.If(fold_last):
+                m.d.sync += [step.eq(0), nf.eq(Mux(nf == nf_n - 1, 0, nf + 1))]
+            with m.Else():
+                m.d.sync += step.eq(step + 1)
+            with m.If(vec_last):
+                m.d.sync += rsel.eq(~rsel)
+        m.d.comb += [w_rd.addr.eq(addr), w_rd.en.eq(issue)]
+        if n_params:
+            m.d.comb += [t_rd.addr.eq(nf), t_rd.en.eq(issue & fold_last)]
+
+        # ---- stage 1: gather, lanes, accumulate, epilogue, output register -------------
+        s1_valid = Signal()
+        s1_first = Signal()
+        s1_last = Signal()
+        s1_vec_last = Signal()
+        s1_bank = Signal()
+        with m.If(~stall):
+            m.d.sync += [
+                s1_valid.eq(issue),
+                s1_first.eq(step == 0),
+                s1_last.eq(fold_last),
+                s1_vec_last.eq(vec_last),
+                s1_bank.eq(rsel),
+            ]
+        out_free = Signal()
+        m.d.comb += [
+            out_free.eq(~self.o.valid | self.o.ready),
+            stall.eq(s1_valid & s1_last & ~out_free),
+        ]
+        # the bank stays loaded until its vector's last step has left this stage
+        with m.If(s1_valid & s1_vec_last & ~stall):
+            for b in range(2):
+                with m.If(s1_bank == b):
+                    m.d.sync += full[b].eq(0)
+
+        x_file = Signal(c.mw * xb)
+        m.d.comb += x_file.eq(Mux(s1_bank, banks[1], banks[0]))
+        acc_shape = shape_for_range(*c.acc_range)
+        accs = []
+        zero_lanes = []
+        for p in range(pe):
+            slots = [w_rd.data.word_select(p * simd + j, sb) for j in range(simd)]
+            x_word = Signal(simd * xb, name=f"gather{p}")
+            m.d.comb += x_word.eq(Cat(*(_select(x_file, s[:ib], xb, ib) for s in slots)))
+            w_word = Cat(*(s[ib:] for s in slots))
+            partial = c.lane.partial_sum(x_word, w_word, simd)
+            acc = Signal(acc_shape, name=f"acc{p}")
+            acc_next = Signal(acc_shape, name=f"acc_next{p}")
+            m.d.comb += acc_next.eq(Mux(s1_first, 0, acc) + partial)
+            with m.If(s1_valid & ~stall):
+                m.d.sync += acc.eq(acc_next)
+            accs.append(acc_next)
+            zero_lanes.append(c.lane.zero_weight_count(w_word, simd))
+        codes = c.epilogue.codes(m, accs, t_rd.data if n_params else None)
+        produce = Signal()
+        m.d.comb += produce.eq(s1_valid & s1_last & out_free)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(produce):
+            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(Cat(*codes))]
+
+        # ---- performance counters -----------------------------------------------------
+        started = Signal()
+        active = Signal()
+        elapsed = Signal(32)
+        wait_run = Signal(32)
+        out_fire = Signal()
+        blocked_out = Signal()
+        m.d.comb += [
+            active.eq(started | accept),
+            out_fire.eq(self.o.valid & self.o.ready),
+            blocked_out.eq(active & ~issue & self.o.valid & ~self.o.ready),
+        ]
+        with m.If(accept & ~started):
+            m.d.sync += [started.eq(1), elapsed.eq(1)]
+        with m.Elif(started):
+            m.d.sync += elapsed.eq(elapsed + 1)
+        with m.If(out_fire):
+            m.d.sync += perf["span"].eq(elapsed + 1)
+        # idle cycles become input stalls once a later step issues; the idle cycles after
+        # the last step are the fill (exactly FILL_CYCLES of them)
+        with m.If(issue):
+            m.d.sync += [perf["stall_in"].eq(perf["stall_in"] + wait_run), wait_run.eq(0)]
+        with m.Elif(active & ~blocked_out):
+            m.d.sync += wait_run.eq(wait_run + 1)
+        perf.count(m, "issue", issue)
+        perf.count(m, "stall_out", blocked_out)
+        perf.count(m, "in_beats", accept)
+        perf.count(m, "out_beats", out_fire)
+        perf.count(m, "lane_ops", issue, pe * simd)
+        perf.count(m, "acc_adds", issue, pe)
+        perf.count(m, "weight_reads", issue)
+        perf.count(m, "ibuf_writes", accept)
+        perf.count(m, "ibuf_reads", issue)
+        if n_params:
+            perf.count(m, "param_reads", issue & fold_last)
+        zeros = Signal(range(pe * simd + 1))
+        m.d.comb += zeros.eq(adder_tree(zero_lanes))
+        perf.count(m, "zero_weight_lanes", s1_valid & ~stall, zeros)
+        perf.count(m, "skipped_weights", issue & vec_last, c.mh * c.mw - c.nnz)
+        perf.drive(m, self.perf)
+        return m
+
+
+def sparse_speedup(weights: np.ndarray, pe: int, simd: int,
+                   in_simd: int | None = None) -> dict[str, float]:
+    """Steady-state speedup over the dense engine at the same (PE, SIMD), and its ideal.
+
+    Dense: NF * ceil(MW / SIMD) cycles per vector. Sparse: max(L, sum fold_steps). Ideal:
+    dense MACs / non-zero MACs (MH*MW / nnz). ``efficiency`` is speedup / ideal: how much of
+    the skipped work the folding turns into saved cycles (load imbalance and the SIMD
+    rounding of each row's non-zeros are the losses).
+    """
+    nz = _nonzero_mask(weights)
+    mh, mw = nz.shape
+    if in_simd is None:
+        in_simd = simd if mw % simd == 0 else 1
+    dense = (mh // pe) * math.ceil(mw / simd)
+    compute = sum(fold_steps(weights, pe, simd))
+    steady = max(mw // in_simd, compute)
+    nnz = int(nz.sum())
+    ideal = mh * mw / nnz if nnz else math.inf
+    speedup = dense / steady
+    return {"dense": dense, "compute": compute, "steady": steady, "nnz": nnz,
+            "speedup": speedup, "compute_speedup": dense / compute, "ideal": ideal,
+            "efficiency": speedup / ideal, "compute_efficiency": dense / compute / ideal}
