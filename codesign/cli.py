@@ -22,6 +22,18 @@ def _folding(text: str) -> tuple[str, tuple[int, int]]:
     return layer, (pe, simd)
 
 
+def _sparse(text: str) -> list[str] | float:
+    if text == "none":
+        return []
+    try:
+        value = float(text)
+    except ValueError:
+        return [name for name in text.split(",") if name]
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"--sparse {text}: a sparsity must be in 0..1")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codesign",
@@ -42,7 +54,15 @@ def _parser() -> argparse.ArgumentParser:
                      metavar="LAYER=PE,SIMD", help="override one layer's folding (repeatable)")
     run.add_argument("--target-cycles", type=int, default=None,
                      help="cycles per frame the automatic folding aims for")
+    run.add_argument("--sparse", type=_sparse, default=None, metavar="LAYERS|SPARSITY|none",
+                     help="zero-skipping engines: comma-separated layer names, or every "
+                          "ternary/fixed-point layer with at least this weight sparsity, or "
+                          "none (default: the example's choice)")
     sub.add_parser("examples", help="list the built-in examples")
+    study = sub.add_parser("study", help="run every built-in example and write an index "
+                                         "(regenerates reports/)")
+    study.add_argument("--out", type=Path, default=Path("reports"))
+    study.add_argument("--frames", type=int, default=None)
     return parser
 
 
@@ -55,6 +75,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     from codesign.flow import run_example
     from sim.errors import SimulationError, ToolchainError
 
+    if args.command == "study":
+        from codesign.paths import atomic_write_text
+        from codesign.report import render_index
+
+        summaries = []
+        try:
+            for name in EXAMPLES:
+                summaries.append(run_example(name, out_dir=args.out / name,
+                                             frames=args.frames))
+        except (CodesignError, SimulationError, ToolchainError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        atomic_write_text(args.out / "README.md", render_index(summaries))
+        print(f"{len(summaries)} examples -> {args.out / 'README.md'}")
+        return 0
+
     out = args.out or Path("runs") / f"{args.example}-{time.strftime('%Y%m%d-%H%M%S')}"
     if args.frames is not None and args.frames < 1:
         print("error: --frames must be at least 1", file=sys.stderr)
@@ -63,7 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         summary = run_example(args.example, out_dir=out, frames=args.frames,
                               retrain=args.retrain, energy_table=args.energy_table,
-                              folding=dict(args.fold), target_cycles=args.target_cycles)
+                              folding=dict(args.fold), target_cycles=args.target_cycles,
+                              sparse=args.sparse)
     except (CodesignError, SimulationError, ToolchainError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -128,10 +128,11 @@ def event_costs(layer: Layer, table: EnergyTable) -> dict[str, float]:
     post = layer.post
     if isinstance(post, MultiThreshold):
         n_thr = post.thresholds.shape[1]
+        levels = n_thr.bit_length()
         thr_bits = shape_for_range(acc_lo, acc_hi + 1).width
-        costs["param_reads"] = table.sram_read(layer.pe * n_thr * thr_bits)
-        # each output beat compares PE accumulators against T thresholds
-        costs["out_beats"] = layer.pe * n_thr * table.add(thr_bits)
+        costs["param_reads"] = table.sram_read(layer.pe * ((1 << levels) - 1) * thr_bits)
+        # each output element: a binary search, one comparison per level of the tree
+        costs["out_beats"] = layer.pe * levels * table.add(thr_bits)
     elif isinstance(post, Requantize):
         m_bits = shape_for_range(int(min(np.min(post.multiplier), 0)),
                                  int(max(np.max(post.multiplier), 0))).width

@@ -1,4 +1,9 @@
-"""Built-in examples ``codesign run`` knows by name: a trained model, its data, its folding."""
+"""Built-in examples ``codesign run`` knows by name: a trained model, its data, its folding.
+
+Every compression technique of quant_models has one, trained on scikit-learn's digits and
+cached; ``sparse`` names the weight sparsity from which a layer goes on the zero-skipping
+engine.
+"""
 
 from __future__ import annotations
 
@@ -25,27 +30,42 @@ class LoadedExample:
     y_test: np.ndarray
     target_cycles: int | None = None
     folding: dict[str, tuple[int, int]] = field(default_factory=dict)
+    sparse: float | None = None
 
 
-def _binarized_mlp(retrain: bool, progress: TrainProgress | None) -> LoadedExample:
-    from quant_models.data import load_digits_split
-    from quant_models.zoo import SPLIT_PARAMS, builtin_binarized_mlp, builtin_float_mlp
+def _zoo_example(zoo_name: str, description: str, target_cycles: int,
+                 sparse: float | None = None) -> Callable[[bool, TrainProgress | None],
+                                                          LoadedExample]:
+    def load(retrain: bool, progress: TrainProgress | None) -> LoadedExample:
+        from quant_models.data import load_digits_split
+        from quant_models.zoo import SPLIT_PARAMS, builtin_example, builtin_float_mlp
 
-    split = load_digits_split(**SPLIT_PARAMS)
-    float_model, float_report = builtin_float_mlp(retrain=retrain, progress=progress)
-    del float_model
-    model, _ = builtin_binarized_mlp(retrain=retrain, progress=progress)
-    return LoadedExample(
-        name="binarized-mlp",
-        description="binarized MLP on scikit-learn digits: uint5 pixels x binary weights, "
-                    "binary hidden layers, integer scores",
-        model=model, float_accuracy=float_report.test_accuracy,
-        x_test=split.x_test, y_test=split.y_test, target_cycles=128)
+        split = load_digits_split(**SPLIT_PARAMS)
+        _, float_report = builtin_float_mlp(retrain=retrain, progress=progress)
+        model, _ = builtin_example(zoo_name, retrain=retrain, progress=progress)
+        return LoadedExample(name=zoo_name, description=description, model=model,
+                             float_accuracy=float_report.test_accuracy, x_test=split.x_test,
+                             y_test=split.y_test, target_cycles=target_cycles, sparse=sparse)
+    return load
 
 
-EXAMPLES: dict[str, tuple[str, Callable[[bool, TrainProgress | None], LoadedExample]]] = {
-    "binarized-mlp": ("binarized MLP on digits (default)", _binarized_mlp),
-}
+EXAMPLES: dict[str, tuple[str, Callable[[bool, TrainProgress | None], LoadedExample]]] = {}
+for _name, _description, _target, _sparse in [
+    ("binarized-mlp", "binarized MLP: uint5 pixels x binary weights, binary hidden layers, "
+     "integer scores (default)", 128, None),
+    ("ternary-mlp-twn", "ternary-weight (TWN) MLP with 2-bit activations", 128, None),
+    ("ternary-mlp-ttq", "trained-ternary (TTQ) MLP: asymmetric levels {+2^f, 0, -R} on MAC "
+     "engines", 128, None),
+    ("fixed-point-mlp-w4a4", "4-bit weights, 4-bit activations", 128, None),
+    ("fixed-point-mlp-w8a8", "8-bit weights, 8-bit activations", 128, None),
+    ("pruned-mlp-0.5", "w8a8 MLP, 50% unstructured sparsity, zero-skipping engines", 512, 0.4),
+    ("pruned-mlp-0.75", "w8a8 MLP, 75% unstructured sparsity, zero-skipping engines", 512,
+     0.4),
+    ("pruned-mlp-0.9", "w8a8 MLP, 90% unstructured sparsity, zero-skipping engines", 512, 0.4),
+    ("mixed-mlp", "mixed precision: int8 input layer, binary, ternary, 4-bit layers, integer "
+     "scores", 256, None),
+]:
+    EXAMPLES[_name] = (_description, _zoo_example(_name, _description, _target, _sparse))
 DEFAULT_EXAMPLE = "binarized-mlp"
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +33,13 @@ Say = Callable[[str], None]
 
 def compile_model(model: nn.Module, *, name: str = "network",
                   folding: Mapping[str, Folding | tuple[int, int]] | None = None,
-                  target_cycles: int | None = None) -> Design:
+                  target_cycles: int | None = None,
+                  families: Mapping[str, str] | None = None,
+                  sparse: Sequence[str] | float | None = None) -> Design:
     """quant_models network -> streamlined integer graph -> folded design."""
     graph = streamline(from_quant_model(model, name=name))
-    return build_design(graph, folding, target_cycles=target_cycles)
+    return build_design(graph, folding, target_cycles=target_cycles, families=families,
+                        sparse=sparse)
 
 
 def reference_scores(graph: Graph, inputs: np.ndarray) -> np.ndarray:
@@ -82,6 +85,8 @@ def layer_records(design: Design, sim: SimResult, energy: dict[str, dict[str, fl
             "input_type": str(layer.input_type), "output_type": str(layer.output_type),
             "weight_type": str(layer.matvec.weight_type),
             "weight_sparsity": layer.weight_sparsity,
+            # rows with no non-zero weight: handled (acc = 0 goes through the epilogue)
+            "empty_rows": int(np.count_nonzero(~layer.matvec.weight.any(axis=1))),
             "mw": layer.mw, "mh": layer.mh, "pe": layer.pe, "simd": layer.simd,
             "formula_cycles": predicted["issue"],
             "measured_cycles": sim.measured_cycles(layer.name),
@@ -101,7 +106,9 @@ def layer_records(design: Design, sim: SimResult, energy: dict[str, dict[str, fl
 def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | None = None,
                 retrain: bool = False, energy_table: str | Path | None = None,
                 folding: Mapping[str, tuple[int, int]] | None = None,
-                target_cycles: int | None = None, say: Say = _stderr) -> dict[str, Any]:
+                target_cycles: int | None = None,
+                sparse: Sequence[str] | float | None = None,
+                say: Say = _stderr) -> dict[str, Any]:
     """Train or load, lower, generate, simulate the test split, verify, report."""
     from quant_models.train import predict
 
@@ -123,7 +130,8 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
     steps.begin("compile", "lowering to the integer IR, streamlining, folding")
     design = compile_model(example.model, name=example.name,
                            folding={**example.folding, **dict(folding or {})},
-                           target_cycles=target_cycles or example.target_cycles)
+                           target_cycles=target_cycles or example.target_cycles,
+                           sparse=example.sparse if sparse is None else sparse)
     scores = reference_scores(design.graph, x_test)
     ref_pred = np.argmax(scores, axis=1)
     torch_pred = predict(example.model, x_test)

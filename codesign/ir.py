@@ -185,7 +185,7 @@ AccumulatorMode = Literal["dot", "xnor_popcount"]
 
 @dataclass(eq=False)
 class MatVec(Node):
-    """y = W x for each frame; W is [MH, MW] of ``weight_type``.
+    """y = W x for each frame (for every pixel: W acts on the last axis); W is [MH, MW].
 
     ``acc="dot"`` outputs the true integer dot product. ``acc="xnor_popcount"`` (bipolar x
     bipolar only) outputs P = popcount(XNOR(w, x)) = (dot + MW) / 2, the quantity the XNOR
@@ -269,7 +269,46 @@ class FloatMap(Node):
         return f"{self.op_type} {self.name!r} ({self.description})"
 
 
-INTEGER_NODES = (MatVec, MultiThreshold, Requantize)
+@dataclass(eq=False)
+class SlidingWindow(Node):
+    """im2col on an (H, W, C) feature map: (OH, OW, KH*KW*C), window order (ky, kx, c).
+
+    Out-of-image positions read ``pad_value``. The padding rule is explicit because ±1 data
+    has no zero: a bipolar map pads with +1 (or any value the source model chose), an
+    integer map usually with 0; the reference and the hardware use this same value.
+    """
+
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, bottom, right
+    pad_value: int = 0
+
+    op_type = "SlidingWindow"
+
+    def output_hw(self, height: int, width: int) -> tuple[int, int]:
+        top, left, bottom, right = self.padding
+        (kh, kw), (sh, sw) = self.kernel, self.stride
+        return (height + top + bottom - kh) // sh + 1, (width + left + right - kw) // sw + 1
+
+
+@dataclass(eq=False)
+class MaxPool(Node):
+    """Max over k x k windows of an (H, W, C) map, no padding, floor mode (as torch)."""
+
+    kernel: int = 2
+    stride: int = 2
+
+    op_type = "MaxPool"
+
+
+@dataclass(eq=False)
+class Reshape(Node):
+    """Same elements in the same (row-major) order, another shape (e.g. flatten HWC)."""
+
+    op_type = "Reshape"
+
+
+INTEGER_NODES = (MatVec, MultiThreshold, Requantize, SlidingWindow, MaxPool, Reshape)
 
 
 @dataclass(eq=False)
@@ -359,10 +398,48 @@ class Graph:
 
 
 def _validate_node(graph: Graph, node: Node) -> None:
-    if isinstance(node, MatVec):
+    if isinstance(node, SlidingWindow):
         (src,), (dst,) = node.inputs, node.outputs
         x, y = graph.tensor(src), graph.tensor(dst)
-        if node.weight.ndim != 2 or x.shape != (node.mw,) or y.shape != (node.mh,):
+        if len(x.shape) != 3:
+            raise GraphError(f"{node.describe()}: input {src}{x.shape} is not (H, W, C)")
+        h, w, c = x.shape
+        (kh, kw), pads = node.kernel, node.padding
+        if max(pads[0], pads[2]) >= kh or max(pads[1], pads[3]) >= kw or min(pads) < 0:
+            raise GraphError(f"{node.describe()}: padding {pads} must be 0..kernel-1 "
+                             f"for kernel {node.kernel}")
+        if h + pads[0] + pads[2] < kh or w + pads[1] + pads[3] < kw:
+            raise GraphError(f"{node.describe()}: feature map {h}x{w} (padded "
+                             f"{h + pads[0] + pads[2]}x{w + pads[1] + pads[3]}) is smaller "
+                             f"than the {kh}x{kw} kernel")
+        oh, ow = node.output_hw(h, w)
+        if y.shape != (oh, ow, kh * kw * c) or y.dtype != x.dtype:
+            raise GraphError(f"{node.describe()}: output must be {x.dtype}"
+                             f"{(oh, ow, kh * kw * c)}, is {y.dtype}{y.shape}")
+        if not x.dtype.contains(np.array([node.pad_value])):
+            raise GraphError(f"{node.describe()}: pad value {node.pad_value} is not a "
+                             f"{x.dtype} value")
+    elif isinstance(node, MaxPool):
+        (src,), (dst,) = node.inputs, node.outputs
+        x, y = graph.tensor(src), graph.tensor(dst)
+        if len(x.shape) != 3 or x.shape[0] < node.kernel or x.shape[1] < node.kernel:
+            raise GraphError(f"{node.describe()}: input {src}{x.shape} must be (H, W, C) "
+                             f"with H, W >= {node.kernel}")
+        oh = (x.shape[0] - node.kernel) // node.stride + 1
+        ow = (x.shape[1] - node.kernel) // node.stride + 1
+        if y.shape != (oh, ow, x.shape[2]) or y.dtype != x.dtype:
+            raise GraphError(f"{node.describe()}: output must be {x.dtype}"
+                             f"{(oh, ow, x.shape[2])}, is {y.dtype}{y.shape}")
+    elif isinstance(node, Reshape):
+        (src,), (dst,) = node.inputs, node.outputs
+        x, y = graph.tensor(src), graph.tensor(dst)
+        if x.size != y.size or x.dtype != y.dtype:
+            raise GraphError(f"{node.describe()}: {src}{x.shape} cannot become {dst}{y.shape}")
+    elif isinstance(node, MatVec):
+        (src,), (dst,) = node.inputs, node.outputs
+        x, y = graph.tensor(src), graph.tensor(dst)
+        if (node.weight.ndim != 2 or x.shape[-1:] != (node.mw,)
+                or y.shape != x.shape[:-1] + (node.mh,)):
             raise GraphError(f"{node.describe()}: weight {node.weight.shape} does not map "
                              f"{src}{x.shape} to {dst}{y.shape}")
         if not node.weight_type.contains(node.weight):
@@ -379,7 +456,7 @@ def _validate_node(graph: Graph, node: Node) -> None:
         (src,), (dst,) = node.inputs, node.outputs
         x, y = graph.tensor(src), graph.tensor(dst)
         mult = np.asarray(node.multiplier)
-        if x.shape != y.shape or mult.size not in (1, x.size):
+        if x.shape != y.shape or mult.size not in (1, x.shape[-1]):
             raise GraphError(f"{node.describe()}: {mult.size} multipliers for {x.size} "
                              f"channels, {src}{x.shape} -> {dst}{y.shape}")
         if node.shift < 0 or node.shift > 62:
@@ -391,7 +468,7 @@ def _validate_node(graph: Graph, node: Node) -> None:
         (src,), (dst,) = node.inputs, node.outputs
         x, y = graph.tensor(src), graph.tensor(dst)
         th = node.thresholds
-        if th.ndim != 2 or th.shape[0] != x.size or x.shape != y.shape:
+        if th.ndim != 2 or th.shape[0] != x.shape[-1] or x.shape != y.shape:
             raise GraphError(f"{node.describe()}: thresholds {th.shape} do not fit "
                              f"{src}{x.shape} -> {dst}{y.shape}")
         if th.shape[1] > 1 and np.any(np.diff(th, axis=1) < 0):

@@ -79,14 +79,19 @@ def render_markdown(summary: dict[str, Any]) -> str:
         f"({summary['energy_table']}, {summary['technology_node']})",
         f"- simulation: {summary['sim_cycles_per_second'] / 1e6:.2f} M cycles/s "
         f"(Verilator via cocotb)",
+        f"- analytical model: every stall-independent counter of every layer predicted "
+        f"{'exactly' if summary['analytical_match'] else 'WITH DIFFERENCES (see summary.json)'}",
         "",
-        "| layer | family | MW×MH | PE | SIMD | formula cycles | measured cycles | fill | "
-        "stall in | stall out | pJ/frame |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| layer | engine | weights × inputs → outputs | MW×MH | PE | SIMD | formula cycles | "
+        "measured cycles | fill | stall in | stall out | pJ/frame |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for layer in summary["layers"]:
+        engine = layer["family"] + (
+            f" sparse ({layer['weight_sparsity']:.0%} zeros)" if layer["sparse"] else "")
         lines.append(
-            f"| {layer['name']} | {layer['family']} | {layer['mw']}×{layer['mh']} | "
+            f"| {layer['name']} | {engine} | {layer['weight_type']} × {layer['input_type']} → "
+            f"{layer['output_type']} | {layer['mw']}×{layer['mh']} | "
             f"{layer['pe']} | {layer['simd']} | {layer['formula_cycles']} | "
             f"{layer['measured_cycles']} | {layer['fill_cycles']} | "
             f"{layer['stall_in_cycles']} | {layer['stall_out_cycles']} | "
@@ -117,3 +122,29 @@ def write_run_directory(out_dir: Path, summary: dict[str, Any], verilog: str) ->
     paths["summary"] = atomic_write_text(out_dir / "summary.json",
                                          json.dumps(summary, indent=2) + "\n")
     return paths
+
+
+def render_index(summaries: list[dict[str, Any]]) -> str:
+    """reports/README.md: one row per example run, linking to its report."""
+    lines = [
+        "# Results of the built-in examples",
+        "",
+        "Regenerate with `codesign study --out reports`. Every row is an RTL simulation of the",
+        "whole digits test split whose outputs matched the integer reference bit-exactly.",
+        "",
+        "| example | engines | float acc. | compressed acc. (torch = RTL) | bit-exact | "
+        "cycles/frame | nJ/frame | analytical model |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for summary in summaries:
+        engines = ", ".join(
+            f"{layer['family']}{' sparse' if layer['sparse'] else ''}"
+            for layer in summary["layers"])
+        lines.append(
+            f"| [{summary['example']}]({summary['example']}/report.md) | {engines} | "
+            f"{summary['accuracy_float']:.4f} | {summary['accuracy_torch']:.4f} = "
+            f"{summary['accuracy_hw']:.4f} | {'yes' if summary['bit_exact'] else 'NO'} "
+            f"({summary['frames']} frames) | {summary['cycles_per_frame']:.1f} | "
+            f"{summary['energy_pj_per_frame'] / 1000:.2f} | "
+            f"{'exact' if summary['analytical_match'] else 'differs'} |")
+    return "\n".join(lines) + "\n"

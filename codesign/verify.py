@@ -55,6 +55,7 @@ def compare(design: Design, inputs: np.ndarray, outputs: np.ndarray) -> Verifica
     """Compare the design's final outputs with the reference on the same inputs."""
     expected = execute(design.graph, inputs)
     assert isinstance(expected, np.ndarray)
+    expected = expected.reshape(expected.shape[0], -1)
     got = np.asarray(outputs, dtype=np.int64).reshape(expected.shape)
     where = first_difference(expected, got)
     first = None
@@ -78,7 +79,8 @@ def localize_mismatch(design: Design, inputs: np.ndarray, **sim_options) -> Mism
         layer = prefix.layers[-1]
         result = simulate(prefix, inputs, **sim_options)
         expected = values[layer.output_tensor]
-        where = first_difference(expected, result.outputs)
+        expected = expected.reshape(expected.shape[0], -1)
+        where = first_difference(expected, result.outputs.reshape(expected.shape))
         if where is not None:
             frame, element = where
             return Mismatch(layer.name, layer.output_tensor, frame, element,

@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth import Module, Mux, Signal, Value, signed, unsigned
+from amaranth import Array, Cat, Module, Mux, Signal, Value, signed, unsigned
 
-from hdl.arith import adder_tree, range_bits
+from hdl.arith import range_bits
 
 
 def _shape(lo: int, hi: int):
@@ -67,7 +67,13 @@ class PassEpilogue:
 
 @dataclass(frozen=True, eq=False)
 class ThresholdEpilogue:
-    """code = (sum_i [acc >= T[row, i]]) + code_bias, in ``out_bits``."""
+    """code = (sum_i [acc >= T[row, i]]) + code_bias, in ``out_bits``.
+
+    With thresholds sorted ascending the count is found by binary search: B = log2(T + 1)
+    comparisons per element, each choosing among the thresholds of one level of the
+    search tree, instead of T parallel comparators (255 for an 8-bit activation). Rows are
+    padded to 2^B - 1 thresholds with values above the accumulator range, never reached.
+    """
 
     thresholds: np.ndarray
     acc_range: tuple[int, int]
@@ -77,29 +83,48 @@ class ThresholdEpilogue:
     kind = "threshold"
 
     @property
+    def levels(self) -> int:
+        """Comparisons per element: B with 2^B - 1 >= number of thresholds."""
+        return int(self.thresholds.shape[1]).bit_length()
+
+    @property
     def params_per_row(self) -> int:
-        return int(self.thresholds.shape[1])
+        return (1 << self.levels) - 1
 
     @property
     def param_bits(self) -> int:
         lo, hi = self.acc_range
         return range_bits(lo, hi + 1)[0]
 
+    def padded(self) -> np.ndarray:
+        rows, count = self.thresholds.shape
+        never = self.acc_range[1] + 1
+        pad = np.full((rows, self.params_per_row - count), never, dtype=np.int64)
+        return np.concatenate([np.asarray(self.thresholds, dtype=np.int64), pad], axis=1)
+
     def param_words(self, pe: int) -> list[int]:
-        return pack_row_words(self.thresholds, self.param_bits, pe)
+        return pack_row_words(self.padded(), self.param_bits, pe)
 
     def codes(self, m: Module, accs: list[Value], word: Value | None) -> list[Value]:
         assert word is not None
         lo, hi = self.acc_range
         shape = _shape(lo, hi + 1)
-        n = self.params_per_row
+        n, levels = self.params_per_row, self.levels
         codes = []
         for p, acc in enumerate(accs):
-            hits = []
-            for t in range(n):
-                raw = word.word_select(p * n + t, shape.width)
-                hits.append(acc >= (raw.as_signed() if shape.signed else raw))
-            count = adder_tree(hits)
+            def threshold(index: int, p: int = p) -> Value:
+                raw = word.word_select(p * n + index, shape.width)
+                return raw.as_signed() if shape.signed else raw
+
+            count: Value | None = None
+            for k in range(levels):
+                # level k compares with T[(2q + 1) * 2^(levels-k-1) - 1], q = bits so far
+                step = 1 << (levels - k - 1)
+                candidates = [threshold((2 * q + 1) * step - 1) for q in range(1 << k)]
+                chosen = candidates[0] if count is None else Array(candidates)[count]
+                bit = acc >= chosen
+                count = bit if count is None else Cat(bit, count)
+            assert count is not None
             codes.append((count + self.code_bias)[:self.out_bits])
         return codes
 

@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codesign.errors import FoldingError, GraphError
-from codesign.ir import Graph, IntType, MatVec, MultiThreshold, TensorInfo
+from codesign.ir import Graph, IntType, MatVec, MultiThreshold, TensorInfo, dot_range
 from codesign.mapping import (
     Folding,
     auto_folding,
@@ -101,3 +101,42 @@ def test_pack_element_order():
 def test_folding_type_accepts_tuple_and_dataclass():
     d = build_design(two_layer_graph(), [Folding(8, 12), (1, 1)])
     assert (d.layers[0].pe, d.layers[0].simd, d.layers[1].pe) == (8, 12, 1)
+
+
+def _one_layer(wtype, xtype, mw=8, mh=4):
+    rng = np.random.default_rng(0)
+    values = [-1, 1] if wtype.kind == "bipolar" else [wtype.min, 0, wtype.max]
+    node = MatVec("fc0", ["x"], ["a"], weight=rng.choice(values, (mh, mw)), weight_type=wtype)
+    lo, hi = node.output_range(xtype)
+    tensors = {"x": TensorInfo("x", (mw,), xtype),
+               "a": TensorInfo("a", (mh,), IntType.for_range(lo, hi))}
+    return Graph("g", "x", "a", tensors, [node])
+
+
+def test_type_combination_without_engine_is_named():
+    with pytest.raises(GraphError, match=r"layer 'fc0': no engine for bipolar weights x "
+                                         r"ternary inputs; available: .*bipolar weights x "
+                                         r"bipolar inputs"):
+        build_design(_one_layer(IntType.bipolar(), IntType.ternary()))
+
+
+def test_mac_width_limit_is_named():
+    with pytest.raises(GraphError, match="int17 weights are wider than the MAC engine's 16 bits"):
+        build_design(_one_layer(IntType.int_(17), IntType.uint(4)))
+    with pytest.raises(GraphError, match="uint20 inputs are wider"):
+        build_design(_one_layer(IntType.int_(8), IntType.uint(20)))
+
+
+def test_accumulator_too_wide_is_refused():
+    # 16x16-bit products over 2^31 inputs cannot be held in a 62-bit accumulator type
+    with pytest.raises(GraphError, match="needs 1..62 bits"):
+        IntType.for_range(*dot_range(IntType.int_(16), IntType.int_(16), 2**31))
+
+
+def test_sparse_needs_zero_weights_and_known_layers():
+    with pytest.raises(GraphError, match="bipolar weights have no zeros to skip"):
+        build_design(_one_layer(IntType.bipolar(), IntType.uint(4)), sparse=["fc0"])
+    with pytest.raises(GraphError, match="sparse names unknown layer"):
+        build_design(_one_layer(IntType.ternary(), IntType.uint(4)), sparse=["fc7"])
+    design = build_design(_one_layer(IntType.ternary(), IntType.uint(4)), sparse=0.0)
+    assert design.layers[0].sparse and design.layers[0].family == "ternary"
