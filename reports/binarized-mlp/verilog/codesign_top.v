@@ -76,11 +76,11 @@ module codesign_top(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid
   wire \o__valid$29 ;
   wire \o__valid$35 ;
   wire \o__valid$44 ;
-  output [1151:0] perf;
-  wire [1151:0] perf;
-  wire [383:0] \perf$45 ;
-  wire [383:0] \perf$46 ;
-  wire [383:0] \perf$47 ;
+  output [1247:0] perf;
+  wire [1247:0] perf;
+  wire [415:0] \perf$45 ;
+  wire [415:0] \perf$46 ;
+  wire [415:0] \perf$47 ;
   wire [7:0] r_data;
   wire [1:0] \r_data$37 ;
   wire r_en;
@@ -120,10 +120,10 @@ module codesign_top(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid
     .perf_issue(\$3 ),
     .perf_lane_ops(\$7 ),
     .perf_out_beats(\$6 ),
+    .perf_param_reads(\$12 ),
     .perf_span(\$1 ),
     .perf_stall_in(\$2 ),
     .perf_stall_out(\$4 ),
-    .perf_threshold_reads(\$12 ),
     .perf_weight_reads(\$9 ),
     .rst(rst)
   );
@@ -142,10 +142,10 @@ module codesign_top(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid
     .perf_issue(\$15 ),
     .perf_lane_ops(\$19 ),
     .perf_out_beats(\$18 ),
+    .perf_param_reads(\$24 ),
     .perf_span(\$13 ),
     .perf_stall_in(\$14 ),
     .perf_stall_out(\$16 ),
-    .perf_threshold_reads(\$24 ),
     .perf_weight_reads(\$21 ),
     .rst(rst)
   );
@@ -211,12 +211,12 @@ module codesign_top(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid
   assign \o__payload$42  = o__payload;
   assign \o__ready$43  = o__ready;
   assign \o__valid$44  = o__valid;
-  assign \perf$45  = { \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$1 , \$4 , \$2 , \$3  };
-  assign \perf$46  = { \$24 , \$23 , \$22 , \$21 , \$20 , \$19 , \$18 , \$17 , \$13 , \$16 , \$14 , \$15  };
-  assign \perf$47  = { 32'h00000000, \$35 , \$34 , \$33 , \$32 , \$31 , \$30 , \$29 , \$25 , \$28 , \$26 , \$27  };
-  assign perf[1151:768] = { 32'h00000000, \$35 , \$34 , \$33 , \$32 , \$31 , \$30 , \$29 , \$25 , \$28 , \$26 , \$27  };
-  assign perf[767:384] = { \$24 , \$23 , \$22 , \$21 , \$20 , \$19 , \$18 , \$17 , \$13 , \$16 , \$14 , \$15  };
-  assign perf[383:0] = { \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$1 , \$4 , \$2 , \$3  };
+  assign \perf$45  = { 32'h00000000, \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$1 , \$4 , \$2 , \$3  };
+  assign \perf$46  = { 32'h00000000, \$24 , \$23 , \$22 , \$21 , \$20 , \$19 , \$18 , \$17 , \$13 , \$16 , \$14 , \$15  };
+  assign \perf$47  = { 64'h0000000000000000, \$35 , \$34 , \$33 , \$32 , \$31 , \$30 , \$29 , \$25 , \$28 , \$26 , \$27  };
+  assign perf[1247:832] = { 64'h0000000000000000, \$35 , \$34 , \$33 , \$32 , \$31 , \$30 , \$29 , \$25 , \$28 , \$26 , \$27  };
+  assign perf[831:416] = { 32'h00000000, \$24 , \$23 , \$22 , \$21 , \$20 , \$19 , \$18 , \$17 , \$13 , \$16 , \$14 , \$15  };
+  assign perf[415:0] = { 32'h00000000, \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$1 , \$4 , \$2 , \$3  };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -376,7 +376,7 @@ module \codesign_top.dwc_1.split (rst, o__payload, i__ready, o__ready, i__valid,
 endmodule
 
 (* generator = "Amaranth" *)
-module \codesign_top.engine_0_fc0 (i__valid, clk, rst, i__ready, o__ready, o__valid, o__payload, perf_span, perf_stall_in, perf_issue, perf_stall_out, perf_in_beats, perf_out_beats, perf_lane_ops, perf_acc_adds, perf_weight_reads, perf_ibuf_writes, perf_ibuf_reads, perf_threshold_reads, ib_wr__data);
+module \codesign_top.engine_0_fc0 (i__valid, clk, rst, i__ready, o__ready, o__valid, o__payload, perf_span, perf_stall_in, perf_issue, perf_stall_out, perf_in_beats, perf_out_beats, perf_lane_ops, perf_acc_adds, perf_weight_reads, perf_ibuf_writes, perf_ibuf_reads, perf_param_reads, ib_wr__data);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire [39:0] \$10 ;
@@ -870,7 +870,7 @@ module \codesign_top.engine_0_fc0 (i__valid, clk, rst, i__ready, o__ready, o__va
   reg o__valid = 1'h0;
   wire out_fire;
   wire out_free;
-  wire [383:0] perf;
+  wire [415:0] perf;
   output [31:0] perf_acc_adds;
   reg [31:0] perf_acc_adds = 32'd0;
   output [31:0] perf_ibuf_reads;
@@ -885,16 +885,17 @@ module \codesign_top.engine_0_fc0 (i__valid, clk, rst, i__ready, o__ready, o__va
   reg [31:0] perf_lane_ops = 32'd0;
   output [31:0] perf_out_beats;
   reg [31:0] perf_out_beats = 32'd0;
+  output [31:0] perf_param_reads;
+  reg [31:0] perf_param_reads = 32'd0;
   output [31:0] perf_span;
   reg [31:0] perf_span = 32'd0;
   output [31:0] perf_stall_in;
   reg [31:0] perf_stall_in = 32'd0;
   output [31:0] perf_stall_out;
   reg [31:0] perf_stall_out = 32'd0;
-  output [31:0] perf_threshold_reads;
-  reg [31:0] perf_threshold_reads = 32'd0;
   output [31:0] perf_weight_reads;
   reg [31:0] perf_weight_reads = 32'd0;
+  wire [31:0] perf_zero_weight_lanes;
   wire produce;
   input rst;
   wire rst;
@@ -936,29 +937,29 @@ module \codesign_top.engine_0_fc0 (i__valid, clk, rst, i__ready, o__ready, o__va
     end
   end
   assign ib_rd__data = _0_;
-  reg [95:0] thresholds [15:0];
+  reg [95:0] params [15:0];
   initial begin
-    thresholds[0] = 96'h042003033fedfa8006031f8e;
-    thresholds[1] = 96'hff9fc5ff8ff3005003ffb02e;
-    thresholds[2] = 96'hfdd024ffefe1010fe4f9fffa;
-    thresholds[3] = 96'h055fcd033ff6023026047002;
-    thresholds[4] = 96'hfd000bfed004fedfb1fedfb8;
-    thresholds[5] = 96'hff5058feefc7fe4017fe000a;
-    thresholds[6] = 96'hfdefc4003007fe2ffcffbfff;
-    thresholds[7] = 96'h00b011f9d012fd4040017fcb;
-    thresholds[8] = 96'hff8030000fd5037f82ffb003;
-    thresholds[9] = 96'h02c03ffc2ffc024fb5ff800d;
-    thresholds[10] = 96'h029007ff703efcb01d04802b;
-    thresholds[11] = 96'hfa9fd3000038fdf027ffbff8;
-    thresholds[12] = 96'hffe057fe0fff04aff7fc400a;
-    thresholds[13] = 96'h041ff003efeb01efc4051fca;
-    thresholds[14] = 96'hfcbfbaff5012ffefd301e026;
-    thresholds[15] = 96'hfe8027015068004fe7016fc3;
+    params[0] = 96'h042003033fedfa8006031f8e;
+    params[1] = 96'hff9fc5ff8ff3005003ffb02e;
+    params[2] = 96'hfdd024ffefe1010fe4f9fffa;
+    params[3] = 96'h055fcd033ff6023026047002;
+    params[4] = 96'hfd000bfed004fedfb1fedfb8;
+    params[5] = 96'hff5058feefc7fe4017fe000a;
+    params[6] = 96'hfdefc4003007fe2ffcffbfff;
+    params[7] = 96'h00b011f9d012fd4040017fcb;
+    params[8] = 96'hff8030000fd5037f82ffb003;
+    params[9] = 96'h02c03ffc2ffc024fb5ff800d;
+    params[10] = 96'h029007ff703efcb01d04802b;
+    params[11] = 96'hfa9fd3000038fdf027ffbff8;
+    params[12] = 96'hffe057fe0fff04aff7fc400a;
+    params[13] = 96'h041ff003efeb01efc4051fca;
+    params[14] = 96'hfcbfbaff5012ffefd301e026;
+    params[15] = 96'hfe8027015068004fe7016fc3;
   end
   reg [95:0] _1_;
   always @(posedge clk) begin
     if (t_rd__en) begin
-      _1_ <= thresholds[\$signal ];
+      _1_ <= params[\$signal ];
     end
   end
   assign t_rd__data = _1_;
@@ -1521,7 +1522,7 @@ module \codesign_top.engine_0_fc0 (i__valid, clk, rst, i__ready, o__ready, o__va
   assign \$408  = issue & \$407 ;
   assign \$409  = perf_ibuf_reads + 1'h1;
   assign \$410  = issue & sf_last;
-  assign \$411  = perf_threshold_reads + 1'h1;
+  assign \$411  = perf_param_reads + 1'h1;
   always @(posedge clk)
     \$signal$3  <= \$412 ;
   always @(posedge clk)
@@ -1587,7 +1588,7 @@ module \codesign_top.engine_0_fc0 (i__valid, clk, rst, i__ready, o__ready, o__va
   always @(posedge clk)
     perf_ibuf_reads <= \$443 ;
   always @(posedge clk)
-    perf_threshold_reads <= \$444 ;
+    perf_param_reads <= \$444 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$412  = \$signal$3 ;
@@ -1924,7 +1925,7 @@ module \codesign_top.engine_0_fc0 (i__valid, clk, rst, i__ready, o__ready, o__va
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$444  = perf_threshold_reads;
+    \$444  = perf_param_reads;
     if (\$410 ) begin
       \$444  = \$411 [31:0];
     end
@@ -1947,11 +1948,12 @@ module \codesign_top.engine_0_fc0 (i__valid, clk, rst, i__ready, o__ready, o__va
   assign acc_next5 = \$254 [11:0];
   assign acc_next6 = \$295 [11:0];
   assign acc_next7 = \$336 [11:0];
-  assign perf = { perf_threshold_reads, perf_ibuf_reads, perf_ibuf_writes, perf_weight_reads, perf_acc_adds, perf_lane_ops, perf_out_beats, perf_in_beats, perf_span, perf_stall_out, perf_stall_in, perf_issue };
+  assign perf = { 32'h00000000, perf_param_reads, perf_ibuf_reads, perf_ibuf_writes, perf_weight_reads, perf_acc_adds, perf_lane_ops, perf_out_beats, perf_in_beats, perf_span, perf_stall_out, perf_stall_in, perf_issue };
+  assign perf_zero_weight_lanes = 32'd0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \codesign_top.engine_1_fc1 (rst, i__ready, ib_wr__data, o__ready, o__valid, o__payload, perf_span, perf_stall_in, perf_issue, perf_stall_out, perf_in_beats, perf_out_beats, perf_lane_ops, perf_acc_adds, perf_weight_reads, perf_ibuf_writes, perf_ibuf_reads, perf_threshold_reads, i__valid, clk);
+module \codesign_top.engine_1_fc1 (rst, i__ready, ib_wr__data, o__ready, o__valid, o__payload, perf_span, perf_stall_in, perf_issue, perf_stall_out, perf_in_beats, perf_out_beats, perf_lane_ops, perf_acc_adds, perf_weight_reads, perf_ibuf_writes, perf_ibuf_reads, perf_param_reads, i__valid, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -2701,7 +2703,7 @@ module \codesign_top.engine_1_fc1 (rst, i__ready, ib_wr__data, o__ready, o__vali
   reg o__valid = 1'h0;
   wire out_fire;
   wire out_free;
-  wire [383:0] perf;
+  wire [415:0] perf;
   output [31:0] perf_acc_adds;
   reg [31:0] perf_acc_adds = 32'd0;
   output [31:0] perf_ibuf_reads;
@@ -2716,16 +2718,17 @@ module \codesign_top.engine_1_fc1 (rst, i__ready, ib_wr__data, o__ready, o__vali
   reg [31:0] perf_lane_ops = 32'd0;
   output [31:0] perf_out_beats;
   reg [31:0] perf_out_beats = 32'd0;
+  output [31:0] perf_param_reads;
+  reg [31:0] perf_param_reads = 32'd0;
   output [31:0] perf_span;
   reg [31:0] perf_span = 32'd0;
   output [31:0] perf_stall_in;
   reg [31:0] perf_stall_in = 32'd0;
   output [31:0] perf_stall_out;
   reg [31:0] perf_stall_out = 32'd0;
-  output [31:0] perf_threshold_reads;
-  reg [31:0] perf_threshold_reads = 32'd0;
   output [31:0] perf_weight_reads;
   reg [31:0] perf_weight_reads = 32'd0;
+  wire [31:0] perf_zero_weight_lanes;
   wire produce;
   input rst;
   wire rst;
@@ -2775,21 +2778,21 @@ module \codesign_top.engine_1_fc1 (rst, i__ready, ib_wr__data, o__ready, o__vali
     end
   end
   assign ib_rd__data = _0_;
-  reg [127:0] thresholds [7:0];
+  reg [127:0] params [7:0];
   initial begin
-    thresholds[0] = 128'h40404141424241413f41414240414140;
-    thresholds[1] = 128'h41404140403f40414040404140414140;
-    thresholds[2] = 128'h40404041414141424040414143404040;
-    thresholds[3] = 128'h40414141404141404141404040424141;
-    thresholds[4] = 128'h404142414041414141404040403f4040;
-    thresholds[5] = 128'h40414140414241404040404041404240;
-    thresholds[6] = 128'h41424240414140414142404040413f40;
-    thresholds[7] = 128'h40404041404142414141414141414141;
+    params[0] = 128'h40404141424241413f41414240414140;
+    params[1] = 128'h41404140403f40414040404140414140;
+    params[2] = 128'h40404041414141424040414143404040;
+    params[3] = 128'h40414141404141404141404040424141;
+    params[4] = 128'h404142414041414141404040403f4040;
+    params[5] = 128'h40414140414241404040404041404240;
+    params[6] = 128'h41424240414140414142404040413f40;
+    params[7] = 128'h40404041404142414141414141414141;
   end
   reg [127:0] _1_;
   always @(posedge clk) begin
     if (t_rd__en) begin
-      _1_ <= thresholds[\$signal ];
+      _1_ <= params[\$signal ];
     end
   end
   assign t_rd__data = _1_;
@@ -3269,7 +3272,7 @@ module \codesign_top.engine_1_fc1 (rst, i__ready, ib_wr__data, o__ready, o__vali
   assign \$640  = issue & \$639 ;
   assign \$641  = perf_ibuf_reads + 1'h1;
   assign \$642  = issue & sf_last;
-  assign \$643  = perf_threshold_reads + 1'h1;
+  assign \$643  = perf_param_reads + 1'h1;
   always @(posedge clk)
     \$signal$3  <= \$644 ;
   always @(posedge clk)
@@ -3351,7 +3354,7 @@ module \codesign_top.engine_1_fc1 (rst, i__ready, ib_wr__data, o__ready, o__vali
   always @(posedge clk)
     perf_ibuf_reads <= \$683 ;
   always @(posedge clk)
-    perf_threshold_reads <= \$684 ;
+    perf_param_reads <= \$684 ;
   assign need_input = ! \$signal ;
   assign sf_last = \$signal$3  == 4'hf;
   assign \$1  = ~ stall;
@@ -4083,7 +4086,7 @@ module \codesign_top.engine_1_fc1 (rst, i__ready, ib_wr__data, o__ready, o__vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$684  = perf_threshold_reads;
+    \$684  = perf_param_reads;
     if (\$642 ) begin
       \$684  = \$643 [31:0];
     end
@@ -4114,7 +4117,8 @@ module \codesign_top.engine_1_fc1 (rst, i__ready, ib_wr__data, o__ready, o__vali
   assign acc_next13 = \$470 [7:0];
   assign acc_next14 = \$503 [7:0];
   assign acc_next15 = \$536 [7:0];
-  assign perf = { perf_threshold_reads, perf_ibuf_reads, perf_ibuf_writes, perf_weight_reads, perf_acc_adds, perf_lane_ops, perf_out_beats, perf_in_beats, perf_span, perf_stall_out, perf_stall_in, perf_issue };
+  assign perf = { 32'h00000000, perf_param_reads, perf_ibuf_reads, perf_ibuf_writes, perf_weight_reads, perf_acc_adds, perf_lane_ops, perf_out_beats, perf_in_beats, perf_span, perf_stall_out, perf_stall_in, perf_issue };
+  assign perf_zero_weight_lanes = 32'd0;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -4300,7 +4304,7 @@ module \codesign_top.engine_2_fc2 (clk, rst, i__ready, ib_wr__data, o__valid, o_
   wire [7:0] out4;
   wire out_fire;
   wire out_free;
-  wire [383:0] perf;
+  wire [415:0] perf;
   output [31:0] perf_acc_adds;
   reg [31:0] perf_acc_adds = 32'd0;
   output [31:0] perf_ibuf_reads;
@@ -4315,15 +4319,16 @@ module \codesign_top.engine_2_fc2 (clk, rst, i__ready, ib_wr__data, o__valid, o_
   reg [31:0] perf_lane_ops = 32'd0;
   output [31:0] perf_out_beats;
   reg [31:0] perf_out_beats = 32'd0;
+  wire [31:0] perf_param_reads;
   output [31:0] perf_span;
   reg [31:0] perf_span = 32'd0;
   output [31:0] perf_stall_in;
   reg [31:0] perf_stall_in = 32'd0;
   output [31:0] perf_stall_out;
   reg [31:0] perf_stall_out = 32'd0;
-  wire [31:0] perf_threshold_reads;
   output [31:0] perf_weight_reads;
   reg [31:0] perf_weight_reads = 32'd0;
+  wire [31:0] perf_zero_weight_lanes;
   wire produce;
   input rst;
   wire rst;
@@ -5034,17 +5039,18 @@ module \codesign_top.engine_2_fc2 (clk, rst, i__ready, ib_wr__data, o__valid, o_
   assign ib_wr__en = accept;
   assign ib_rd__addr = \$signal$3 ;
   assign acc_next0 = \$17 [7:0];
-  assign out0 = \$17 [7:0];
   assign acc_next1 = \$26 [7:0];
-  assign out1 = \$26 [7:0];
   assign acc_next2 = \$35 [7:0];
-  assign out2 = \$35 [7:0];
   assign acc_next3 = \$44 [7:0];
-  assign out3 = \$44 [7:0];
   assign acc_next4 = \$53 [7:0];
+  assign out0 = \$17 [7:0];
+  assign out1 = \$26 [7:0];
+  assign out2 = \$35 [7:0];
+  assign out3 = \$44 [7:0];
   assign out4 = \$53 [7:0];
-  assign perf = { 32'h00000000, perf_ibuf_reads, perf_ibuf_writes, perf_weight_reads, perf_acc_adds, perf_lane_ops, perf_out_beats, perf_in_beats, perf_span, perf_stall_out, perf_stall_in, perf_issue };
-  assign perf_threshold_reads = 32'd0;
+  assign perf = { 64'h0000000000000000, perf_ibuf_reads, perf_ibuf_writes, perf_weight_reads, perf_acc_adds, perf_lane_ops, perf_out_beats, perf_in_beats, perf_span, perf_stall_out, perf_stall_in, perf_issue };
+  assign perf_param_reads = 32'd0;
+  assign perf_zero_weight_lanes = 32'd0;
   assign \$55  = \$signal ;
   assign \$2  = \$signal ;
   assign \$5  = \$signal ;
