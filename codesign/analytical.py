@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from codesign.mapping import Layer
+from codesign.mapping import Layer, PoolStage, WindowStage
 from hdl.mvu import FILL_CYCLES
+from hdl.pool import FILL_CYCLES as POOL_FILL
+from hdl.pool import pool_cycles
 from hdl.sparse import fold_steps, sparse_cycles
+from hdl.window import window_cycles
 
 TRAFFIC_COUNTERS = ("stall_in", "stall_out", "span")
 """Counters that depend on the traffic around an engine, not on the engine alone."""
 
 
 def dense_counters(layer: Layer, frames: int) -> dict[str, int]:
-    """The dense engine's counters for ``frames`` vectors at full rate."""
+    """The dense engine's counters for ``frames`` input vectors at full rate."""
     nf, sf, pe, simd = layer.nf, layer.sf, layer.pe, layer.simd
     issue = frames * nf * sf
     zeros = int(np.count_nonzero(layer.matvec.weight == 0)) if layer_has_zero_weights(layer) \
@@ -85,10 +88,15 @@ def sparse_counters(layer: Layer, frames: int) -> dict[str, int]:
 
 
 def predict_counters(layer: Layer, frames: int) -> dict[str, int]:
-    """Predicted counters for a layer's engine (dense or sparse)."""
+    """Predicted counters for a layer's engine (dense or sparse).
+
+    A convolution's engine sees one vector per output pixel, back to back, so ``frames``
+    frames are ``frames * layer.vectors`` vectors.
+    """
+    vectors = frames * layer.vectors
     if layer.sparse:
-        return sparse_counters(layer, frames)
-    return dense_counters(layer, frames)
+        return sparse_counters(layer, vectors)
+    return dense_counters(layer, vectors)
 
 
 def predicted_cycles(layer: Layer, frames: int) -> int:
@@ -102,3 +110,26 @@ def compare_counters(predicted: dict[str, int], measured: dict[str, int], *,
     skip = TRAFFIC_COUNTERS if in_network else ()
     return {name: (value, measured.get(name, 0)) for name, value in predicted.items()
             if name not in skip and measured.get(name, 0) != value}
+
+
+def predict_stream_stage(stage: WindowStage | PoolStage, frames: int) -> dict[str, int]:
+    """Counters of a sliding-window or pooling stage that follow from its shape alone.
+
+    Only the beat counts and the isolated span are predicted; ``issue`` is the output
+    beats of a window generator and the input beats of a pool.
+    """
+    from codesign.generate import pool_config, window_config
+
+    h, w, c = stage.in_shape
+    in_beats = frames * h * w * c // stage.simd
+    if isinstance(stage, WindowStage):
+        config = window_config(stage)
+        out_beats = frames * stage.cycles_per_frame
+        return {"issue": out_beats, "span": window_cycles(config, frames),
+                "in_beats": in_beats, "out_beats": out_beats, "buffer_writes": in_beats}
+    config = pool_config(stage)
+    oh = (h - stage.node.kernel) // stage.node.stride + 1
+    ow = (w - stage.node.kernel) // stage.node.stride + 1
+    span = pool_cycles(config, frames)
+    return {"issue": span - POOL_FILL, "span": span, "in_beats": in_beats,
+            "out_beats": frames * oh * ow * c // stage.simd}

@@ -21,7 +21,7 @@ import yaml
 
 from codesign.errors import CodesignError
 from codesign.ir import MultiThreshold, Requantize
-from codesign.mapping import Layer
+from codesign.mapping import Layer, PoolStage, Stage, WindowStage
 from hdl.mvu import shape_for_range
 
 REQUIRED_KEYS = ("name", "technology_node", "int_add", "int_mult", "sram_read_64b",
@@ -170,6 +170,25 @@ def layer_energy(layer: Layer, counters: dict[str, int], table: EnergyTable
         component = COMPONENTS[event]
         by_component[component] = by_component.get(component, 0.0) + events[event] * cost
     return by_component
+
+
+def stream_stage_energy(stage: WindowStage | PoolStage, counters: dict[str, int],
+                        table: EnergyTable) -> dict[str, float]:
+    """Line-buffer traffic (and the max comparisons of a pool) of a window or pool stage."""
+    word = stage.simd * stage.input_type.bits
+    parts = {"line buffer": counters.get("buffer_reads", 0) * table.sram_read(word)
+             + counters.get("buffer_writes", 0) * table.sram_write(word)}
+    if "compares" in counters:
+        parts["max compare"] = counters["compares"] * table.add(stage.input_type.bits)
+    return parts
+
+
+def stage_energy(stage: Stage, counters: dict[str, int], table: EnergyTable
+                 ) -> dict[str, float]:
+    """Energy in pJ by component for any hardware stage."""
+    if isinstance(stage, Layer):
+        return layer_energy(stage, counters, table)
+    return stream_stage_energy(stage, counters, table)
 
 
 def total(energies: dict[str, dict[str, float]]) -> float:

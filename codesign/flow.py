@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from codesign.analytical import compare_counters, predict_counters
-from codesign.energy import EnergyTable, layer_energy
+from codesign.analytical import compare_counters, predict_counters, predict_stream_stage
+from codesign.energy import EnergyTable, stage_energy
 from codesign.errors import MismatchError
 from codesign.examples import DEFAULT_EXAMPLE, load_example
 from codesign.frontend import from_quant_model
 from codesign.ir import Graph
-from codesign.mapping import Design, Folding, build_design
+from codesign.mapping import Design, Folding, Layer, PoolStage, WindowStage, build_design
 from codesign.passes import streamline
 from codesign.reference import execute
 from codesign.report import write_run_directory
@@ -73,15 +73,43 @@ class _Steps:
         self.say(f"      done in {elapsed:.1f} s{': ' + detail if detail else ''}")
 
 
+def stream_stage_record(stage: WindowStage | PoolStage, sim: SimResult,
+                        energy: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """A sliding-window or pooling stage: measured counters against its beat count."""
+    counters = sim.layer_counters[stage.name]
+    predicted = predict_stream_stage(stage, sim.frames)
+    return {
+        "name": stage.name, "kind": stage.kind, "family": stage.kind, "sparse": False,
+        "input_type": str(stage.input_type), "output_type": str(stage.output_type),
+        "weight_type": "-", "weight_sparsity": 0.0, "empty_rows": 0,
+        "in_shape": list(stage.in_shape), "simd": stage.simd, "pe": stage.simd,
+        "mw": int(np.prod(stage.in_shape)), "mh": int(np.prod(stage.in_shape)),
+        "formula_cycles": predicted["issue"],
+        "measured_cycles": sim.measured_cycles(stage.name),
+        "fill_cycles": predicted["span"] - predicted["issue"],
+        "span_cycles": counters["span"],
+        "stall_in_cycles": counters["stall_in"],
+        "stall_out_cycles": counters["stall_out"],
+        "counters": counters,
+        "predicted_counters": predicted,
+        "analytical_mismatches": compare_counters(predicted, counters, in_network=True),
+        "energy_pj_per_frame": sum(energy[stage.name].values()) / sim.frames,
+        "energy_pj_by_component": {k: v / sim.frames for k, v in energy[stage.name].items()},
+    }
+
+
 def layer_records(design: Design, sim: SimResult, energy: dict[str, dict[str, float]]
                   ) -> list[dict[str, Any]]:
     """Per-layer summary: folding, measured vs formula cycles, analytical check, energy."""
     records = []
     for layer in design.layers:
+        if not isinstance(layer, Layer):
+            records.append(stream_stage_record(layer, sim, energy))
+            continue
         counters = sim.layer_counters[layer.name]
         predicted = predict_counters(layer, sim.frames)
         records.append({
-            "name": layer.name, "family": layer.family, "sparse": layer.sparse,
+            "name": layer.name, "kind": "mvu", "family": layer.family, "sparse": layer.sparse,
             "input_type": str(layer.input_type), "output_type": str(layer.output_type),
             "weight_type": str(layer.matvec.weight_type),
             "weight_sparsity": layer.weight_sparsity,
@@ -155,8 +183,8 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
               f"{verification.mismatches} mismatching elements; first at {first.describe()}")
 
     steps.begin("energy", f"costing counted events with {table.name} ({table.technology_node})")
-    energy = {layer.name: layer_energy(layer, sim.layer_counters[layer.name], table)
-              for layer in design.layers}
+    energy = {stage.name: stage_energy(stage, sim.layer_counters[stage.name], table)
+              for stage in design.layers}
     total_pj = sum(sum(parts.values()) for parts in energy.values())
     steps.end(f"{total_pj / sim.frames:.1f} pJ/frame")
 

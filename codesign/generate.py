@@ -11,12 +11,14 @@ import numpy as np
 
 from codesign.errors import GraphError
 from codesign.ir import MultiThreshold, Requantize
-from codesign.mapping import Design, Layer
+from codesign.mapping import Design, Layer, PoolStage, Stage, WindowStage
 from hdl.epilogue import Epilogue, PassEpilogue, RequantEpilogue, ThresholdEpilogue
 from hdl.lanes import BinaryWeightLane, Lane, MacLane, TernaryLane, XnorPopcountLane
 from hdl.mvu import MVUConfig
+from hdl.pool import PoolConfig
 from hdl.sparse import SparseMVUConfig
-from hdl.top import NetworkTop, emit_verilog
+from hdl.top import NetworkTop, StageConfig, emit_verilog
+from hdl.window import WindowConfig
 
 TOP_NAME = "codesign_top"
 
@@ -68,8 +70,33 @@ def engine_config(layer: Layer) -> MVUConfig | SparseMVUConfig:
     return MVUConfig(**common)
 
 
+def window_config(stage: WindowStage) -> WindowConfig:
+    """The sliding-window generator of a convolution: padding with the IR's pad value."""
+    h, w, c = stage.in_shape
+    (kh, kw), (sh, sw) = stage.node.kernel, stage.node.stride
+    top, left, bottom, right = stage.node.padding
+    pad_code = int(stage.input_type.encode(np.array([stage.node.pad_value]))[0])
+    return WindowConfig(stage.name, h, w, c, kh, kw, sh, sw, top, left, bottom, right,
+                        stage.simd, stage.input_type.bits, pad_code)
+
+
+def pool_config(stage: PoolStage) -> PoolConfig:
+    h, w, c = stage.in_shape
+    t = stage.input_type
+    return PoolConfig(stage.name, h, w, c, stage.node.kernel, stage.node.stride, stage.simd,
+                      t.bits, t.signed and t.kind != "bipolar", t.kind == "bipolar")
+
+
+def stage_config(stage: Stage) -> StageConfig:
+    if isinstance(stage, WindowStage):
+        return window_config(stage)
+    if isinstance(stage, PoolStage):
+        return pool_config(stage)
+    return engine_config(stage)
+
+
 def build_top(design: Design) -> NetworkTop:
-    return NetworkTop([engine_config(layer) for layer in design.layers])
+    return NetworkTop([stage_config(stage) for stage in design.layers])
 
 
 def generate_verilog(design: Design) -> tuple[NetworkTop, str]:

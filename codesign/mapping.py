@@ -11,11 +11,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from codesign.errors import FoldingError, GraphError
-from codesign.ir import Graph, IntType, MatVec, MultiThreshold, Requantize
+from codesign.ir import (
+    Graph,
+    IntType,
+    MatVec,
+    MaxPool,
+    MultiThreshold,
+    Requantize,
+    Reshape,
+    SlidingWindow,
+)
 
 FAMILIES = {
     ("bipolar", "bipolar"): "xnor_popcount",
@@ -72,6 +82,9 @@ class Layer:
     folding: Folding
     sparse: bool = False
     in_simd: int = 0
+    vectors: int = 1
+
+    kind = "mvu"
 
     def __post_init__(self) -> None:
         if not self.in_simd:
@@ -109,13 +122,21 @@ class Layer:
         if self.sparse:
             from hdl.sparse import fold_steps
 
-            return max(sum(fold_steps(self.matvec.weight, self.pe, self.simd)),
-                       self.mw // self.in_simd)
-        return self.nf * self.sf
+            return self.vectors * max(sum(fold_steps(self.matvec.weight, self.pe, self.simd)),
+                                      self.mw // self.in_simd)
+        return self.vectors * self.nf * self.sf
 
     @property
     def dense_cycles_per_frame(self) -> int:
-        return self.nf * self.sf
+        return self.vectors * self.nf * self.sf
+
+    @property
+    def in_elems(self) -> int:
+        return self.in_simd
+
+    @property
+    def out_elems(self) -> int:
+        return self.pe
 
     @property
     def weight_sparsity(self) -> float:
@@ -127,11 +148,91 @@ class Layer:
 
 
 @dataclass(eq=False)
+class WindowStage:
+    """A sliding-window generator feeding a convolution's engine SIMD channels per beat."""
+
+    name: str
+    node: SlidingWindow
+    input_type: IntType
+    in_shape: tuple[int, ...]
+    simd: int
+
+    kind = "window"
+
+    @property
+    def output_type(self) -> IntType:
+        return self.input_type
+
+    @property
+    def in_elems(self) -> int:
+        return self.simd
+
+    @property
+    def out_elems(self) -> int:
+        return self.simd
+
+    @property
+    def output_tensor(self) -> str:
+        return self.node.outputs[0]
+
+    @property
+    def cycles_per_frame(self) -> int:
+        """Output beats per frame: every window element once."""
+        h, w, c = self.in_shape
+        oh, ow = self.node.output_hw(h, w)
+        kh, kw = self.node.kernel
+        return oh * ow * kh * kw * c // self.simd
+
+
+@dataclass(eq=False)
+class PoolStage:
+    """A streaming max-pool unit taking SIMD channels per beat."""
+
+    name: str
+    node: MaxPool
+    input_type: IntType
+    in_shape: tuple[int, ...]
+    simd: int
+
+    kind = "pool"
+
+    @property
+    def output_type(self) -> IntType:
+        return self.input_type
+
+    @property
+    def in_elems(self) -> int:
+        return self.simd
+
+    @property
+    def out_elems(self) -> int:
+        return self.simd
+
+    @property
+    def output_tensor(self) -> str:
+        return self.node.outputs[0]
+
+    @property
+    def cycles_per_frame(self) -> int:
+        """Input beats per frame: the pool consumes one beat per cycle."""
+        h, w, c = self.in_shape
+        return h * w * c // self.simd
+
+
+Stage = Layer | WindowStage | PoolStage
+
+
+@dataclass(eq=False)
 class Design:
-    """The graph and one ``Layer`` per engine, in stream order."""
+    """The graph and its hardware stages (engines, window generators, pools) in stream order."""
 
     graph: Graph
-    layers: list[Layer]
+    layers: list[Stage]
+
+    @property
+    def engines(self) -> list[Layer]:
+        """The matrix-vector layers only."""
+        return [stage for stage in self.layers if isinstance(stage, Layer)]
 
     @property
     def input_type(self) -> IntType:
@@ -154,7 +255,13 @@ class Design:
 
     def describe(self) -> str:
         lines = []
-        for layer in self.layers:
+        for stage in self.layers:
+            if not isinstance(stage, Layer):
+                lines.append(f"{stage.name}: {stage.kind} {stage.node.describe()} "
+                             f"{stage.in_shape} {stage.input_type} SIMD={stage.simd} "
+                             f"cycles/frame={stage.cycles_per_frame}")
+                continue
+            layer = stage
             lines.append(f"{layer.name}: {layer.family}{' sparse' if layer.sparse else ''} "
                          f"{layer.mh}x{layer.mw} "
                          f"{layer.input_type}->{layer.output_type} PE={layer.pe} "
@@ -190,7 +297,8 @@ def check_folding(name: str, mh: int, mw: int, folding: Folding) -> None:
         raise FoldingError(f"layer {name!r}: " + "; ".join(problems))
 
 
-def auto_folding(mh: int, mw: int, target_cycles: int) -> Folding:
+def auto_folding(mh: int, mw: int, target_cycles: int,
+                 simd_options: Sequence[int] | None = None) -> Folding:
     """Least parallel (fewest lanes) folding with (MH/PE)*(MW/SIMD) <= target_cycles.
 
     Among foldings with the fewest lanes, the one with PE and SIMD closest to each other
@@ -199,15 +307,18 @@ def auto_folding(mh: int, mw: int, target_cycles: int) -> Folding:
     to fully parallel.
     """
     best: tuple[int, float, int, Folding] | None = None
+    allowed = set(simd_options) if simd_options is not None else None
     for pe in divisors(mh):
         for simd in divisors(mw):
+            if allowed is not None and simd not in allowed:
+                continue
             if (mh // pe) * (mw // simd) > max(target_cycles, 1):
                 continue
             key = (pe * simd, abs(math.log2(pe) - math.log2(simd)), -pe)
             if best is None or key < best[:3]:
                 best = (*key, Folding(pe, simd))
     if best is None:
-        return Folding(mh, mw)
+        return Folding(mh, max(allowed) if allowed else mw)
     return best[3]
 
 
@@ -217,7 +328,7 @@ def build_design(graph: Graph,
                  *, target_cycles: int | None = None,
                  families: Mapping[str, str] | None = None,
                  sparse: Sequence[str] | float | None = None) -> Design:
-    """Group the graph into engine layers and fold each.
+    """Group the graph into hardware stages and fold each engine.
 
     ``folding`` maps layer names (or gives a list in layer order) to (PE, SIMD); layers
     without an entry are folded automatically to meet ``target_cycles`` per frame
@@ -225,20 +336,34 @@ def build_design(graph: Graph,
     family a layer's types call for (only with one that computes the same thing exactly).
     ``sparse`` puts layers on the zero-skipping engine: a list of layer names, or a weight
     sparsity from which on every layer that can (ternary or fixed-point weights) goes sparse.
+    A ``SlidingWindow`` becomes a window-generator stage streaming SIMD channels per beat
+    into the convolution's engine (so that engine's SIMD must divide the input channels); a
+    ``MaxPool`` a pooling stage; a ``Reshape`` costs nothing (the stream order is already
+    row-major HWC).
     """
     if not graph.is_integer():
         raise GraphError("build_design needs an integer graph: run codesign.passes.streamline")
     graph.validate()
-    groups: list[tuple[MatVec, MultiThreshold | Requantize | None]] = []
+    items: list[tuple[str, Any]] = []
     for node in graph.nodes:
         if isinstance(node, MatVec):
-            groups.append((node, None))
+            items.append(("mvu", [node, None]))
         elif isinstance(node, (MultiThreshold, Requantize)):
-            if not groups or groups[-1][1] is not None or \
-                    groups[-1][0].outputs[0] != node.inputs[0]:
+            last = items[-1] if items else None
+            if last is None or last[0] != "mvu" or last[1][1] is not None or \
+                    last[1][0].outputs[0] != node.inputs[0]:
                 raise GraphError(f"{node.describe()} does not follow a MatVec; thresholds and "
                                  "requantization must sit right after a matrix-vector product")
-            groups[-1] = (groups[-1][0], node)
+            last[1][1] = node
+        elif isinstance(node, SlidingWindow):
+            items.append(("window", node))
+        elif isinstance(node, MaxPool):
+            items.append(("pool", node))
+        elif isinstance(node, Reshape):
+            items.append(("reshape", node))
+        else:
+            raise GraphError(f"no hardware stage for {node.describe()}")
+    groups = [item for kind, item in items if kind == "mvu"]
     names = [mv.name for mv, _ in groups]
     if isinstance(folding, Sequence) and not isinstance(folding, (str, bytes)):
         if len(folding) != len(groups):
@@ -257,39 +382,85 @@ def build_design(graph: Graph,
         raise GraphError(f"sparse names unknown layer(s) {sorted(unknown_sparse)}; layers: "
                          + ", ".join(names))
     if target_cycles is None:
-        target_cycles = max(mv.mh * mv.mw for mv, _ in groups) // 64
-    layers = []
+        target_cycles = max(_vectors(graph, mv) * mv.mh * mv.mw for mv, _ in groups) // 64
+    stages: list[Stage] = []
     previous_out: str = graph.input
-    for matvec, post in groups:
-        if matvec.inputs[0] != previous_out:
-            raise GraphError(f"{matvec.describe()} does not consume the previous layer's "
-                             "output; only chains are supported")
-        input_type = graph.tensor(matvec.inputs[0]).dtype
-        family = family_for(matvec, input_type)
-        if matvec.name in families and families[matvec.name] != family:
-            raise GraphError(f"layer {matvec.name!r}: family {families[matvec.name]!r} cannot "
-                             f"run {matvec.weight_type} x {input_type}; it needs {family!r}")
-        entry = folding.get(matvec.name)
-        if entry is None:
-            fold = auto_folding(matvec.mh, matvec.mw, target_cycles)
-        else:
-            fold = entry if isinstance(entry, Folding) else Folding(*entry)
-            check_folding(matvec.name, matvec.mh, matvec.mw, fold)
-        out_name = (post or matvec).outputs[0]
-        go_sparse = matvec.name in sparse_names
-        if isinstance(sparse, (int, float)):
-            go_sparse = family in SPARSE_FAMILIES and float(np.mean(matvec.weight == 0)) >= sparse
-        if go_sparse and family not in SPARSE_FAMILIES:
-            raise GraphError(f"layer {matvec.name!r}: {matvec.weight_type} weights have no "
-                             f"zeros to skip; the sparse engine takes "
-                             f"{' or '.join(SPARSE_FAMILIES)} layers")
-        layers.append(Layer(matvec.name, matvec, post, input_type,
-                            graph.tensor(out_name).dtype, family, fold, sparse=go_sparse))
-        previous_out = out_name
+    pending_window: SlidingWindow | None = None
+    for kind, item in items:
+        source = item[0].inputs[0] if kind == "mvu" else item.inputs[0]
+        if source != previous_out:
+            raise GraphError(f"{(item[0] if kind == 'mvu' else item).describe()} does not "
+                             "consume the previous stage's output; only chains are supported")
+        if kind == "reshape":
+            previous_out = item.outputs[0]
+            continue
+        if kind == "window":
+            pending_window = item
+            previous_out = item.outputs[0]
+            continue
+        if kind == "pool":
+            info = graph.tensor(source)
+            channels = info.shape[-1]
+            producer_elems = stages[-1].out_elems if stages else channels
+            stages.append(PoolStage(item.name, item, info.dtype, info.shape,
+                                    math.gcd(producer_elems, channels)))
+            previous_out = item.outputs[0]
+            continue
+        matvec, post = item
+        layer = _fold_layer(graph, matvec, post, folding, families, sparse, sparse_names,
+                            target_cycles, pending_window)
+        if pending_window is not None:
+            info = graph.tensor(pending_window.inputs[0])
+            stages.append(WindowStage(pending_window.name, pending_window, info.dtype,
+                                      info.shape, layer.simd))
+            pending_window = None
+        stages.append(layer)
+        previous_out = layer.output_tensor
+    if pending_window is not None:
+        raise GraphError(f"{pending_window.describe()} must feed a MatVec")
     if previous_out != graph.output:
-        raise GraphError(f"the last layer produces {previous_out!r}, not the graph output "
+        raise GraphError(f"the last stage produces {previous_out!r}, not the graph output "
                          f"{graph.output!r}")
-    return Design(graph, layers)
+    return Design(graph, stages)
+
+
+def _vectors(graph: Graph, matvec: MatVec) -> int:
+    """Vectors per frame of a MatVec: one per pixel of a convolution."""
+    return int(math.prod(graph.tensor(matvec.inputs[0]).shape[:-1]))
+
+
+def _fold_layer(graph: Graph, matvec: MatVec, post: MultiThreshold | Requantize | None,
+                folding: dict, families: dict, sparse: Sequence[str] | float | None,
+                sparse_names: set[str], target_cycles: int,
+                window: SlidingWindow | None) -> Layer:
+    input_type = graph.tensor(matvec.inputs[0]).dtype
+    family = family_for(matvec, input_type)
+    if matvec.name in families and families[matvec.name] != family:
+        raise GraphError(f"layer {matvec.name!r}: family {families[matvec.name]!r} cannot "
+                         f"run {matvec.weight_type} x {input_type}; it needs {family!r}")
+    vectors = _vectors(graph, matvec)
+    channels = graph.tensor(window.inputs[0]).shape[-1] if window is not None else matvec.mw
+    entry = folding.get(matvec.name)
+    if entry is None:
+        fold = auto_folding(matvec.mh, matvec.mw, max(1, target_cycles // vectors),
+                            simd_options=divisors(channels))
+    else:
+        fold = entry if isinstance(entry, Folding) else Folding(*entry)
+        check_folding(matvec.name, matvec.mh, matvec.mw, fold)
+        if channels % fold.simd:
+            raise FoldingError(f"layer {matvec.name!r}: SIMD={fold.simd} must divide the "
+                               f"{channels} input channels of its sliding window (valid SIMD: "
+                               f"{', '.join(map(str, divisors(channels)))})")
+    out_name = (post or matvec).outputs[0]
+    go_sparse = matvec.name in sparse_names
+    if isinstance(sparse, (int, float)):
+        go_sparse = family in SPARSE_FAMILIES and float(np.mean(matvec.weight == 0)) >= sparse
+    if go_sparse and family not in SPARSE_FAMILIES:
+        raise GraphError(f"layer {matvec.name!r}: {matvec.weight_type} weights have no "
+                         f"zeros to skip; the sparse engine takes "
+                         f"{' or '.join(SPARSE_FAMILIES)} layers")
+    return Layer(matvec.name, matvec, post, input_type, graph.tensor(out_name).dtype, family,
+                 fold, sparse=go_sparse, vectors=vectors)
 
 
 def pack_beats(values: np.ndarray, dtype: IntType, elems_per_beat: int) -> list[int]:

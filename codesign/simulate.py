@@ -62,13 +62,14 @@ def simulate(design: Design, inputs: np.ndarray, *, liveness_cycles: int | None 
     top, text = generate_verilog(design)
     if verilog is not None:
         text = verilog
-    beats = pack_beats(frames.reshape(n, -1), first.input_type, first.simd)
+    out_size = design.graph.tensor(last.output_tensor).size
+    beats = pack_beats(frames.reshape(n, -1), first.input_type, first.in_elems)
     run = run_stream(text, TOP_NAME, in_width=len(top.i.payload), out_width=len(top.o.payload),
                      n_counters=len(top.counter_names), in_beats=beats,
-                     n_out_beats=n * last.nf,
+                     n_out_beats=n * out_size // last.out_elems,
                      liveness_cycles=liveness_cycles or default_liveness(design),
                      in_valid_prob=in_valid_prob, out_ready_prob=out_ready_prob, seed=seed)
-    outputs = unpack_beats(run.out_beats, last.output_type, last.pe, last.mh)
+    outputs = unpack_beats(run.out_beats, last.output_type, last.out_elems, out_size)
     counters: dict[str, dict[str, int]] = {layer.name: {} for layer in design.layers}
     for (engine, counter), value in zip(top.counter_names, run.counters, strict=True):
         counters[engine][counter] = int(value)
@@ -78,9 +79,4 @@ def simulate(design: Design, inputs: np.ndarray, *, liveness_cycles: int | None 
                      sim_cycles_per_second=run.sim_cycles_per_second, verilog=text)
 
 
-def formula_cycles(design: Design, frames: int) -> dict[str, int]:
-    """Per layer: N * (MH/PE) * (MW/SIMD), the issue cycles of the folding."""
-    return {layer.name: frames * layer.cycles_per_frame for layer in design.layers}
-
-
-__all__ = ["FILL_CYCLES", "SimResult", "default_liveness", "formula_cycles", "simulate"]
+__all__ = ["FILL_CYCLES", "SimResult", "default_liveness", "simulate"]

@@ -20,41 +20,63 @@ from amaranth.lib.wiring import In, Out
 
 from hdl.dwc import StreamWidthConverter
 from hdl.mvu import MatrixVectorUnit, MVUConfig
+from hdl.pool import MaxPool, PoolConfig
 from hdl.sparse import SparseMatrixVectorUnit, SparseMVUConfig
+from hdl.window import SlidingWindow, WindowConfig
 
-EngineConfig = MVUConfig | SparseMVUConfig
+StageConfig = MVUConfig | SparseMVUConfig | WindowConfig | PoolConfig
 
 
-def engine_for(config: EngineConfig) -> wiring.Component:
-    """The engine component a configuration describes (dense, or sparse zero-skipping)."""
+def engine_for(config: StageConfig) -> wiring.Component:
+    """The component a configuration describes."""
     if isinstance(config, SparseMVUConfig):
         return SparseMatrixVectorUnit(config)
+    if isinstance(config, WindowConfig):
+        return SlidingWindow(config)
+    if isinstance(config, PoolConfig):
+        return MaxPool(config)
     return MatrixVectorUnit(config)
 
 
-def input_elements(config: EngineConfig) -> int:
-    """Elements per input beat: SIMD for a dense engine, its load width for a sparse one."""
+def input_elements(config: StageConfig) -> int:
+    """Elements per input beat."""
     return config.in_simd if isinstance(config, SparseMVUConfig) else config.simd
 
 
-class NetworkTop(wiring.Component):
-    """Chain of matrix-vector engines; ``perf`` concatenates every engine's counters."""
+def output_elements(config: StageConfig) -> int:
+    """Elements per output beat."""
+    return config.simd if isinstance(config, (WindowConfig, PoolConfig)) else config.pe
 
-    def __init__(self, stages: Sequence[EngineConfig]) -> None:
+
+def element_bits(config: StageConfig, side: str) -> int:
+    if isinstance(config, (WindowConfig, PoolConfig)):
+        return config.elem_bits
+    return config.out_bits if side == "out" else config.lane.input_bits
+
+
+def fifo_depth(config: StageConfig) -> int:
+    """Input FIFO of a stage: one whole input vector of an engine, a few beats otherwise."""
+    if isinstance(config, (MVUConfig, SparseMVUConfig)):
+        return max(4, config.sf + 1)
+    return 4
+
+
+class NetworkTop(wiring.Component):
+    """Chain of stages (engines, window generators, pools); ``perf`` concatenates every
+    stage's counters."""
+
+    def __init__(self, stages: Sequence[StageConfig]) -> None:
         if not stages:
             raise ValueError("a network needs at least one engine")
         for prev, nxt in zip(stages, stages[1:], strict=False):
-            if prev.out_bits != nxt.lane.input_bits:
-                raise ValueError(f"engine {prev.name!r} emits {prev.out_bits}-bit elements but "
-                                 f"{nxt.name!r} takes {nxt.lane.input_bits}-bit elements")
-            if prev.mh != nxt.mw:
-                raise ValueError(f"engine {prev.name!r} emits {prev.mh} elements per frame but "
-                                 f"{nxt.name!r} takes {nxt.mw}")
+            if element_bits(prev, "out") != element_bits(nxt, "in"):
+                raise ValueError(f"stage {prev.name!r} emits {element_bits(prev, 'out')}-bit "
+                                 f"elements but {nxt.name!r} takes {element_bits(nxt, 'in')}-bit")
         self.stages = list(stages)
         self.engines = [engine_for(config) for config in self.stages]
         super().__init__({
-            "i": In(stream.Signature(stages[0].in_width)),
-            "o": Out(stream.Signature(stages[-1].out_width)),
+            "i": In(stream.Signature(len(self.engines[0].i.payload))),
+            "o": Out(stream.Signature(len(self.engines[-1].o.payload))),
             "perf": Out(sum(len(engine.perf) for engine in self.engines)),
         })
 
@@ -74,14 +96,15 @@ class NetworkTop(wiring.Component):
         for index, (prev, nxt) in enumerate(zip(engines, engines[1:], strict=False)):
             pc, nc = prev.config, nxt.config
             head = prev.o
-            if pc.pe != input_elements(nc):
+            if output_elements(pc) != input_elements(nc):
                 # regroup at the producer's rate, so the FIFO hands the consumer one full
                 # input beat per cycle whenever it has buffered data
-                dwc = StreamWidthConverter(pc.out_bits, pc.pe, input_elements(nc))
+                dwc = StreamWidthConverter(element_bits(pc, "out"), output_elements(pc),
+                                           input_elements(nc))
                 m.submodules[f"dwc_{index}"] = dwc
                 wiring.connect(m, head, dwc.i)
                 head = dwc.o
-            fifo = SyncFIFOBuffered(width=nc.in_width, depth=max(4, nc.sf + 1))
+            fifo = SyncFIFOBuffered(width=len(nxt.i.payload), depth=fifo_depth(nc))
             m.submodules[f"fifo_{index}"] = fifo
             wiring.connect(m, head, fifo.w_stream)
             wiring.connect(m, fifo.r_stream, nxt.i)

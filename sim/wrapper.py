@@ -110,7 +110,8 @@ def lint_control_file(dut_file_name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-DUT_LINT_WAIVERS = ("WIDTH", "CASEINCOMPLETE", "UNOPTFLAT", "MULTIDRIVEN", "LATCH", "ASCRANGE")
+DUT_LINT_WAIVERS = ("WIDTH", "CASEINCOMPLETE", "UNOPTFLAT", "MULTIDRIVEN", "LATCH", "ASCRANGE",
+                    "UNSIGNED", "CMPCONST")
 """Warnings Amaranth's Verilog is known to trip, waived for the DUT file only.
 
 WIDTH: Amaranth emits mixed-width arithmetic (``a + 1'h1`` into wider wires).
@@ -119,6 +120,8 @@ UNOPTFLAT: combinational loops through different bits of one wide wire (not real
 MULTIDRIVEN: one signal assigned from several ``always`` blocks for memories / ports.
 LATCH: ``always @*`` blocks that Verilator cannot prove fully assigned.
 ASCRANGE: zero-width wires (``[-1:0]``) for the address of a one-word memory or FIFO.
+UNSIGNED, CMPCONST: comparisons a generator leaves constant for some parameters (an unsigned
+counter against 0, a threshold above an unsigned accumulator's range).
 """
 
 

@@ -23,7 +23,7 @@ import copy
 import numpy as np
 
 from codesign.errors import GraphError
-from codesign.ir import FloatMap, Graph, IntType, MatVec, MultiThreshold, Node, Requantize
+from codesign.ir import INTEGER_NODES, FloatMap, Graph, IntType, MatVec, MultiThreshold, Node
 
 
 def _levels(out_type: IntType) -> tuple[int, int, int]:
@@ -155,8 +155,7 @@ def to_xnor_popcount(graph: Graph) -> Graph:
 def streamline(graph: Graph) -> Graph:
     """The integer graph: thresholds folded, popcount accumulation, validated."""
     result = to_xnor_popcount(fold_float_maps(graph))
-    left = [n.describe() for n in result.nodes
-            if not isinstance(n, (MatVec, MultiThreshold, Requantize))]
+    left = [n.describe() for n in result.nodes if not isinstance(n, INTEGER_NODES)]
     if left:
         raise GraphError("streamlining left non-integer nodes: " + ", ".join(left))
     result.validate()
