@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
                      metavar="LAYER=PE,SIMD", help="override one layer's folding (repeatable)")
     run.add_argument("--target-cycles", type=int, default=None,
                      help="cycles per frame the automatic folding aims for")
+    run.add_argument("--fifo-depth", type=int, default=None,
+                     help="smallest FIFO between stages, in beats (default 4; deeper FIFOs "
+                          "let nearly balanced stages reach the slowest one's throughput)")
     run.add_argument("--sparse", type=_sparse, default=None, metavar="LAYERS|SPARSITY|none",
                      help="zero-skipping engines: comma-separated layer names, or every "
                           "ternary/fixed-point layer with at least this weight sparsity, or "
@@ -100,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = run_example(args.example, out_dir=out, frames=args.frames,
                               retrain=args.retrain, energy_table=args.energy_table,
                               folding=dict(args.fold), target_cycles=args.target_cycles,
-                              sparse=args.sparse)
+                              sparse=args.sparse, fifo_depth=args.fifo_depth)
     except (CodesignError, SimulationError, ToolchainError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -34,14 +34,14 @@ class LoadedExample:
 
 
 def _zoo_example(zoo_name: str, description: str, target_cycles: int,
-                 sparse: float | None = None) -> Callable[[bool, TrainProgress | None],
-                                                          LoadedExample]:
+                 sparse: float | None = None, baseline: str = "float-mlp"
+                 ) -> Callable[[bool, TrainProgress | None], LoadedExample]:
     def load(retrain: bool, progress: TrainProgress | None) -> LoadedExample:
         from quant_models.data import load_digits_split
-        from quant_models.zoo import SPLIT_PARAMS, builtin_example, builtin_float_mlp
+        from quant_models.zoo import SPLIT_PARAMS, builtin_example
 
         split = load_digits_split(**SPLIT_PARAMS)
-        _, float_report = builtin_float_mlp(retrain=retrain, progress=progress)
+        _, float_report = builtin_example(baseline, retrain=retrain, progress=progress)
         model, _ = builtin_example(zoo_name, retrain=retrain, progress=progress)
         return LoadedExample(name=zoo_name, description=description, model=model,
                              float_accuracy=float_report.test_accuracy, x_test=split.x_test,
@@ -66,6 +66,16 @@ for _name, _description, _target, _sparse in [
      "scores", 256, None),
 ]:
     EXAMPLES[_name] = (_description, _zoo_example(_name, _description, _target, _sparse))
+for _name, _description, _target, _sparse in [
+    ("binary-cnn", "binarized CNN (3x3 convs, max-pool, padding with +1 on binary maps)",
+     2048, None),
+    ("ternary-cnn-twn", "ternary-weight CNN", 2048, None),
+    ("fixed-point-cnn-w4a4", "4-bit CNN", 2048, None),
+    ("depthwise-separable-cnn", "compact CNN: 3x3 depthwise + 1x1 pointwise convolutions, "
+     "4-bit; depthwise layers on the zero-skipping engine", 2048, 0.8),
+]:
+    EXAMPLES[_name] = (_description, _zoo_example(_name, _description, _target, _sparse,
+                                                  baseline="float-cnn"))
 DEFAULT_EXAMPLE = "binarized-mlp"
 
 

@@ -35,11 +35,12 @@ def compile_model(model: nn.Module, *, name: str = "network",
                   folding: Mapping[str, Folding | tuple[int, int]] | None = None,
                   target_cycles: int | None = None,
                   families: Mapping[str, str] | None = None,
-                  sparse: Sequence[str] | float | None = None) -> Design:
+                  sparse: Sequence[str] | float | None = None,
+                  fifo_depth: int = 4) -> Design:
     """quant_models network -> streamlined integer graph -> folded design."""
     graph = streamline(from_quant_model(model, name=name))
     return build_design(graph, folding, target_cycles=target_cycles, families=families,
-                        sparse=sparse)
+                        sparse=sparse, fifo_depth=fifo_depth)
 
 
 def reference_scores(graph: Graph, inputs: np.ndarray) -> np.ndarray:
@@ -86,7 +87,8 @@ def stream_stage_record(stage: WindowStage | PoolStage, sim: SimResult,
         "mw": int(np.prod(stage.in_shape)), "mh": int(np.prod(stage.in_shape)),
         "formula_cycles": predicted["issue"],
         "measured_cycles": sim.measured_cycles(stage.name),
-        "fill_cycles": predicted["span"] - predicted["issue"],
+        # one cycle: the read port (window) or the max register (pool) is the output register
+        "fill_cycles": 1,
         "span_cycles": counters["span"],
         "stall_in_cycles": counters["stall_in"],
         "stall_out_cycles": counters["stall_out"],
@@ -136,6 +138,7 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
                 folding: Mapping[str, tuple[int, int]] | None = None,
                 target_cycles: int | None = None,
                 sparse: Sequence[str] | float | None = None,
+                fifo_depth: int | None = None,
                 say: Say = _stderr) -> dict[str, Any]:
     """Train or load, lower, generate, simulate the test split, verify, report."""
     from quant_models.train import predict
@@ -159,7 +162,8 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
     design = compile_model(example.model, name=example.name,
                            folding={**example.folding, **dict(folding or {})},
                            target_cycles=target_cycles or example.target_cycles,
-                           sparse=example.sparse if sparse is None else sparse)
+                           sparse=example.sparse if sparse is None else sparse,
+                           fifo_depth=fifo_depth or 4)
     scores = reference_scores(design.graph, x_test)
     ref_pred = np.argmax(scores, axis=1)
     torch_pred = predict(example.model, x_test)

@@ -96,7 +96,8 @@ def stage_config(stage: Stage) -> StageConfig:
 
 
 def build_top(design: Design) -> NetworkTop:
-    return NetworkTop([stage_config(stage) for stage in design.layers])
+    return NetworkTop([stage_config(stage) for stage in design.layers],
+                      min_fifo_depth=design.fifo_depth)
 
 
 def generate_verilog(design: Design) -> tuple[NetworkTop, str]:

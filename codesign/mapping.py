@@ -228,6 +228,8 @@ class Design:
 
     graph: Graph
     layers: list[Stage]
+    fifo_depth: int = 4
+    """Smallest FIFO between two stages, in beats (see hdl.top.fifo_depth)."""
 
     @property
     def engines(self) -> list[Layer]:
@@ -327,7 +329,8 @@ def build_design(graph: Graph,
                      Folding | tuple[int, int]] | None = None,
                  *, target_cycles: int | None = None,
                  families: Mapping[str, str] | None = None,
-                 sparse: Sequence[str] | float | None = None) -> Design:
+                 sparse: Sequence[str] | float | None = None,
+                 fifo_depth: int = 4) -> Design:
     """Group the graph into hardware stages and fold each engine.
 
     ``folding`` maps layer names (or gives a list in layer order) to (PE, SIMD); layers
@@ -421,7 +424,10 @@ def build_design(graph: Graph,
     if previous_out != graph.output:
         raise GraphError(f"the last stage produces {previous_out!r}, not the graph output "
                          f"{graph.output!r}")
-    return Design(graph, stages)
+    if fifo_depth < 2:
+        raise FoldingError(f"fifo_depth={fifo_depth}: a FIFO between stages needs at least 2 "
+                           "beats")
+    return Design(graph, stages, fifo_depth)
 
 
 def _vectors(graph: Graph, matvec: MatVec) -> int:

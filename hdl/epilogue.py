@@ -158,7 +158,9 @@ class RequantEpilogue:
         for p, acc in enumerate(accs):
             raw = word.word_select(p, self.param_bits)
             mult = raw.as_signed() if mult_signed else raw
-            product = Signal(signed(len(acc) + self.param_bits + 1), name=f"prod{p}")
+            # wide enough that a shift past the product's magnitude still leaves a sign bit
+            product = Signal(signed(max(len(acc) + self.param_bits + 1, self.shift + 2)),
+                             name=f"prod{p}")
             m.d.comb += product.eq(acc * mult)
             if self.shift:
                 floor = Signal(signed(len(product) - self.shift + 1), name=f"floor{p}")

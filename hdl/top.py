@@ -54,18 +54,23 @@ def element_bits(config: StageConfig, side: str) -> int:
     return config.out_bits if side == "out" else config.lane.input_bits
 
 
-def fifo_depth(config: StageConfig) -> int:
-    """Input FIFO of a stage: one whole input vector of an engine, a few beats otherwise."""
+def fifo_depth(config: StageConfig, minimum: int = 4) -> int:
+    """Input FIFO of a stage: one whole input vector of an engine, and at least ``minimum``.
+
+    Deeper FIFOs absorb the bursts of window generators and engines of similar rates, so a
+    chain of nearly balanced stages reaches its slowest stage's throughput (CNV at FINN's
+    folding needs about 256 beats; the default suits chains with one clear bottleneck).
+    """
     if isinstance(config, (MVUConfig, SparseMVUConfig)):
-        return max(4, config.sf + 1)
-    return 4
+        return max(minimum, config.sf + 1)
+    return max(minimum, 4)
 
 
 class NetworkTop(wiring.Component):
     """Chain of stages (engines, window generators, pools); ``perf`` concatenates every
     stage's counters."""
 
-    def __init__(self, stages: Sequence[StageConfig]) -> None:
+    def __init__(self, stages: Sequence[StageConfig], min_fifo_depth: int = 4) -> None:
         if not stages:
             raise ValueError("a network needs at least one engine")
         for prev, nxt in zip(stages, stages[1:], strict=False):
@@ -73,6 +78,7 @@ class NetworkTop(wiring.Component):
                 raise ValueError(f"stage {prev.name!r} emits {element_bits(prev, 'out')}-bit "
                                  f"elements but {nxt.name!r} takes {element_bits(nxt, 'in')}-bit")
         self.stages = list(stages)
+        self.min_fifo_depth = min_fifo_depth
         self.engines = [engine_for(config) for config in self.stages]
         super().__init__({
             "i": In(stream.Signature(len(self.engines[0].i.payload))),
@@ -104,7 +110,8 @@ class NetworkTop(wiring.Component):
                 m.submodules[f"dwc_{index}"] = dwc
                 wiring.connect(m, head, dwc.i)
                 head = dwc.o
-            fifo = SyncFIFOBuffered(width=len(nxt.i.payload), depth=fifo_depth(nc))
+            fifo = SyncFIFOBuffered(width=len(nxt.i.payload),
+                                    depth=fifo_depth(nc, self.min_fifo_depth))
             m.submodules[f"fifo_{index}"] = fifo
             wiring.connect(m, head, fifo.w_stream)
             wiring.connect(m, fifo.r_stream, nxt.i)

@@ -17,7 +17,7 @@ is on, so it only overwrites rows no window still needs; the emitter starts outp
 once row hi(t) is complete and then emits its OW*KH*KW*C/SIMD beats as one burst, one beat
 per cycle. The default R is the smallest ring that lets the writer load all rows of the
 next output row while the current one is emitted (KH + SH rows for interior rows),
-so neither side waits on the other inside a frame; at a frame boundary the next frame's
+so inside a frame the ring never holds the emitter back; at a frame boundary the next frame's
 first rows load while the previous frame's last windows are emitted, as far as the ring
 allows (a larger ``buffer_rows`` removes that bubble too; see :func:`window_cycles`).
 Strides larger than the kernel work the same way: rows and columns between windows are
@@ -198,6 +198,10 @@ def window_cycles(config: WindowConfig, frames: int) -> int:
     * output row t starts at S(t) = max(E(t - 1) + 1, end(hi(t)) + 1) and ends at
       E(t) = S(t) + Q - 1;
     * span = E(last) + 1 + FILL_CYCLES.
+
+    When the emitter is the bottleneck (Q >= SH*B) one frame takes the closed form
+    min(KH - pad_top, H)*B + OH*Q + FILL_CYCLES: the first output row waits for its rows,
+    then all output rows follow back to back.
     """
     if frames < 1:
         raise ValueError(f"frames={frames} must be >= 1")

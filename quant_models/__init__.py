@@ -8,6 +8,18 @@ deterministic training, and cached built-in examples.
 from typing import Any
 
 from quant_models.binarize import SignSTE, sign_ste
+from quant_models.cnn import (
+    CNVW1A1,
+    BinaryCNN,
+    DepthwiseSeparableCNN,
+    FixedPointCNN,
+    FloatCNN,
+    TernaryCNN,
+    cnv_w1a1,
+    layer_shapes,
+    random_cnv_w1a1,
+)
+from quant_models.conv import BinaryConv2d, IntegerConv2d, QuantConv2d, TernaryConv2d
 from quant_models.data import DigitsSplit, load_digits_split
 from quant_models.fixed_point import (
     IntegerLinear,
@@ -55,6 +67,13 @@ _ZOO_NAMES = (
     "builtin_pruned_mlp",
     "builtin_ternary_mlp",
 )
+_CNN_ZOO_NAMES = (
+    "builtin_binary_cnn",
+    "builtin_depthwise_separable_cnn",
+    "builtin_fixed_point_cnn",
+    "builtin_float_cnn",
+    "builtin_ternary_cnn",
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -64,16 +83,27 @@ def __getattr__(name: str) -> Any:
         from quant_models import zoo
 
         return getattr(zoo, name)
+    if name in _CNN_ZOO_NAMES:
+        from quant_models import cnn_zoo
+
+        return getattr(cnn_zoo, name)
     raise AttributeError(f"module 'quant_models' has no attribute {name!r}")
 
 
 __all__ = [
+    "CNVW1A1",
     "BinarizedMLP",
+    "BinaryCNN",
+    "BinaryConv2d",
     "BinaryLinear",
+    "DepthwiseSeparableCNN",
     "DigitsSplit",
     "EpochCallback",
+    "FixedPointCNN",
     "FixedPointMLP",
+    "FloatCNN",
     "FloatMLP",
+    "IntegerConv2d",
     "IntegerInput",
     "IntegerLinear",
     "LayerSignature",
@@ -82,30 +112,41 @@ __all__ = [
     "ProgressFn",
     "PruningSchedule",
     "QuantAct",
+    "QuantConv2d",
     "QuantLinear",
     "Requant",
     "SignActivation",
     "SignSTE",
+    "TernaryCNN",
+    "TernaryConv2d",
     "TernaryLinear",
     "TernaryMLP",
     "TrainReport",
     "attach_mask_",
     "builtin_binarized_mlp",
+    "builtin_binary_cnn",
+    "builtin_depthwise_separable_cnn",
+    "builtin_fixed_point_cnn",
     "builtin_fixed_point_mlp",
+    "builtin_float_cnn",
     "builtin_float_mlp",
     "builtin_mixed_mlp",
     "builtin_pruned_mlp",
+    "builtin_ternary_cnn",
     "builtin_ternary_mlp",
+    "cnv_w1a1",
     "cubic_sparsity",
     "evaluate",
     "fake_quant",
     "integer_range",
     "integer_signature",
+    "layer_shapes",
     "link_input_scales",
     "load_digits_split",
     "magnitude_prune_",
     "predict",
     "quantize",
+    "random_cnv_w1a1",
     "requant_params",
     "sign_ste",
     "sparsity_report",

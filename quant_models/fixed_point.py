@@ -38,6 +38,7 @@ __all__ = [
     "fake_quant",
     "integer_range",
     "link_input_scales",
+    "max_abs_weight_quant",
     "quantize",
     "requant_params",
     "type_name",
@@ -125,15 +126,44 @@ def fake_quant(
 
 
 def _check_exact(x: Tensor, w_int: Tensor, where: str) -> None:
-    """Refuse a matmul whose worst-case partial sum could leave float32's exact range."""
+    """Refuse a matmul/convolution whose worst-case partial sum could leave float32's exact range.
+
+    ``w_int`` is ``[out, ...]``: each output channel's accumulator sums at most its own row
+    (for a convolution, its ``in/groups * kh * kw`` weights) of products with ``|x| <= max|x|``.
+    """
     if x.numel() == 0 or w_int.numel() == 0:
         return
-    bound = float(x.detach().abs().amax()) * float(w_int.detach().abs().sum(dim=1).amax())
+    row_sums = w_int.detach().abs().flatten(1).sum(dim=1)
+    bound = float(x.detach().abs().amax()) * float(row_sums.amax())
     if bound >= EXACT_LIMIT:
         raise ValueError(
             f"{where}: |accumulator| may reach {bound:.0f} >= 2^24, where float32 integer "
             "arithmetic stops being exact; use narrower inputs or weights"
         )
+
+
+def max_abs_weight_quant(
+    w: Tensor, mask: Tensor, lo: int, hi: int, signed: bool, per_channel: bool
+) -> tuple[Tensor, Tensor]:
+    """``(W_int, scale)`` with ``scale = max|W| / hi`` per output channel or per tensor.
+
+    ``w`` is the masked latent weight ``[out, ...]`` (a linear ``[out, in]`` or a convolution
+    ``[out, in/groups, kh, kw]``); the per-channel peak is taken over everything but dim 0,
+    so linear and convolutional layers share one definition. An all-zero channel gets scale
+    1 so the scale stays positive; unsigned weights take their peak over ``max(W, 0)``.
+    ``W_int = clamp(round(W / scale), lo, hi) * mask`` with the identity straight-through
+    gradient; ``scale`` is detached (0-dim, or ``[out]`` per channel).
+    """
+    with torch.no_grad():
+        mag = w.detach().abs() if signed else w.detach().clamp(min=0)
+        peak = mag.flatten(1).amax(dim=1) if per_channel else mag.amax()
+        scale = torch.where(peak > 0, peak / hi, torch.ones_like(peak))
+    divisor = scale.view(-1, *([1] * (w.dim() - 1))) if per_channel else scale
+    # Identity straight-through gradient, not quantize()'s range mask: the scale comes
+    # from max|W|, so nothing is really clipped, yet the largest weight divided by its
+    # own scale can land a rounding error above qmax and must not lose its gradient.
+    w_int = _RoundClampSTE.apply(w / divisor, lo, hi)
+    return w_int * mask.to(w_int.dtype), scale
 
 
 class IntegerLinear(nn.Linear):
@@ -286,17 +316,14 @@ class QuantLinear(IntegerLinear):
         )
 
     def _quantized_weight(self) -> tuple[Tensor, Tensor]:
-        w = self._masked_latent()
-        with torch.no_grad():
-            mag = w.detach().abs() if self.weight_signed else w.detach().clamp(min=0)
-            peak = mag.amax(dim=1) if self.per_channel else mag.amax()
-            scale = torch.where(peak > 0, peak / self.max_weight, torch.ones_like(peak))
-        divisor = scale.unsqueeze(1) if self.per_channel else scale
-        # Identity straight-through gradient, not quantize()'s range mask: the scale comes
-        # from max|W|, so nothing is really clipped, yet the largest weight divided by its
-        # own scale can land a rounding error above qmax and must not lose its gradient.
-        w_int = _RoundClampSTE.apply(w / divisor, self.min_weight, self.max_weight)
-        return w_int * self.weight_mask.to(w_int.dtype), scale
+        return max_abs_weight_quant(
+            self._masked_latent(),
+            self.weight_mask,
+            self.min_weight,
+            self.max_weight,
+            self.weight_signed,
+            self.per_channel,
+        )
 
     def extra_repr(self) -> str:
         return (
@@ -376,13 +403,25 @@ class QuantAct(nn.Module):
         )
 
 
-def link_input_scales(layers: nn.Sequential | list[nn.Module]) -> None:
-    """Link each :class:`IntegerLinear` to the :class:`QuantAct` that feeds it, in order.
+def _links_input(module: nn.Module) -> bool:
+    """Whether ``module`` multiplies its accumulator by the scale of the codes it reads.
 
-    The most recent integer source before a linear layer decides its input scale: a
-    :class:`QuantAct` provides its ``scale``; anything else that produces integers without
-    a scale (``IntegerInput``, ``SignActivation``, another linear layer's accumulator)
-    clears it. Modules in between that are neither (batch norm, identity) do not change it.
+    :class:`IntegerLinear` and the convolutional layers of :mod:`quant_models.conv` (which
+    cannot be named here without an import cycle) share the ``link_input`` method.
+    """
+    return isinstance(module, IntegerLinear) or callable(getattr(module, "link_input", None))
+
+
+def link_input_scales(layers: nn.Sequential | list[nn.Module]) -> None:
+    """Link each integer layer (linear or convolution) to the :class:`QuantAct` feeding it.
+
+    The most recent integer source before a layer with integer weights (an
+    :class:`IntegerLinear`, or a ``TernaryConv2d``/``QuantConv2d``) decides its input
+    scale: a :class:`QuantAct` provides its ``scale``; anything else that produces integers
+    without a scale (``IntegerInput``, ``SignActivation``, another linear or convolutional
+    layer's accumulator, e.g. a binary one) clears it. Modules in between that are neither
+    (batch norm, identity, max-pooling and flattening, which move integer codes without
+    changing their scale) do not change it.
     """
     source: QuantAct | None = None
     for module in layers:
@@ -390,10 +429,10 @@ def link_input_scales(layers: nn.Sequential | list[nn.Module]) -> None:
             source = module
         elif isinstance(module, (IntegerInput, SignActivation)):
             source = None
-        elif isinstance(module, IntegerLinear):
-            module.link_input(source)
+        elif _links_input(module):
+            module.link_input(source)  # type: ignore[operator]
             source = None
-        elif isinstance(module, nn.Linear):
+        elif isinstance(module, (nn.Linear, nn.Conv2d)):
             source = None
 
 

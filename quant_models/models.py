@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor, nn
 
+from quant_models.conv import BinaryConv2d, IntegerConv2d, QuantConv2d, TernaryConv2d
 from quant_models.fixed_point import (
     IntegerLinear,
     QuantAct,
@@ -351,15 +352,23 @@ def _int_type_for(lo: int, hi: int) -> str:
 
 
 def _linear_weights(m: nn.Module) -> tuple[np.ndarray, str]:
-    if isinstance(m, BinaryLinear):
+    """Integer weights as ``[out, fan_in]`` (a convolution's filters flattened) and a detail."""
+    if isinstance(m, (BinaryConv2d, TernaryConv2d, QuantConv2d)):
+        w, detail = _linear_weights_of(m)
+        return w.reshape(w.shape[0], -1), detail
+    return _linear_weights_of(m)
+
+
+def _linear_weights_of(m: nn.Module) -> tuple[np.ndarray, str]:
+    if isinstance(m, (BinaryLinear, BinaryConv2d)):
         w = np.where(m.binary_weight().numpy() >= 0, 1, -1).astype(np.int64)
         return w, "bipolar weights {-1,+1}"
-    if isinstance(m, TernaryLinear):
+    if isinstance(m, (TernaryLinear, TernaryConv2d)):
         w_int, scale = m.integer_weight()
         levels = sorted({int(v) for v in w_int.unique().tolist()})
         detail = f"ternary ({m.method}) levels {levels}, scale {scale:.4g}"
         return w_int.numpy(), detail
-    if isinstance(m, QuantLinear):
+    if isinstance(m, (QuantLinear, QuantConv2d)):
         w_int, _ = m.integer_weight()
         per = "per-channel" if m.per_channel else "per-tensor"
         detail = f"{type_name(m.weight_bits, m.weight_signed)} weights, {per} scale"
@@ -371,8 +380,10 @@ def integer_signature(model: nn.Module) -> list[LayerSignature]:
     """The integer type at every layer boundary of ``model.layers`` (eval-time view).
 
     Linear layers report the exact accumulator range for the current integer weights and
-    the input range (sum over each row of the extreme products); batch norm outputs are
-    floats (folded into the next activation's thresholds); ``LogitScale`` keeps the scores.
+    the input range (sum over each row of the extreme products); convolutions do the same
+    per filter, with a padded border's ``pad_value`` counted as a possible input; max-pooling
+    and flattening pass the type through; batch norm outputs are floats (folded into the
+    next activation's thresholds); ``LogitScale`` keeps the scores.
     """
     layers = getattr(model, "layers", model)
     out: list[LayerSignature] = []
@@ -393,7 +404,34 @@ def integer_signature(model: nn.Module) -> list[LayerSignature]:
             scale = "x input scale" if isinstance(m, IntegerLinear) and m.input_quant else ""
             detail = f"{m.in_features}->{m.out_features}, {detail} {scale}".strip()
             sig = LayerSignature(name, kind, detail, f"acc {_int_type_for(lo, hi)}", lo, hi)
-        elif isinstance(m, nn.BatchNorm1d):
+        elif isinstance(m, (BinaryConv2d, IntegerConv2d)):
+            if lo is None or hi is None:
+                raise ValueError(f"layer {name} ({kind}) reads a non-integer input")
+            if any(int(p) > 0 for p in m.padding):
+                # The padded border is an input value too.
+                lo, hi = min(lo, m.pad_value), max(hi, m.pad_value)
+            w, detail = _linear_weights(m)
+            lo_row = np.minimum(w * lo, w * hi).sum(axis=1)
+            hi_row = np.maximum(w * lo, w * hi).sum(axis=1)
+            lo, hi = int(lo_row.min()), int(hi_row.max())
+            scale = "x input scale" if isinstance(m, IntegerConv2d) and m.input_quant else ""
+            kh, kw = m.kernel_size
+            geometry = (
+                f"{m.in_channels}->{m.out_channels}, {kh}x{kw}, stride {m.stride[0]}, "
+                f"pad {m.padding[0]} (value {m.pad_value})"
+                f"{f', groups {m.groups}' if m.groups != 1 else ''}"
+            )
+            detail = f"{geometry}, {detail} {scale}".strip()
+            sig = LayerSignature(name, kind, detail, f"acc {_int_type_for(lo, hi)}", lo, hi)
+        elif isinstance(m, (nn.MaxPool2d, nn.Flatten)):
+            # Both move integer codes without changing them: the type passes through.
+            detail = (
+                f"{m.kernel_size}, stride {m.stride}, on codes"
+                if isinstance(m, nn.MaxPool2d)
+                else "NCHW channel-major"
+            )
+            sig = LayerSignature(name, kind, detail, out[-1].output if out else "?", lo, hi)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             sig = LayerSignature(name, kind, "folded into thresholds", "float", None, None)
         elif isinstance(m, SignActivation):
             lo, hi = -1, 1

@@ -23,7 +23,14 @@ from torch import Tensor, nn
 
 from quant_models.fixed_point import IntegerLinear
 
-__all__ = ["TernaryLinear", "TernaryMethod", "ternarize_twn", "twn_threshold"]
+__all__ = [
+    "TernaryLinear",
+    "TernaryMethod",
+    "ternarize_twn",
+    "ternary_weight",
+    "ttq_ratio_code",
+    "twn_threshold",
+]
 
 TernaryMethod = Literal["twn", "ttq"]
 
@@ -140,6 +147,40 @@ class _TtqSTE(torch.autograd.Function):
         return grad_w, grad_wp, grad_wn, None, None, None, None
 
 
+def ternary_weight(
+    weight: Tensor,
+    mask: Tensor,
+    method: TernaryMethod,
+    wp: Tensor | None,
+    wn: Tensor | None,
+    ratio_frac_bits: int,
+    ratio_max: int,
+) -> tuple[Tensor, Tensor]:
+    """``(W_int, scale)`` of a ternary layer of any weight shape (linear or convolution).
+
+    Shared by :class:`TernaryLinear` and ``quant_models.conv.TernaryConv2d`` so both use one
+    definition: TWN gives the codes and ``alpha``; TTQ gives the levels ``{2^f, 0, -R}``
+    and ``Wp / 2^f`` (``wp``/``wn`` must then be the learned magnitudes). ``W_int`` carries
+    the straight-through gradient to ``weight`` (and to ``wp``/``wn``); ``scale`` is a
+    detached 0-dim tensor.
+    """
+    w = weight * mask.to(weight.dtype)
+    codes, alpha = ternarize_twn(weight, mask)
+    if method == "twn":
+        return _TwnSTE.apply(w, codes, alpha), alpha
+    if wp is None or wn is None:
+        raise ValueError("TTQ needs the learned magnitudes wp and wn")
+    levels = _TtqSTE.apply(w, wp, wn, codes > 0, codes < 0, ratio_frac_bits, ratio_max)
+    return levels, wp.detach() / (1 << ratio_frac_bits)
+
+
+def ttq_ratio_code(wp: Tensor, wn: Tensor, ratio_frac_bits: int, ratio_max: int) -> int:
+    """TTQ's ``R = clamp(round(Wn / Wp * 2^f), 1, ratio_max)`` as a Python int."""
+    with torch.no_grad():
+        r_scaled = (wn / wp) * (1 << ratio_frac_bits)
+        return int(torch.clamp(torch.round(r_scaled), 1, ratio_max))
+
+
 class TernaryLinear(IntegerLinear):
     """Fully connected layer with ternary weights (TWN or TTQ) and no bias.
 
@@ -185,15 +226,15 @@ class TernaryLinear(IntegerLinear):
         return ternarize_twn(self.weight, self.weight_mask)
 
     def _quantized_weight(self) -> tuple[Tensor, Tensor]:
-        w = self._masked_latent()
-        codes, alpha = self._codes()
-        if self.method == "twn":
-            return _TwnSTE.apply(w, codes, alpha), alpha
-        levels = _TtqSTE.apply(
-            w, self.wp, self.wn, codes > 0, codes < 0, self.ratio_frac_bits, self.ratio_max
+        return ternary_weight(
+            self.weight,
+            self.weight_mask,
+            self.method,
+            getattr(self, "wp", None),
+            getattr(self, "wn", None),
+            self.ratio_frac_bits,
+            self.ratio_max,
         )
-        scale = self.wp.detach() / (1 << self.ratio_frac_bits)
-        return levels, scale
 
     @torch.no_grad()
     def ternary_codes(self) -> Tensor:
@@ -205,8 +246,7 @@ class TernaryLinear(IntegerLinear):
         """TTQ's ``R`` (the magnitude of the negative integer level)."""
         if self.method != "ttq":
             raise ValueError("ratio_code() only exists for method='ttq'")
-        r_scaled = (self.wn / self.wp) * (1 << self.ratio_frac_bits)
-        return int(torch.clamp(torch.round(r_scaled), 1, self.ratio_max))
+        return ttq_ratio_code(self.wp, self.wn, self.ratio_frac_bits, self.ratio_max)
 
     @torch.no_grad()
     def integer_weight(self) -> tuple[Tensor, float]:  # type: ignore[override]

@@ -6,7 +6,8 @@ torch version). Changing any of those yields a new file instead of silently reus
 weights. A cache file that cannot be read back is treated as missing and retrained.
 
 ``python -m quant_models.zoo --train-all`` trains (or loads) every example and prints a
-summary; ``--retrain`` ignores the cache.
+summary; ``--retrain`` ignores the cache; ``--cnn`` adds the convolutional examples of
+:mod:`quant_models.cnn_zoo` (listing or training).
 """
 
 from __future__ import annotations
@@ -359,32 +360,47 @@ def _bind(fn: Callable[..., Any], *args: Any) -> Callable[..., Any]:
     return call
 
 
+def _cnn_examples() -> list[tuple[str, Callable[..., tuple[nn.Module, TrainReport]]]]:
+    # Imported on use: quant_models.cnn_zoo builds on this module.
+    from quant_models.cnn_zoo import cnn_examples
+
+    return cnn_examples()
+
+
 def builtin_example_names() -> list[str]:
-    """Names of every built-in example, in the order ``--train-all`` trains them."""
+    """Names of every built-in MLP example, in the order ``--train-all`` trains them.
+
+    The convolutional examples are listed by :func:`quant_models.cnn_zoo.builtin_cnn_names`
+    (``--train-all --cnn`` trains them too); :func:`builtin_example` loads either kind.
+    """
     return [name for name, _ in _all_examples()]
 
 
 def builtin_example(
     name: str, *, retrain: bool = False, progress: ProgressFn | None = None
 ) -> tuple[nn.Module, TrainReport]:
-    """Load (or train) the built-in example called ``name`` (see :func:`builtin_example_names`)."""
+    """Load (or train) the built-in example called ``name`` (an MLP or a CNN example)."""
     loaders = dict(_all_examples())
+    if name not in loaders:
+        loaders.update(_cnn_examples())
     if name not in loaders:
         raise KeyError(f"unknown example {name!r}; available: {', '.join(loaders)}")
     return loaders[name](retrain=retrain, progress=progress)
 
 
 def train_all(
-    *, retrain: bool = False, verbose: bool = True, stream: Any = None
+    *, retrain: bool = False, verbose: bool = True, stream: Any = None, cnn: bool = False
 ) -> dict[str, TrainReport]:
     """Load or train every built-in example; returns each example's training report.
 
     With ``verbose`` every epoch of a model that is being trained prints its loss, and each
-    example ends with one summary line (test accuracy and training time).
+    example ends with one summary line (test accuracy and training time). ``cnn`` adds the
+    convolutional examples after the MLPs.
     """
     out = sys.stdout if stream is None else stream
     reports: dict[str, TrainReport] = {}
-    for name, loader in _all_examples():
+    examples = _all_examples() + (_cnn_examples() if cnn else [])
+    for name, loader in examples:
         epochs_run: list[int] = []
 
         def progress(
@@ -415,17 +431,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--train-all", action="store_true", help="load or train every example")
     parser.add_argument("--retrain", action="store_true", help="ignore cached weights")
     parser.add_argument("--quiet", action="store_true", help="print only the summary lines")
+    parser.add_argument(
+        "--cnn", action="store_true", help="include the convolutional examples (list or train)"
+    )
     args = parser.parse_args(argv)
     if not args.train_all:
-        for name in builtin_example_names():
+        names = builtin_example_names()
+        if args.cnn:
+            names += [name for name, _ in _cnn_examples()]
+        for name in names:
             print(name)
         return 0
     if args.quiet:
-        reports = train_all(retrain=args.retrain, verbose=False)
+        reports = train_all(retrain=args.retrain, verbose=False, cnn=args.cnn)
         for name, report in reports.items():
             print(f"{name:24s} test {report.test_accuracy:.4f}  {report.seconds:.1f} s")
     else:
-        train_all(retrain=args.retrain, verbose=True)
+        train_all(retrain=args.retrain, verbose=True, cnn=args.cnn)
     return 0
 
 

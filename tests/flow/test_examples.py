@@ -61,3 +61,21 @@ def test_sparse_example_skips_zero_weights(tmp_path):
         # issued steps follow the non-zeros of the busiest PE, far below the dense count
         dense = 20 * (layer["mh"] // layer["pe"]) * (layer["mw"] // layer["simd"])
         assert counters["issue"] < dense
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["binary-cnn", "depthwise-separable-cnn"])
+def test_cnn_through_codesign_run(name, tmp_path):
+    out = tmp_path / name
+    assert main(["run", name, "--frames", "30", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["bit_exact"] and summary["mismatches"] == 0
+    assert summary["analytical_match"] is True
+    kinds = [layer["kind"] for layer in summary["layers"]]
+    assert {"window", "pool", "mvu"} <= set(kinds)
+    for layer in summary["layers"]:
+        # every stage issues at one step per cycle: formula + its own fill
+        assert layer["measured_cycles"] == layer["formula_cycles"] + layer["fill_cycles"]
+    if name == "depthwise-separable-cnn":
+        sparse = [layer for layer in summary["layers"] if layer["sparse"]]
+        assert sparse and all(layer["weight_sparsity"] > 0.8 for layer in sparse)

@@ -1,0 +1,45 @@
+"""FINN's CNV-W1A1 at FINN's published folding: bit-exact in RTL, throughput as FINN expects."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codesign.flow import compile_model
+from codesign.mapping import Layer
+from codesign.simulate import simulate
+from codesign.verify import compare
+
+
+def _benchmark():
+    path = Path(__file__).parents[2] / "benchmarks" / "cnv_throughput.py"
+    spec = importlib.util.spec_from_file_location("cnv_throughput", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_cnv_w1a1_bit_exact_at_finn_folding():
+    from quant_models.cnn import random_cnv_w1a1
+
+    bench = _benchmark()
+    design = compile_model(random_cnv_w1a1(0), name="cnv", folding=bench.FINN_CNV_FOLDING,
+                           fifo_depth=bench.CNV_FIFO_DEPTH)
+    engines = [stage for stage in design.layers if isinstance(stage, Layer)]
+    assert [(e.pe, e.simd) for e in engines] == list(bench.FINN_CNV_FOLDING.values())
+    assert design.bottleneck_cycles <= bench.FINN_EXPECTED_CYCLES
+    rng = np.random.default_rng(0)
+    runs = {}
+    for frames in (10, 20):
+        x = rng.integers(0, 256, (frames, 32, 32, 3))
+        result = simulate(design, x)
+        assert compare(design, x, result.outputs).bit_exact
+        runs[frames] = result
+        for stage in design.layers:
+            # every stage issues its formula's cycles plus a fixed fill of at most 2
+            extra = result.measured_cycles(stage.name) - frames * stage.cycles_per_frame
+            assert 0 <= extra <= 2, stage.name
+    steady = (runs[20].total_cycles - runs[10].total_cycles) / 10
+    assert steady == bench.FINN_EXPECTED_CYCLES     # exactly the slowest stage (fc6, fc7)
