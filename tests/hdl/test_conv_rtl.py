@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from codesign.analytical import compare_counters, predict_counters
 from codesign.ir import IntType
@@ -36,3 +38,27 @@ def test_bipolar_padding_is_plus_one_in_hardware():
     design = build_design(graph, [(2, 1), (3, 4)])
     x = random_inputs(graph, 4, 8)
     assert np.array_equal(simulate(design, x).outputs, execute(graph, x).reshape(4, -1))
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          phases=(Phase.explicit, Phase.reuse, Phase.generate))
+@given(st.sampled_from(["bipolar", "ternary", "int3", "uint2"]),
+       st.sampled_from(["bipolar", "uint2", "int3"]), st.integers(4, 9), st.integers(1, 3),
+       st.integers(1, 3), st.integers(1, 2), st.data(), st.integers(0, 10**6))
+def test_conv_chain_any_family_bit_exact(weight, act, size, channels, kernel, stride, data,
+                                         seed):
+    pad = data.draw(st.integers(0, kernel - 1), label="pad")
+    if size + 2 * pad < kernel:
+        return
+    if weight == "bipolar" and act != "bipolar":
+        act = "bipolar"     # a binary layer's thresholds give bipolar maps in this helper
+    graph = random_cnn(seed, image=(size, size, channels), convs=((4, kernel, stride, pad),),
+                       pool=None, weight=weight, act=act)
+    conv_simd = data.draw(st.sampled_from([d for d in (1, 2, 3) if channels % d == 0]),
+                          label="simd")
+    design = build_design(graph, [(2, conv_simd), (1, 4)])
+    x = random_inputs(graph, 3, seed)
+    result = simulate(design, x)
+    assert np.array_equal(result.outputs, execute(graph, x).reshape(3, -1))
+    window = design.layers[0]
+    assert result.measured_cycles(window.name) == 3 * window.cycles_per_frame + 1
