@@ -148,16 +148,17 @@ class Layer:
 
 
 @dataclass(eq=False)
-class WindowStage:
-    """A sliding-window generator feeding a convolution's engine SIMD channels per beat."""
+class StreamStage:
+    """A stage that moves elements without weights (window generator, pool): its types and
+    beat widths follow from its input and its SIMD."""
 
     name: str
-    node: SlidingWindow
+    node: SlidingWindow | MaxPool
     input_type: IntType
     in_shape: tuple[int, ...]
     simd: int
 
-    kind = "window"
+    kind = "stream"
 
     @property
     def output_type(self) -> IntType:
@@ -174,6 +175,13 @@ class WindowStage:
     @property
     def output_tensor(self) -> str:
         return self.node.outputs[0]
+
+
+@dataclass(eq=False)
+class WindowStage(StreamStage):
+    """A sliding-window generator feeding a convolution's engine SIMD channels per beat."""
+
+    kind = "window"
 
     @property
     def cycles_per_frame(self) -> int:
@@ -185,32 +193,10 @@ class WindowStage:
 
 
 @dataclass(eq=False)
-class PoolStage:
+class PoolStage(StreamStage):
     """A streaming max-pool unit taking SIMD channels per beat."""
 
-    name: str
-    node: MaxPool
-    input_type: IntType
-    in_shape: tuple[int, ...]
-    simd: int
-
     kind = "pool"
-
-    @property
-    def output_type(self) -> IntType:
-        return self.input_type
-
-    @property
-    def in_elems(self) -> int:
-        return self.simd
-
-    @property
-    def out_elems(self) -> int:
-        return self.simd
-
-    @property
-    def output_tensor(self) -> str:
-        return self.node.outputs[0]
 
     @property
     def cycles_per_frame(self) -> int:

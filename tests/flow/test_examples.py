@@ -20,7 +20,7 @@ def test_reference_equals_torch_on_whole_test_split(name):
                            sparse=example.sparse)
     scores = reference_scores(design.graph, example.x_test)
     assert np.array_equal(np.argmax(scores, axis=1), predict(example.model, example.x_test))
-    families = {layer.family for layer in design.layers}
+    families = {layer.family for layer in design.engines}
     expected = {
         "binarized-mlp": {"binary_weight", "xnor_popcount"},
         "ternary-mlp-twn": {"ternary"},
@@ -29,7 +29,7 @@ def test_reference_equals_torch_on_whole_test_split(name):
     if expected is not None:
         assert families == expected
     if name.startswith("pruned"):
-        assert all(layer.sparse for layer in design.layers)
+        assert all(layer.sparse for layer in design.engines)
 
 
 @pytest.mark.slow

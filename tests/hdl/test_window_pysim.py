@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pysim_driver import drive as drive_stream
 
 from codesign.mapping import divisors
 from hdl.window import FILL_CYCLES, PERF_COUNTERS, SlidingWindow, WindowConfig, window_cycles
@@ -27,41 +27,8 @@ def counters(perf: int) -> dict[str, int]:
 
 
 def drive(dut, in_beats, n_out, *, ready=None, valid=None, max_cycles=50_000):
-    """Offer ``in_beats`` (when ``valid(cycle)``), take outputs (when ``ready(cycle)``).
-
-    Runs until every input beat is taken and ``n_out`` outputs came out, then drops valid,
-    so no beat is offered twice. Returns (outputs, counters).
-    """
-    outputs: list[int] = []
-    result = {}
-
-    async def bench(ctx):
-        cycle = index = 0
-        while len(outputs) < n_out or index < len(in_beats):
-            offer = index < len(in_beats) and (valid is None or valid(cycle))
-            ctx.set(dut.i.valid, offer)
-            if offer:
-                ctx.set(dut.i.payload, in_beats[index])
-            ctx.set(dut.o.ready, 1 if ready is None else ready(cycle))
-            await ctx.delay(0)
-            took_in = ctx.get(dut.i.valid) and ctx.get(dut.i.ready)
-            if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
-                outputs.append(ctx.get(dut.o.payload))
-            await ctx.tick()
-            index += bool(took_in)
-            cycle += 1
-            if cycle > max_cycles:
-                raise RuntimeError(f"stuck: {index} in, {len(outputs)} out")
-        ctx.set(dut.i.valid, 0)
-        for _ in range(3):
-            await ctx.tick()
-        result["perf"] = ctx.get(dut.perf)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return outputs, counters(result["perf"])
+    return drive_stream(dut, in_beats, n_out, PERF_COUNTERS, ready=ready, valid=valid,
+                        max_cycles=max_cycles)
 
 
 def pack(codes: np.ndarray, simd: int, bits: int) -> list[int]:
