@@ -21,6 +21,9 @@ from hdl.window import window_cycles
 TRAFFIC_COUNTERS = ("stall_in", "stall_out", "span")
 """Counters that depend on the traffic around an engine, not on the engine alone."""
 
+DATA_COUNTERS = ("zero_act_lanes",)
+"""Counters that depend on the activations: predicted only when they are given."""
+
 
 def dense_counters(layer: Layer, frames: int) -> dict[str, int]:
     """The dense engine's counters for ``frames`` input vectors at full rate."""
@@ -87,16 +90,25 @@ def sparse_counters(layer: Layer, frames: int) -> dict[str, int]:
     }
 
 
-def predict_counters(layer: Layer, frames: int) -> dict[str, int]:
+def predict_counters(layer: Layer, frames: int, inputs: np.ndarray | None = None
+                     ) -> dict[str, int]:
     """Predicted counters for a layer's engine (dense or sparse).
 
     A convolution's engine sees one vector per output pixel, back to back, so ``frames``
-    frames are ``frames * layer.vectors`` vectors.
+    frames are ``frames * layer.vectors`` vectors. With the layer's ``inputs`` (its input
+    tensor, any shape ending in MW) the activation-dependent counters are predicted too.
     """
     vectors = frames * layer.vectors
-    if layer.sparse:
-        return sparse_counters(layer, vectors)
-    return dense_counters(layer, vectors)
+    counters = (sparse_counters(layer, vectors) if layer.sparse
+                else dense_counters(layer, vectors))
+    if inputs is not None:
+        x = np.asarray(inputs).reshape(-1, layer.mw)
+        gated = 0
+        if layer_has_zero_weights(layer) and not layer.sparse:
+            # lanes pairing a non-zero weight with a zero activation, every row, every vector
+            gated = int(((x == 0).astype(np.int64) @ (layer.matvec.weight != 0).T).sum())
+        counters["zero_act_lanes"] = gated
+    return counters
 
 
 def predicted_cycles(layer: Layer, frames: int) -> int:

@@ -111,8 +111,9 @@ def lane_energy(layer: Layer, table: EnergyTable) -> float:
 def event_costs(layer: Layer, table: EnergyTable) -> dict[str, float]:
     """pJ per counted event of one layer's engine, keyed by performance-counter name.
 
-    ``effective_lane_ops`` (lane_ops less lanes gated by a zero weight) carries the lane
-    energy: a gated zero costs its cycle but no arithmetic.
+    ``effective_lane_ops`` (lane_ops less lanes gated by a zero weight or, with a non-zero
+    weight, a zero activation) carries the lane energy: a gated zero costs its cycle but no
+    arithmetic.
     """
     acc_lo, acc_hi = layer.matvec.output_range(layer.input_type)
     acc_bits = shape_for_range(acc_lo, acc_hi).width
@@ -157,7 +158,8 @@ COMPONENTS = {
 def derived_events(counters: dict[str, int]) -> dict[str, int]:
     """Counter values plus the events computed from them (effective lane operations)."""
     events = dict(counters)
-    events["effective_lane_ops"] = counters["lane_ops"] - counters.get("zero_weight_lanes", 0)
+    events["effective_lane_ops"] = (counters["lane_ops"] - counters.get("zero_weight_lanes", 0)
+                                    - counters.get("zero_act_lanes", 0))
     return events
 
 

@@ -109,15 +109,16 @@ def stream_stage_record(stage: WindowStage | PoolStage, sim: SimResult,
     }
 
 
-def layer_records(design: Design, sim: SimResult, energy: dict[str, dict[str, float]]
-                  ) -> list[dict[str, Any]]:
+def layer_records(design: Design, sim: SimResult, energy: dict[str, dict[str, float]],
+                  values: dict[str, np.ndarray] | None = None) -> list[dict[str, Any]]:
     """Per-layer summary: folding, measured vs formula cycles, analytical check, energy."""
     records = []
     for layer in design.layers:
         if not isinstance(layer, Layer):
             records.append(stream_stage_record(layer, sim, energy))
             continue
-        predicted = predict_counters(layer, sim.frames)
+        inputs = None if values is None else values[layer.matvec.inputs[0]]
+        predicted = predict_counters(layer, sim.frames, inputs)
         records.append({
             "name": layer.name, "kind": "mvu", "family": layer.family, "sparse": layer.sparse,
             "input_type": str(layer.input_type), "output_type": str(layer.output_type),
@@ -163,7 +164,9 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
                            target_cycles=target_cycles or example.target_cycles,
                            sparse=example.sparse if sparse is None else sparse,
                            fifo_depth=fifo_depth or 4)
-    scores = reference_scores(design.graph, x_test)
+    values = execute(design.graph, x_test, keep_all=True)
+    assert isinstance(values, dict)
+    scores = values[design.graph.output]
     ref_pred = np.argmax(scores, axis=1)
     torch_pred = predict(example.model, x_test)
     agreement = int(np.count_nonzero(ref_pred == torch_pred))
@@ -193,7 +196,7 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
 
     steps.begin("report", f"writing {out_dir}")
     hw_pred = np.argmax(sim.outputs, axis=1)
-    records = layer_records(design, sim, energy)
+    records = layer_records(design, sim, energy, values)
     summary: dict[str, Any] = {
         "example": example.name,
         "description": example.description,

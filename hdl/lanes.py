@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Mux, Value
+from amaranth import Const, Mux, Value
 
 from hdl.arith import adder_tree
 
@@ -83,6 +83,13 @@ class TernaryLane:
     def zero_weight_count(self, w: Value, simd: int) -> Value:
         return adder_tree([~w.word_select(j, 2)[0] for j in range(simd)])
 
+    def zero_activation_count(self, x: Value, w: Value, simd: int) -> Value:
+        """Lanes with a non-zero weight and a zero activation: the add is gated."""
+        if self.input_bipolar:
+            return Const(0, 1)          # a bipolar activation is never zero
+        return adder_tree([w.word_select(j, 2)[0] & (x.word_select(j, self.input_bits) == 0)
+                           for j in range(simd)])
+
 
 @dataclass(frozen=True)
 class MacLane:
@@ -106,6 +113,13 @@ class MacLane:
 
     def zero_weight_count(self, w: Value, simd: int) -> Value:
         return adder_tree([w.word_select(j, self.weight_bits) == 0 for j in range(simd)])
+
+    def zero_activation_count(self, x: Value, w: Value, simd: int) -> Value:
+        """Lanes with a non-zero weight and a zero activation: the multiplier is gated."""
+        if self.input_bipolar:
+            return Const(0, 1)          # a bipolar activation is never zero
+        return adder_tree([(w.word_select(j, self.weight_bits) != 0)
+                           & (x.word_select(j, self.input_bits) == 0) for j in range(simd)])
 
 
 Lane = XnorPopcountLane | BinaryWeightLane | TernaryLane | MacLane

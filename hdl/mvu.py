@@ -49,6 +49,7 @@ PERF_COUNTERS = (
     "ibuf_reads",       # input-buffer words read
     "param_reads",      # epilogue-parameter (threshold / multiplier) words read
     "zero_weight_lanes",  # lane operations whose weight is zero (gated: no add, a cycle)
+    "zero_act_lanes",   # lanes with a non-zero weight but a zero activation (gated likewise)
 )
 
 
@@ -226,6 +227,7 @@ class MatrixVectorUnit(wiring.Component):
         wb = c.lane.weight_bits
         accs = []
         zero_lanes = []
+        zero_acts = []
         for p in range(pe):
             acc = Signal(acc_shape, name=f"acc{p}")
             acc_next = Signal(acc_shape, name=f"acc_next{p}")
@@ -237,6 +239,7 @@ class MatrixVectorUnit(wiring.Component):
             accs.append(acc_next)
             if c.lane.has_zero_weights:
                 zero_lanes.append(c.lane.zero_weight_count(w_word, simd))
+                zero_acts.append(c.lane.zero_activation_count(x_word, w_word, simd))
         codes = c.epilogue.codes(m, accs, t_rd.data if n_params else None)
         out_word = Cat(*codes)
         produce = Signal()
@@ -280,5 +283,8 @@ class MatrixVectorUnit(wiring.Component):
             zeros = Signal(range(pe * simd + 1))
             m.d.comb += zeros.eq(adder_tree(zero_lanes))
             perf.count(m, "zero_weight_lanes", s1_valid & ~stall, zeros)
+            idle = Signal(range(pe * simd + 1))
+            m.d.comb += idle.eq(adder_tree(zero_acts))
+            perf.count(m, "zero_act_lanes", s1_valid & ~stall, idle)
         perf.drive(m, self.perf)
         return m

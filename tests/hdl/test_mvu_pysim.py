@@ -71,7 +71,7 @@ def engine_case(mw, mh, pe, simd, family, frames, seed, epilogue, wbits=4, xbits
                              out_type.bits)
         expected = requantize(acc, mult, shift, out_type.min, out_type.max)
     config = MVUConfig("layer", mw, mh, pe, simd, lane, w_type.encode(w), acc_range, ep)
-    return config, pack_beats(x, in_type, simd), expected, out_type, w
+    return config, pack_beats(x, in_type, simd), expected, out_type, w, x
 
 
 @settings(max_examples=300, deadline=None)
@@ -80,8 +80,8 @@ def engine_case(mw, mh, pe, simd, family, frames, seed, epilogue, wbits=4, xbits
 def test_engine_exact_outputs_and_cycles(data, mw, mh, family, frames, seed, epilogue):
     pe = data.draw(st.sampled_from(divisors(mh)))
     simd = data.draw(st.sampled_from(divisors(mw)))
-    config, beats, expected, out_type, w = engine_case(mw, mh, pe, simd, family, frames, seed,
-                                                       epilogue)
+    config, beats, expected, out_type, w, x = engine_case(mw, mh, pe, simd, family, frames,
+                                                          seed, epilogue)
     outs, perf, _ = run_pysim(MatrixVectorUnit(config), beats, frames * mh // pe)
     assert np.array_equal(unpack_beats(outs, out_type, pe, mh), expected)
     c = counters(perf)
@@ -97,6 +97,9 @@ def test_engine_exact_outputs_and_cycles(data, mw, mh, family, frames, seed, epi
     assert c["ibuf_reads"] == (frames * (nf - 1) * (mw // simd) if nf > 1 else 0)
     zeros = int(np.count_nonzero(w == 0)) * frames if family in ("ternary", "mac") else 0
     assert c["zero_weight_lanes"] == zeros
+    gated = (int(((x == 0).astype(int) @ (w != 0).T.astype(int)).sum())
+             if family in ("ternary", "mac") else 0)
+    assert c["zero_act_lanes"] == gated
 
 
 @settings(max_examples=10, deadline=None)
@@ -104,8 +107,8 @@ def test_engine_exact_outputs_and_cycles(data, mw, mh, family, frames, seed, epi
        st.integers(0, 10**6), st.floats(0.1, 0.9))
 def test_backpressure_keeps_outputs_and_accounts_every_cycle(shape, seed, ready_rate):
     mw, mh, pe, simd = shape
-    config, beats, expected, out_type, _ = engine_case(mw, mh, pe, simd, "xnor", 3, seed,
-                                                       "threshold")
+    config, beats, expected, out_type, _, _ = engine_case(mw, mh, pe, simd, "xnor", 3, seed,
+                                                          "threshold")
     rng = random.Random(seed)
     pattern: dict[int, bool] = {}
     outs, perf, _ = run_pysim(MatrixVectorUnit(config), beats, 3 * mh // pe,

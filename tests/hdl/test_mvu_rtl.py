@@ -129,7 +129,7 @@ def test_any_family_single_engine_exact_with_analytical_counters(data, mw, mh, w
     result = simulate(design, x)
     assert np.array_equal(result.outputs, execute(graph, x))
     layer = design.layers[0]
-    assert result.layer_counters[layer.name] == predict_counters(layer, frames)
+    assert result.layer_counters[layer.name] == predict_counters(layer, frames, x)
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow],
@@ -151,7 +151,7 @@ def test_sparse_engine_rtl_exact_with_analytical_counters(data, mw, mh, wname, x
     result = simulate(design, x)
     assert np.array_equal(result.outputs, execute(graph, x))
     layer = design.layers[0]
-    assert result.layer_counters[layer.name] == predict_counters(layer, frames)
+    assert result.layer_counters[layer.name] == predict_counters(layer, frames, x)
 
 
 def test_sparse_layer_inside_a_network():
