@@ -47,7 +47,6 @@ out_channels``.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -55,7 +54,7 @@ from torch import Tensor, nn
 
 from quant_models.binarize import sign_ste
 from quant_models.fixed_point import (
-    QuantAct,
+    IntegerWeights,
     _check_exact,
     integer_range,
     max_abs_weight_quant,
@@ -280,7 +279,7 @@ class BinaryConv2d(_PaddedConv2d):
         return f"{self._geometry_repr()}, weights=bipolar"
 
 
-class IntegerConv2d(_PaddedConv2d):
+class IntegerConv2d(IntegerWeights, _PaddedConv2d):
     """Base of convolutions with integer weights, a float weight scale and no bias.
 
     The convolutional counterpart of :class:`~quant_models.fixed_point.IntegerLinear`, with
@@ -296,6 +295,8 @@ class IntegerConv2d(_PaddedConv2d):
     :func:`~quant_models.fixed_point.link_input_scales`). ``weight_mask`` (0/1, all ones)
     multiplies the latent weights before quantization, as in the linear layers.
     """
+
+    _channel_dims = 2
 
     def __init__(
         self,
@@ -322,36 +323,7 @@ class IntegerConv2d(_PaddedConv2d):
             device,
             dtype,
         )
-        self.register_buffer("weight_mask", torch.ones_like(self.weight, dtype=torch.float32))
-        # A plain attribute, not a submodule (see IntegerLinear): the source already belongs
-        # to the enclosing model.
-        object.__setattr__(self, "_input_source", None)
-
-    # -- input scale -------------------------------------------------------------------------
-
-    def link_input(self, source: QuantAct | None) -> None:
-        """Use ``source.scale`` as the input scale (``None``: inputs are unscaled integers)."""
-        if source is not None and not isinstance(source, QuantAct):
-            raise TypeError(f"an input scale comes from a QuantAct, got {type(source).__name__}")
-        object.__setattr__(self, "_input_source", source)
-
-    @property
-    def input_quant(self) -> QuantAct | None:
-        """The :class:`QuantAct` whose integer output this layer consumes, if any."""
-        return self._input_source
-
-    def input_scale(self) -> Tensor | None:
-        """The live input scale tensor (with gradient), or ``None`` for unscaled inputs."""
-        source = self._input_source
-        return None if source is None else source.scale
-
-    # -- integer semantics -------------------------------------------------------------------
-
-    def _quantized_weight(self) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
-
-    def _masked_latent(self) -> Tensor:
-        return self.weight * self.weight_mask.to(self.weight.dtype)
+        self._init_integer_state()
 
     def accumulate(self, x: Tensor, w_int: Tensor | None = None) -> Tensor:
         """The exact integer accumulator ``conv2d(pad(x), W_int)`` for integer-valued ``x``."""
@@ -360,41 +332,6 @@ class IntegerConv2d(_PaddedConv2d):
         x_padded = self.pad(x)
         _check_exact(x_padded, w_int, type(self).__name__)
         return self._conv(x_padded, w_int)
-
-    def scale_accumulator(self, acc: Tensor, weight_scale: Tensor | None = None) -> Tensor:
-        """``acc * weight_scale[C, 1, 1] [* input_scale]``: exactly the forward's float ops.
-
-        ``acc`` is ``[N, C, H, W]`` (or ``[C, H, W]``); a per-channel scale is viewed as
-        ``[C, 1, 1]`` so every element is multiplied by its channel's scale, one rounding
-        per product, as in the linear layers.
-        """
-        if weight_scale is None:
-            weight_scale = self._quantized_weight()[1]
-        scale = weight_scale.to(acc.dtype)
-        if scale.dim() == 1:
-            scale = scale.view(-1, 1, 1)
-        out = acc * scale
-        in_scale = self.input_scale()
-        if in_scale is not None:
-            out = out * in_scale.to(acc.dtype)
-        return out
-
-    def forward(self, x: Tensor) -> Tensor:
-        w_int, weight_scale = self._quantized_weight()
-        return self.scale_accumulator(self.accumulate(x, w_int), weight_scale)
-
-    @torch.no_grad()
-    def integer_weight(self) -> tuple[Tensor, Any]:
-        """``(W_int, weight_scale)``: int64 ``[out, in/groups, kh, kw]`` and the float scale.
-
-        For integer-valued ``x`` and no input scale, ``forward(x)`` equals
-        ``conv2d(pad(x), W_int) * weight_scale.view(C, 1, 1)`` in float32, bit for bit.
-        """
-        w_int, scale = self._quantized_weight()
-        return w_int.detach().to(torch.int64), scale.detach().clone()
-
-    def clip_latent_(self) -> None:
-        """Post-step hook of :func:`quant_models.train.train_classifier`; no-op by default."""
 
     def _input_repr(self) -> str:
         return ", input_scale=linked" if self.input_quant is not None else ""

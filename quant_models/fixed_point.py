@@ -166,7 +166,94 @@ def max_abs_weight_quant(
     return w_int * mask.to(w_int.dtype), scale
 
 
-class IntegerLinear(nn.Linear):
+class IntegerWeights:
+    """What every integer-weight layer (linear or convolution) shares: the weight mask, the
+    linked input scale and the forward ``scale_accumulator(accumulate(x))``.
+
+    A host class calls :meth:`_init_integer_state` after its ``nn.Module`` init, defines
+    :meth:`_quantized_weight` and :meth:`accumulate`, and sets ``_channel_dims`` to the
+    number of trailing spatial axes after the channel axis (0 linear, 2 convolution).
+    """
+
+    weight: Tensor
+    weight_mask: Tensor
+    _input_source: QuantAct | None
+    _channel_dims = 0
+
+    def _init_integer_state(self) -> None:
+        self.register_buffer(  # type: ignore[attr-defined]
+            "weight_mask", torch.ones_like(self.weight, dtype=torch.float32))
+        # A plain attribute, not a submodule: the source module already belongs to the
+        # enclosing model, and registering it twice would duplicate it in the state dict.
+        object.__setattr__(self, "_input_source", None)
+
+    # -- input scale -------------------------------------------------------------------------
+
+    def link_input(self, source: QuantAct | None) -> None:
+        """Use ``source.scale`` as the input scale (``None``: inputs are unscaled integers)."""
+        if source is not None and not isinstance(source, QuantAct):
+            raise TypeError(f"an input scale comes from a QuantAct, got {type(source).__name__}")
+        object.__setattr__(self, "_input_source", source)
+
+    @property
+    def input_quant(self) -> QuantAct | None:
+        """The :class:`QuantAct` whose integer output this layer consumes, if any."""
+        return self._input_source
+
+    def input_scale(self) -> Tensor | None:
+        """The live input scale tensor (with gradient), or ``None`` for unscaled inputs."""
+        source = self._input_source
+        return None if source is None else source.scale
+
+    # -- integer semantics -------------------------------------------------------------------
+
+    def _quantized_weight(self) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def accumulate(self, x: Tensor, w_int: Tensor | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def _masked_latent(self) -> Tensor:
+        return self.weight * self.weight_mask.to(self.weight.dtype)
+
+    def scale_accumulator(self, acc: Tensor, weight_scale: Tensor | None = None) -> Tensor:
+        """``acc * weight_scale [* input_scale]``: exactly the float ops of the forward pass.
+
+        A per-channel scale is viewed along the channel axis (``[C]`` for a linear layer,
+        ``[C, 1, 1]`` for a convolution), one rounding per product. A compiler evaluates the
+        layer's output on candidate integer accumulators with this (followed by the model's
+        batch norm and activation quantizer) to derive thresholds.
+        """
+        if weight_scale is None:
+            weight_scale = self._quantized_weight()[1]
+        scale = weight_scale.to(acc.dtype)
+        if scale.dim() == 1 and self._channel_dims:
+            scale = scale.view(-1, *([1] * self._channel_dims))
+        out = acc * scale
+        in_scale = self.input_scale()
+        if in_scale is not None:
+            out = out * in_scale.to(acc.dtype)
+        return out
+
+    def forward(self, x: Tensor) -> Tensor:
+        w_int, weight_scale = self._quantized_weight()
+        return self.scale_accumulator(self.accumulate(x, w_int), weight_scale)
+
+    @torch.no_grad()
+    def integer_weight(self) -> tuple[Tensor, Any]:
+        """``(W_int, weight_scale)``: int64 weights and the float scale of the forward.
+
+        For integer-valued ``x`` and no input scale, ``forward(x)`` equals the integer
+        accumulation with ``W_int`` times ``weight_scale`` in float32, bit for bit.
+        """
+        w_int, scale = self._quantized_weight()
+        return w_int.detach().to(torch.int64), scale.detach().clone()
+
+    def clip_latent_(self) -> None:
+        """Post-step hook of :func:`quant_models.train.train_classifier`; no-op by default."""
+
+
+class IntegerLinear(IntegerWeights, nn.Linear):
     """Base of linear layers with integer weights, a float weight scale and no bias.
 
     Subclasses define :meth:`_quantized_weight`, which returns the integer weight matrix (a
@@ -196,36 +283,7 @@ class IntegerLinear(nn.Linear):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(in_features, out_features, bias=False, device=device, dtype=dtype)
-        self.register_buffer("weight_mask", torch.ones_like(self.weight, dtype=torch.float32))
-        # A plain attribute, not a submodule: the source module already belongs to the
-        # enclosing model, and registering it twice would duplicate it in the state dict.
-        object.__setattr__(self, "_input_source", None)
-
-    # -- input scale -------------------------------------------------------------------------
-
-    def link_input(self, source: QuantAct | None) -> None:
-        """Use ``source.scale`` as the input scale (``None``: inputs are unscaled integers)."""
-        if source is not None and not isinstance(source, QuantAct):
-            raise TypeError(f"an input scale comes from a QuantAct, got {type(source).__name__}")
-        object.__setattr__(self, "_input_source", source)
-
-    @property
-    def input_quant(self) -> QuantAct | None:
-        """The :class:`QuantAct` whose integer output this layer consumes, if any."""
-        return self._input_source
-
-    def input_scale(self) -> Tensor | None:
-        """The live input scale tensor (with gradient), or ``None`` for unscaled inputs."""
-        source = self._input_source
-        return None if source is None else source.scale
-
-    # -- integer semantics -------------------------------------------------------------------
-
-    def _quantized_weight(self) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
-
-    def _masked_latent(self) -> Tensor:
-        return self.weight * self.weight_mask.to(self.weight.dtype)
+        self._init_integer_state()
 
     def accumulate(self, x: Tensor, w_int: Tensor | None = None) -> Tensor:
         """The exact integer accumulator ``x @ W_int^T`` for integer-valued ``x``."""
@@ -233,37 +291,6 @@ class IntegerLinear(nn.Linear):
             w_int = self._quantized_weight()[0]
         _check_exact(x, w_int, type(self).__name__)
         return F.linear(x, w_int.to(x.dtype))
-
-    def scale_accumulator(self, acc: Tensor, weight_scale: Tensor | None = None) -> Tensor:
-        """``acc * weight_scale [* input_scale]``: exactly the float ops of the forward pass.
-
-        A compiler evaluates the layer's output on candidate integer accumulators with this
-        (followed by the model's batch norm and activation quantizer) to derive thresholds.
-        """
-        if weight_scale is None:
-            weight_scale = self._quantized_weight()[1]
-        out = acc * weight_scale.to(acc.dtype)
-        in_scale = self.input_scale()
-        if in_scale is not None:
-            out = out * in_scale.to(acc.dtype)
-        return out
-
-    def forward(self, x: Tensor) -> Tensor:
-        w_int, weight_scale = self._quantized_weight()
-        return self.scale_accumulator(self.accumulate(x, w_int), weight_scale)
-
-    @torch.no_grad()
-    def integer_weight(self) -> tuple[Tensor, Any]:
-        """``(W_int, weight_scale)``: int64 ``[out, in]`` and the float scale of the forward.
-
-        For integer-valued ``x`` and no input scale, ``forward(x)`` equals
-        ``(x @ W_int^T) * weight_scale`` in float32, bit for bit.
-        """
-        w_int, scale = self._quantized_weight()
-        return w_int.detach().to(torch.int64), scale.detach().clone()
-
-    def clip_latent_(self) -> None:
-        """Post-step hook of :func:`quant_models.train.train_classifier`; no-op by default."""
 
 
 class QuantLinear(IntegerLinear):
