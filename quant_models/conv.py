@@ -60,7 +60,7 @@ from quant_models.fixed_point import (
     max_abs_weight_quant,
     type_name,
 )
-from quant_models.ternary import TernaryMethod, ternarize_twn, ternary_weight, ttq_ratio_code
+from quant_models.ternary import TernaryMethod, TernaryWeights
 
 __all__ = [
     "BinaryConv2d",
@@ -337,7 +337,7 @@ class IntegerConv2d(IntegerWeights, _PaddedConv2d):
         return ", input_scale=linked" if self.input_quant is not None else ""
 
 
-class TernaryConv2d(IntegerConv2d):
+class TernaryConv2d(TernaryWeights, IntegerConv2d):
     """Convolution with ternary weights (TWN or TTQ), per-tensor scale, no bias.
 
     Same quantizer as :class:`~quant_models.ternary.TernaryLinear` (one shared function,
@@ -364,10 +364,7 @@ class TernaryConv2d(IntegerConv2d):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        if method not in ("twn", "ttq"):
-            raise ValueError(f"method must be 'twn' or 'ttq', got {method!r}")
-        if not 0 <= int(ratio_frac_bits) <= 8:
-            raise ValueError(f"ratio_frac_bits must be in 0..8, got {ratio_frac_bits}")
+        self._check_ternary_args(method, ratio_frac_bits)
         super().__init__(
             in_channels,
             out_channels,
@@ -380,49 +377,7 @@ class TernaryConv2d(IntegerConv2d):
             device,
             dtype,
         )
-        self.method: TernaryMethod = method
-        self.ratio_frac_bits: int = int(ratio_frac_bits)
-        self.ratio_max: int = 1 << (self.ratio_frac_bits + 2)
-        if method == "ttq":
-            _, alpha = ternarize_twn(self.weight)
-            self.wp = nn.Parameter(alpha.detach().clone())
-            self.wn = nn.Parameter(alpha.detach().clone())
-
-    def _quantized_weight(self) -> tuple[Tensor, Tensor]:
-        return ternary_weight(
-            self.weight,
-            self.weight_mask,
-            self.method,
-            getattr(self, "wp", None),
-            getattr(self, "wn", None),
-            self.ratio_frac_bits,
-            self.ratio_max,
-        )
-
-    @torch.no_grad()
-    def ternary_codes(self) -> Tensor:
-        """The ``{-1, 0, +1}`` codes (int64, the weight's shape); masked weights are 0."""
-        return ternarize_twn(self.weight, self.weight_mask)[0].to(torch.int64)
-
-    @torch.no_grad()
-    def ratio_code(self) -> int:
-        """TTQ's ``R`` (the magnitude of the negative integer level)."""
-        if self.method != "ttq":
-            raise ValueError("ratio_code() only exists for method='ttq'")
-        return ttq_ratio_code(self.wp, self.wn, self.ratio_frac_bits, self.ratio_max)
-
-    @torch.no_grad()
-    def integer_weight(self) -> tuple[Tensor, float]:  # type: ignore[override]
-        """``(W_int, scale)``: int64 weights and the per-tensor scale, as TernaryLinear."""
-        w_int, scale = self._quantized_weight()
-        return w_int.detach().to(torch.int64), float(scale)
-
-    @torch.no_grad()
-    def clip_latent_(self) -> None:
-        """TTQ: keep ``Wp`` and ``Wn`` positive after each optimizer step."""
-        if self.method == "ttq":
-            self.wp.clamp_(min=1e-6)
-            self.wn.clamp_(min=1e-6)
+        self._init_ternary(method, ratio_frac_bits)
 
     def extra_repr(self) -> str:
         extra = f", ratio_frac_bits={self.ratio_frac_bits}" if self.method == "ttq" else ""

@@ -181,7 +181,76 @@ def ttq_ratio_code(wp: Tensor, wn: Tensor, ratio_frac_bits: int, ratio_max: int)
         return int(torch.clamp(torch.round(r_scaled), 1, ratio_max))
 
 
-class TernaryLinear(IntegerLinear):
+class TernaryWeights:
+    """TWN / TTQ weight quantization shared by :class:`TernaryLinear` and
+    ``TernaryConv2d``: the latent weight is ternarized over all its axes with one
+    per-tensor scale (see :func:`ternary_weight`)."""
+
+    weight: Tensor
+    weight_mask: Tensor
+    method: TernaryMethod
+    ratio_frac_bits: int
+    ratio_max: int
+
+    @staticmethod
+    def _check_ternary_args(method: str, ratio_frac_bits: int) -> None:
+        if method not in ("twn", "ttq"):
+            raise ValueError(f"method must be 'twn' or 'ttq', got {method!r}")
+        if not 0 <= int(ratio_frac_bits) <= 8:
+            raise ValueError(f"ratio_frac_bits must be in 0..8, got {ratio_frac_bits}")
+
+    def _init_ternary(self, method: TernaryMethod, ratio_frac_bits: int) -> None:
+        self.method = method
+        self.ratio_frac_bits = int(ratio_frac_bits)
+        self.ratio_max = 1 << (self.ratio_frac_bits + 2)
+        if method == "ttq":
+            _, alpha = ternarize_twn(self.weight)
+            self.wp = nn.Parameter(alpha.detach().clone())
+            self.wn = nn.Parameter(alpha.detach().clone())
+
+    def _quantized_weight(self) -> tuple[Tensor, Tensor]:
+        return ternary_weight(
+            self.weight,
+            self.weight_mask,
+            self.method,
+            getattr(self, "wp", None),
+            getattr(self, "wn", None),
+            self.ratio_frac_bits,
+            self.ratio_max,
+        )
+
+    @torch.no_grad()
+    def ternary_codes(self) -> Tensor:
+        """The ``{-1, 0, +1}`` codes (int64, the weight's shape); pruned weights are 0."""
+        return ternarize_twn(self.weight, self.weight_mask)[0].to(torch.int64)
+
+    @torch.no_grad()
+    def ratio_code(self) -> int:
+        """TTQ's ``R`` (the magnitude of the negative integer level)."""
+        if self.method != "ttq":
+            raise ValueError("ratio_code() only exists for method='ttq'")
+        return ttq_ratio_code(self.wp, self.wn, self.ratio_frac_bits, self.ratio_max)
+
+    @torch.no_grad()
+    def integer_weight(self) -> tuple[Tensor, float]:
+        """``(W_int, scale)``: int64 weights and the per-tensor float scale.
+
+        TWN: codes in ``{-1, 0, 1}`` and ``alpha``; TTQ: levels in ``{2^f, 0, -R}`` and
+        ``Wp / 2^f``. For integer-valued ``x`` and no input scale, ``forward(x)`` equals
+        ``float32(scale)`` times the integer accumulation with ``W_int``, bit for bit.
+        """
+        w_int, scale = self._quantized_weight()
+        return w_int.detach().to(torch.int64), float(scale)
+
+    @torch.no_grad()
+    def clip_latent_(self) -> None:
+        """TTQ: keep ``Wp`` and ``Wn`` positive after each optimizer step."""
+        if self.method == "ttq":
+            self.wp.clamp_(min=1e-6)
+            self.wn.clamp_(min=1e-6)
+
+
+class TernaryLinear(TernaryWeights, IntegerLinear):
     """Fully connected layer with ternary weights (TWN or TTQ) and no bias.
 
     ``weight`` is the latent float weight; every forward pass (training and evaluation)
@@ -209,62 +278,9 @@ class TernaryLinear(IntegerLinear):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        if method not in ("twn", "ttq"):
-            raise ValueError(f"method must be 'twn' or 'ttq', got {method!r}")
-        if not 0 <= int(ratio_frac_bits) <= 8:
-            raise ValueError(f"ratio_frac_bits must be in 0..8, got {ratio_frac_bits}")
+        self._check_ternary_args(method, ratio_frac_bits)
         super().__init__(in_features, out_features, device=device, dtype=dtype)
-        self.method: TernaryMethod = method
-        self.ratio_frac_bits: int = int(ratio_frac_bits)
-        self.ratio_max: int = 1 << (self.ratio_frac_bits + 2)
-        if method == "ttq":
-            _, alpha = ternarize_twn(self.weight)
-            self.wp = nn.Parameter(alpha.detach().clone())
-            self.wn = nn.Parameter(alpha.detach().clone())
-
-    def _codes(self) -> tuple[Tensor, Tensor]:
-        return ternarize_twn(self.weight, self.weight_mask)
-
-    def _quantized_weight(self) -> tuple[Tensor, Tensor]:
-        return ternary_weight(
-            self.weight,
-            self.weight_mask,
-            self.method,
-            getattr(self, "wp", None),
-            getattr(self, "wn", None),
-            self.ratio_frac_bits,
-            self.ratio_max,
-        )
-
-    @torch.no_grad()
-    def ternary_codes(self) -> Tensor:
-        """The ``{-1, 0, +1}`` codes (int64 ``[out, in]``); pruned weights are 0."""
-        return self._codes()[0].to(torch.int64)
-
-    @torch.no_grad()
-    def ratio_code(self) -> int:
-        """TTQ's ``R`` (the magnitude of the negative integer level)."""
-        if self.method != "ttq":
-            raise ValueError("ratio_code() only exists for method='ttq'")
-        return ttq_ratio_code(self.wp, self.wn, self.ratio_frac_bits, self.ratio_max)
-
-    @torch.no_grad()
-    def integer_weight(self) -> tuple[Tensor, float]:  # type: ignore[override]
-        """``(W_int, scale)``: int64 ``[out, in]`` weights and the per-tensor float scale.
-
-        TWN: codes in ``{-1, 0, 1}`` and ``alpha``; TTQ: levels in ``{2^f, 0, -R}`` and
-        ``Wp / 2^f``. For integer-valued ``x`` and no input scale, ``forward(x)`` equals
-        ``float32(scale) * (x @ W_int^T)`` bit for bit.
-        """
-        w_int, scale = self._quantized_weight()
-        return w_int.detach().to(torch.int64), float(scale)
-
-    @torch.no_grad()
-    def clip_latent_(self) -> None:
-        """TTQ: keep ``Wp`` and ``Wn`` positive after each optimizer step."""
-        if self.method == "ttq":
-            self.wp.clamp_(min=1e-6)
-            self.wn.clamp_(min=1e-6)
+        self._init_ternary(method, ratio_frac_bits)
 
     def extra_repr(self) -> str:
         extra = f", ratio_frac_bits={self.ratio_frac_bits}" if self.method == "ttq" else ""
