@@ -316,4 +316,4 @@ def from_quant_model(model: nn.Module, *, name: str = "network",
                                         " use a per-tensor scale for the last layer")
         scale = per_tensor
     return Graph(name, "input", current.name, tensors, nodes,
-                 output_scale=scale * (output_scale if output_scale != 1.0 else 1.0))
+                 output_scale=scale * output_scale)
