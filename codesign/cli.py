@@ -22,6 +22,14 @@ def _folding(text: str) -> tuple[str, tuple[int, int]]:
     return layer, (pe, simd)
 
 
+def _family(text: str) -> tuple[str, str]:
+    layer, sep, family = text.partition("=")
+    if not sep or not layer or not family:
+        raise argparse.ArgumentTypeError(
+            f"--family {text!r}: expected LAYER=FAMILY, e.g. fc0=mac")
+    return layer, family
+
+
 def _sparse(text: str) -> list[str] | float:
     if text == "none":
         return []
@@ -46,17 +54,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=None,
                      help="run directory (default runs/<example>-<timestamp>)")
     run.add_argument("--frames", type=int, default=None,
-                     help="simulate only the first N test frames (default: all)")
+                     help="simulate only the first N test frames, N >= 1 (default: all)")
     run.add_argument("--retrain", action="store_true", help="ignore cached trained weights")
     run.add_argument("--energy-table", type=Path, default=None,
                      help="YAML energy table (default: 45 nm, Horowitz ISSCC 2014)")
     run.add_argument("--fold", type=_folding, action="append", default=[],
                      metavar="LAYER=PE,SIMD", help="override one layer's folding (repeatable)")
     run.add_argument("--target-cycles", type=int, default=None,
-                     help="cycles per frame the automatic folding aims for")
+                     help="cycles per frame the automatic folding aims for, N >= 1 (default: "
+                          "the example's)")
     run.add_argument("--fifo-depth", type=int, default=None,
-                     help="smallest FIFO between stages, in beats (default 4; deeper FIFOs "
-                          "let nearly balanced stages reach the slowest one's throughput)")
+                     help="smallest FIFO between stages in beats, N >= 2 (default 4; deeper "
+                          "FIFOs let nearly balanced stages reach the slowest one's "
+                          "throughput)")
+    run.add_argument("--family", type=_family, action="append", default=[],
+                     metavar="LAYER=FAMILY",
+                     help="run a layer on another PE family that computes it exactly "
+                          "(xnor_popcount, binary_weight, ternary, mac; repeatable)")
     run.add_argument("--sparse", type=_sparse, default=None, metavar="LAYERS|SPARSITY|none",
                      help="zero-skipping engines: comma-separated layer names, or every "
                           "ternary/fixed-point layer with at least this weight sparsity, or "
@@ -65,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     study = sub.add_parser("study", help="run every built-in example and write an index "
                                          "(regenerates reports/)")
     study.add_argument("--out", type=Path, default=Path("reports"))
-    study.add_argument("--frames", type=int, default=None)
+    study.add_argument("--frames", type=int, default=None,
+                       help="simulate only the first N test frames of each example, N >= 1")
     return parser
 
 
@@ -75,8 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, (description, _) in EXAMPLES.items():
             print(f"{name}: {description}")
         return 0
-    from codesign.flow import run_example
-    from sim.errors import SimulationError, ToolchainError
+    from codesign.flow import check_frames, run_example
 
     if args.command == "study":
         from codesign.paths import atomic_write_text
@@ -84,10 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         summaries = []
         try:
+            check_frames(args.frames)
             for name in EXAMPLES:
                 summaries.append(run_example(name, out_dir=args.out / name,
                                              frames=args.frames))
-        except (CodesignError, SimulationError, ToolchainError) as exc:
+        except CodesignError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         atomic_write_text(args.out / "README.md", render_index(summaries))
@@ -95,16 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     out = args.out or Path("runs") / f"{args.example}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if args.frames is not None and args.frames < 1:
-        print("error: --frames must be at least 1", file=sys.stderr)
-        return 2
     start = time.perf_counter()
     try:
         summary = run_example(args.example, out_dir=out, frames=args.frames,
                               retrain=args.retrain, energy_table=args.energy_table,
                               folding=dict(args.fold), target_cycles=args.target_cycles,
-                              sparse=args.sparse, fifo_depth=args.fifo_depth)
-    except (CodesignError, SimulationError, ToolchainError) as exc:
+                              sparse=args.sparse, fifo_depth=args.fifo_depth,
+                              families=dict(args.family) or None)
+    except CodesignError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{summary['example']}: {summary['frames']} frames, "

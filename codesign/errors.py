@@ -1,14 +1,17 @@
-"""Errors a user can act on: each names the layer, tensor or option at fault and what is accepted.
+"""Errors a user can act on: each names the layer, tensor, option or file at fault and what is
+accepted.
 
-They all derive from :class:`CodesignError` so a CLI or a script can catch one type and
-print the message instead of a traceback from deep inside a dependency.
+Every error codesign, its hardware generators (``hdl.errors``) and its simulator
+(``sim.errors``) raise on purpose derives from :class:`CodesignError`, so the command line
+and scripts catch one type and print one line instead of a traceback from deep inside a
+dependency.
 """
 
 from __future__ import annotations
 
 
 class CodesignError(Exception):
-    """Base of every error codesign raises on purpose."""
+    """Base of every error raised on purpose."""
 
 
 class GraphError(CodesignError):
@@ -16,15 +19,23 @@ class GraphError(CodesignError):
 
 
 class UnsupportedLayerError(CodesignError):
-    """The frontend met a module it cannot lower to the integer IR."""
+    """A frontend met a module it cannot lower to the integer IR."""
 
 
 class FoldingError(CodesignError):
-    """A folding (PE, SIMD) does not fit a layer's matrix."""
+    """A folding (PE, SIMD) or another mapping option does not fit a layer."""
+
+
+class OptionError(CodesignError):
+    """An option (command line or API) has a value that is not accepted."""
 
 
 class InputError(CodesignError):
-    """Inputs handed to the reference or the simulator have the wrong shape or range."""
+    """Inputs handed to the reference or the simulator have the wrong shape, type or range."""
+
+
+class EnergyTableError(CodesignError):
+    """An energy table file cannot be read or lacks what the energy model needs."""
 
 
 class MismatchError(CodesignError):

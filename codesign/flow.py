@@ -1,7 +1,9 @@
-"""The end-to-end flow: model -> IR -> Verilog -> RTL simulation -> verification -> report.
+"""The end-to-end flow: model -> IR -> design -> Verilog -> RTL run -> verification -> report.
 
-Each step is a function callable on its own (see README's Python API); :func:`run_example`
-chains them for ``codesign run`` and returns the summary it writes.
+Each step is a function callable on its own (see README's Python API); :func:`compile_model`
+chains the frontend, the pass pipeline and the mapping, and :func:`run_example` chains the
+rest for ``codesign run`` and returns the summary it writes. The reference runs once per
+run; verification and the activation-dependent counters take its values.
 """
 
 from __future__ import annotations
@@ -15,40 +17,38 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from codesign.analytical import compare_counters, predict_counters, predict_stream_stage
-from codesign.energy import EnergyTable, stage_energy
-from codesign.errors import MismatchError
-from codesign.examples import DEFAULT_EXAMPLE, load_example
-from codesign.frontend import from_quant_model
-from codesign.ir import Graph
-from codesign.mapping import Design, Folding, Layer, PoolStage, WindowStage, build_design
-from codesign.passes import streamline
-from codesign.reference import execute
+from codesign.arch import Design, MappingOptions, build_design
+from codesign.arch.families import get_family
+from codesign.energy import EnergyTable
+from codesign.errors import MismatchError, OptionError
+from codesign.evaluate import Evaluation, evaluate
+from codesign.examples import DEFAULT_EXAMPLE, LoadedExample, load_example
+from codesign.frontends import from_quant_model
+from codesign.generate import generate_verilog
+from codesign.passes import run_passes
+from codesign.paths import check_output_dir
+from codesign.reference import check_inputs, execute_all
 from codesign.report import write_run_directory
-from codesign.simulate import SimResult, simulate
-from codesign.verify import compare, localize_mismatch
-from hdl.mvu import FILL_CYCLES
 
 Say = Callable[[str], None]
 
 
-def compile_model(model: nn.Module, *, name: str = "network",
-                  folding: Mapping[str, Folding | tuple[int, int]] | None = None,
-                  target_cycles: int | None = None,
-                  families: Mapping[str, str] | None = None,
-                  sparse: Sequence[str] | float | None = None,
-                  fifo_depth: int = 4) -> Design:
-    """quant_models network -> streamlined integer graph -> folded design."""
-    graph = streamline(from_quant_model(model, name=name))
-    return build_design(graph, folding, target_cycles=target_cycles, families=families,
-                        sparse=sparse, fifo_depth=fifo_depth)
+def compile_model(model: nn.Module, options: MappingOptions | None = None, *,
+                  name: str = "network", **option_args: Any) -> Design:
+    """quant_models network -> integer graph (the pass pipeline) -> design.
 
-
-def reference_scores(graph: Graph, inputs: np.ndarray) -> np.ndarray:
-    """Integer output scores of the reference interpreter."""
-    scores = execute(graph, inputs)
-    assert isinstance(scores, np.ndarray)
-    return scores
+    ``options`` or the keyword arguments of :meth:`MappingOptions.create` (``folding``,
+    ``target_cycles``, ``sparse``, ``fifo_depth``, ``families``) choose the hardware.
+    """
+    if options is None:
+        options = MappingOptions.create(**option_args)
+    elif option_args:
+        raise OptionError("give either options= or its keyword arguments, not both")
+    # a bipolar x bipolar layer asked onto a dot-product engine keeps dot accumulation
+    keep_dot = [layer for layer, family in options.families
+                if get_family(family, layer).accumulates == "dot"]
+    graph = run_passes(from_quant_model(model, name=name), keep_dot=keep_dot)
+    return build_design(graph, options)
 
 
 def _stderr(message: str) -> None:
@@ -75,78 +75,95 @@ class _Steps:
         self.say(f"      done in {elapsed:.1f} s{': ' + detail if detail else ''}")
 
 
-def _measured_fields(name: str, sim: SimResult, predicted: dict[str, int], *, fill: int,
-                     energy: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """Cycles, counters, the analytical check and energy of one stage of a run."""
-    counters = sim.layer_counters[name]
-    return {
-        "formula_cycles": predicted["issue"],
-        "measured_cycles": sim.measured_cycles(name),
-        "fill_cycles": fill,
-        "span_cycles": counters["span"],
-        "stall_in_cycles": counters["stall_in"],
-        "stall_out_cycles": counters["stall_out"],
-        "counters": counters,
-        "predicted_counters": predicted,
-        "analytical_mismatches": compare_counters(predicted, counters, in_network=True),
-        "energy_pj_per_frame": sum(energy[name].values()) / sim.frames,
-        "energy_pj_by_component": {k: v / sim.frames for k, v in energy[name].items()},
-    }
+def check_frames(frames: int | None) -> None:
+    """``frames`` is None (the whole test split) or a whole number >= 1."""
+    if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int)
+                               or frames < 1):
+        raise OptionError(f"frames={frames!r}: simulate at least 1 frame (or leave it unset "
+                          "for the whole test split)")
 
 
-def stream_stage_record(stage: WindowStage | PoolStage, sim: SimResult,
-                        energy: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """A sliding-window or pooling stage: measured counters against its beat count."""
-    predicted = predict_stream_stage(stage, sim.frames)
-    return {
-        "name": stage.name, "kind": stage.kind, "family": stage.kind, "sparse": False,
-        "input_type": str(stage.input_type), "output_type": str(stage.output_type),
-        "weight_type": "-", "weight_sparsity": 0.0, "empty_rows": 0,
-        "in_shape": list(stage.in_shape), "simd": stage.simd, "pe": stage.simd,
-        "mw": int(np.prod(stage.in_shape)), "mh": int(np.prod(stage.in_shape)),
-        # one cycle: the read port (window) or the max register (pool) is the output register
-        **_measured_fields(stage.name, sim, predicted, fill=1, energy=energy),
-    }
-
-
-def layer_records(design: Design, sim: SimResult, energy: dict[str, dict[str, float]],
-                  values: dict[str, np.ndarray] | None = None) -> list[dict[str, Any]]:
-    """Per-layer summary: folding, measured vs formula cycles, analytical check, energy."""
+def stage_records(evaluation: Evaluation) -> list[dict[str, Any]]:
+    """Per-stage summary entries: the stage's own fields, then its measured figures."""
+    n = evaluation.frames
     records = []
-    for layer in design.layers:
-        if not isinstance(layer, Layer):
-            records.append(stream_stage_record(layer, sim, energy))
-            continue
-        inputs = None if values is None else values[layer.matvec.inputs[0]]
-        predicted = predict_counters(layer, sim.frames, inputs)
+    for s in evaluation.stages:
+        counters = s.counters
         records.append({
-            "name": layer.name, "kind": "mvu", "family": layer.family, "sparse": layer.sparse,
-            "input_type": str(layer.input_type), "output_type": str(layer.output_type),
-            "weight_type": str(layer.matvec.weight_type),
-            "weight_sparsity": layer.weight_sparsity,
-            # rows with no non-zero weight: handled (acc = 0 goes through the epilogue)
-            "empty_rows": int(np.count_nonzero(~layer.matvec.weight.any(axis=1))),
-            "mw": layer.mw, "mh": layer.mh, "pe": layer.pe, "simd": layer.simd,
-            # the engine's pipeline fill: a load-bound sparse engine's waits count as stall_in
-            **_measured_fields(layer.name, sim, predicted, fill=FILL_CYCLES, energy=energy),
+            **s.record,
+            "formula_cycles": s.formula_cycles,
+            "measured_cycles": s.measured_cycles,
+            "fill_cycles": s.fill_cycles,
+            "span_cycles": counters["span"],
+            "stall_in_cycles": counters["stall_in"],
+            "stall_out_cycles": counters["stall_out"],
+            "counters": counters,
+            "predicted_counters": s.predicted,
+            "analytical_mismatches": s.analytical_mismatches,
+            "energy_pj_per_frame": sum(s.energy_pj.values()) / n,
+            "energy_pj_by_component": {k: v / n for k, v in s.energy_pj.items()},
         })
     return records
 
 
+def summarize(example: LoadedExample, design: Design, evaluation: Evaluation,
+              y_test: np.ndarray, ref_pred: np.ndarray, torch_pred: np.ndarray,
+              table: EnergyTable, machine: dict[str, Any]) -> dict[str, Any]:
+    """summary.json: results first, machine timings apart under ``machine``."""
+    verification = evaluation.verification
+    assert verification is not None and evaluation.outputs is not None
+    first = verification.first
+    hw_pred = np.argmax(evaluation.outputs, axis=1)
+    records = stage_records(evaluation)
+    return {
+        "example": example.name,
+        "description": example.description,
+        "bit_exact": verification.bit_exact,
+        "frames": evaluation.frames,
+        "mismatches": verification.mismatches,
+        "first_mismatch": None if first is None else first.describe(),
+        "accuracy_float": float(example.float_accuracy),
+        "accuracy_torch": float(np.mean(torch_pred == y_test)),
+        "accuracy_reference": float(np.mean(ref_pred == y_test)),
+        "accuracy_hw": float(np.mean(hw_pred == y_test)),
+        "torch_reference_agreement": int(np.count_nonzero(ref_pred == torch_pred)),
+        "organisation": design.organisation.name,
+        "cycles_per_frame": evaluation.cycles_per_frame,
+        "bottleneck_cycles_per_frame": evaluation.bottleneck_cycles_per_frame,
+        "total_cycles": evaluation.total_cycles,
+        "energy_pj_per_frame": evaluation.energy_pj_per_frame,
+        "energy_table": table.name,
+        "technology_node": table.technology_node,
+        "fifo_depth": design.options.fifo_depth,
+        "layers": records,
+        "analytical_match": evaluation.analytical_match,
+        "machine": machine,
+    }
+
+
 def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | None = None,
                 retrain: bool = False, energy_table: str | Path | None = None,
-                folding: Mapping[str, tuple[int, int]] | None = None,
+                folding: Mapping[str, Any] | None = None,
                 target_cycles: int | None = None,
                 sparse: Sequence[str] | float | None = None,
                 fifo_depth: int | None = None,
+                families: Mapping[str, str] | None = None,
                 say: Say = _stderr) -> dict[str, Any]:
-    """Train or load, lower, generate, simulate the test split, verify, report."""
+    """Train or load, compile, simulate the test split, verify, report.
+
+    Every option is checked, and the output directory made, before any long step; a
+    failure after the simulation still writes the run directory (summary and report).
+    """
     from quant_models.train import predict
 
+    check_frames(frames)
+    out_dir = check_output_dir(out_dir)
     table = EnergyTable.load(energy_table)
-    steps = _Steps(6, say)
+    MappingOptions.create(folding, target_cycles=target_cycles, sparse=sparse,
+                          fifo_depth=fifo_depth, families=families)   # fail fast
+    steps = _Steps(5, say)
 
-    steps.begin("model", f"loading example {name!r} (training it once if not cached)")
+    steps.begin("model", f"loading example {name!r}")
 
     def train_progress(epoch: int, epochs: int, loss: float) -> None:
         if epoch == epochs or epoch % 10 == 0:
@@ -158,70 +175,43 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
         x_test, y_test = x_test[:frames], y_test[:frames]
     steps.end(f"{len(x_test)} test frames")
 
-    steps.begin("compile", "lowering to the integer IR, streamlining, folding")
-    design = compile_model(example.model, name=example.name,
-                           folding={**example.folding, **dict(folding or {})},
-                           target_cycles=target_cycles or example.target_cycles,
-                           sparse=example.sparse if sparse is None else sparse,
-                           fifo_depth=fifo_depth or 4)
-    values = execute(design.graph, x_test, keep_all=True)
-    assert isinstance(values, dict)
-    scores = values[design.graph.output]
-    ref_pred = np.argmax(scores, axis=1)
+    steps.begin("compile", "lowering to the integer IR, running the passes, mapping")
+    options = MappingOptions.create(
+        {**example.folding, **dict(folding or {})},
+        target_cycles=target_cycles or example.target_cycles,
+        sparse=example.sparse if sparse is None else sparse,
+        fifo_depth=fifo_depth, families=families)
+    design = compile_model(example.model, options, name=example.name)
+    x_checked = check_inputs(design.graph, x_test)
+    values = execute_all(design.graph, x_checked)
+    ref_pred = np.argmax(values[design.graph.output], axis=1)
     torch_pred = predict(example.model, x_test)
     agreement = int(np.count_nonzero(ref_pred == torch_pred))
-    steps.end(f"{len(design.layers)} engines; reference agrees with torch on "
+    steps.end(f"{len(design.stages)} stages; reference agrees with torch on "
               f"{agreement}/{len(x_test)} predictions")
 
-    steps.begin("simulate", "generating Verilog and simulating every frame in RTL "
-                "(Verilator; first build compiles the model)")
-    sim = simulate(design, x_test)
-    steps.end(f"{sim.total_cycles} cycles, {sim.sim_cycles_per_second / 1e6:.2f} M cycles/s, "
-              f"build {sim.build_seconds:.1f} s")
-
-    steps.begin("verify", "comparing every output with the integer reference")
-    verification = compare(design, x_test, sim.outputs)
-    first = verification.first
-    if first is not None:
-        located = localize_mismatch(design, x_test)
-        first = located or first
-    steps.end("bit-exact" if verification.bit_exact else
-              f"{verification.mismatches} mismatching elements; first at {first.describe()}")
+    steps.begin("simulate", "generating Verilog, simulating every frame in RTL (Verilator; "
+                "the first build compiles the model) and verifying every output")
+    artefact = generate_verilog(design, counters=True)
+    evaluation = evaluate(design, x_checked, values, table, rtl=True, artefact=artefact,
+                          checked=True)
+    verification = evaluation.verification
+    assert verification is not None
+    steps.end(f"{evaluation.total_cycles} cycles, "
+              f"{evaluation.timings['sim_cycles_per_second'] / 1e6:.2f} M cycles/s; "
+              + ("bit-exact" if verification.bit_exact else
+                 f"{verification.mismatches} mismatching elements, first at "
+                 f"{verification.first.describe() if verification.first else '?'}"))
 
     steps.begin("energy", f"costing counted events with {table.name} ({table.technology_node})")
-    energy = {stage.name: stage_energy(stage, sim.layer_counters[stage.name], table)
-              for stage in design.layers}
-    total_pj = sum(sum(parts.values()) for parts in energy.values())
-    steps.end(f"{total_pj / sim.frames:.1f} pJ/frame")
+    steps.end(f"{evaluation.energy_pj_per_frame:.1f} pJ/frame")
 
     steps.begin("report", f"writing {out_dir}")
-    hw_pred = np.argmax(sim.outputs, axis=1)
-    records = layer_records(design, sim, energy, values)
-    summary: dict[str, Any] = {
-        "example": example.name,
-        "description": example.description,
-        "bit_exact": verification.bit_exact,
-        "frames": sim.frames,
-        "mismatches": verification.mismatches,
-        "first_mismatch": None if first is None else first.describe(),
-        "accuracy_float": float(example.float_accuracy),
-        "accuracy_torch": float(np.mean(torch_pred == y_test)),
-        "accuracy_reference": float(np.mean(ref_pred == y_test)),
-        "accuracy_hw": float(np.mean(hw_pred == y_test)),
-        "torch_reference_agreement": agreement,
-        "cycles_per_frame": sim.total_cycles / sim.frames,
-        "bottleneck_cycles_per_frame": design.bottleneck_cycles,
-        "total_cycles": sim.total_cycles,
-        "energy_pj_per_frame": total_pj / sim.frames,
-        "energy_table": table.name,
-        "technology_node": table.technology_node,
-        "sim_cycles_per_second": sim.sim_cycles_per_second,
-        "build_seconds": sim.build_seconds,
-        "layers": records,
-        "analytical_match": all(not r["analytical_mismatches"] for r in records),
-        "step_seconds": steps.timings,
-    }
-    write_run_directory(out_dir, summary, sim.verilog)
+    machine = {**{k: round(v, 3) if k.endswith("seconds") else v
+                  for k, v in evaluation.timings.items()}, "step_seconds": steps.timings}
+    summary = summarize(example, design, evaluation, y_test, ref_pred, torch_pred, table,
+                        machine)
+    write_run_directory(out_dir, summary, artefact.text)
     steps.end()
     if not verification.bit_exact:
         raise MismatchError(f"hardware differs from the reference: {summary['first_mismatch']}"

@@ -3,21 +3,27 @@
 Every tensor carries an exact integer type, so the reference interpreter, the analytical
 models and the hardware generators all agree on what a value is and how it is stored. Real
 numbers exist only at the edges (``Graph.output_scale``/``output_offset`` for reporting, and
-the float ``BatchNorm`` node a frontend emits before streamlining folds it away).
+the ``FloatMap`` a frontend emits before streamlining folds it into thresholds).
+
+Each node states its own semantics in one place: :meth:`Node.check` validates it against the
+graph's tensor types and shapes, :meth:`Node.execute` computes it on a batch of frames with
+exact int64 arithmetic (the reference interpreter only walks the graph). A graph is a DAG:
+nodes take lists of inputs, tensors are looked up by name, and a tensor may feed several
+consumers.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
+from codesign.bits import range_bits
 from codesign.errors import GraphError
-from hdl.arith import range_bits
 
 TypeKind = Literal["bipolar", "ternary", "int", "uint"]
 
@@ -166,51 +172,48 @@ def dot_range(weight_type: IntType, input_type: IntType, length: int) -> tuple[i
     return length * min(corners), length * max(corners)
 
 
+Batch = np.ndarray
+"""A batch of frames, int64, shape [N, *tensor shape]."""
+
+
 @dataclass(eq=False)
 class Node:
-    """Base of every IR node: a name, input and output tensor names."""
+    """Base of every IR node: a name, input tensor names and one output tensor name."""
 
     name: str
     inputs: list[str]
     outputs: list[str]
 
-    op_type = "Node"
+    op_type: ClassVar[str] = "Node"
+    integer: ClassVar[bool] = True
+    """Whether the integer reference and the hardware can run this node."""
 
     def describe(self) -> str:
         return f"{self.op_type} {self.name!r}"
 
-
-AccumulatorMode = Literal["dot", "xnor_popcount"]
-
-
-@dataclass(eq=False)
-class MatVec(Node):
-    """y = W x for each frame (for every pixel: W acts on the last axis); W is [MH, MW].
-
-    ``acc="dot"`` outputs the true integer dot product. ``acc="xnor_popcount"`` (bipolar x
-    bipolar only) outputs P = popcount(XNOR(w, x)) = (dot + MW) / 2, the quantity the XNOR
-    engine accumulates; the streamline pass rewrites thresholds into that domain so the
-    back-transform 2P - K costs no hardware.
-    """
-
-    weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
-    weight_type: IntType = field(default_factory=IntType.bipolar)
-    acc: AccumulatorMode = "dot"
-
-    op_type = "MatVec"
+    def detail(self) -> str:
+        """A short account of the node's parameters for :meth:`Graph.summary`."""
+        return ""
 
     @property
-    def mh(self) -> int:
-        return int(self.weight.shape[0])
+    def output(self) -> str:
+        return self.outputs[0]
 
-    @property
-    def mw(self) -> int:
-        return int(self.weight.shape[1])
+    def check(self, graph: Graph) -> None:
+        """Raise :class:`GraphError` unless the node fits its tensors' types and shapes."""
 
-    def output_range(self, input_type: IntType) -> tuple[int, int]:
-        if self.acc == "xnor_popcount":
-            return 0, self.mw
-        return dot_range(self.weight_type, input_type, self.mw)
+    def execute(self, inputs: Sequence[Batch], graph: Graph) -> Batch:
+        """The output batch for the input batches (one per input tensor, same order)."""
+        raise GraphError(f"the integer reference cannot execute {self.describe()}: run the "
+                         "codesign.passes pipeline first (streamlining folds float scales, "
+                         "batch-norm and activation quantizers into integer thresholds)")
+
+    def _io(self, graph: Graph) -> tuple[TensorInfo, TensorInfo]:
+        """Input and output tensor of a one-input node."""
+        if len(self.inputs) != 1 or len(self.outputs) != 1:
+            raise GraphError(f"{self.describe()} takes one input and gives one output, has "
+                             f"inputs {self.inputs} and outputs {self.outputs}")
+        return graph.tensor(self.inputs[0]), graph.tensor(self.outputs[0])
 
 
 @dataclass(eq=False)
@@ -229,6 +232,44 @@ class MultiThreshold(Node):
 
     op_type = "MultiThreshold"
 
+    def detail(self) -> str:
+        return f"[{self.thresholds.shape[1]} thresholds/channel]"
+
+    def apply(self, x: Batch) -> Batch:
+        counts = (x[..., None] >= self.thresholds).sum(axis=-1)
+        return counts.astype(np.int64) * self.out_scale + self.out_bias
+
+    def check(self, graph: Graph) -> None:
+        x, y = self._io(graph)
+        self.check_shapes(x.shape, y)
+
+    def check_shapes(self, shape: tuple[int, ...], y: TensorInfo) -> None:
+        th = self.thresholds
+        if th.ndim != 2 or th.shape[0] != shape[-1] or shape != y.shape:
+            raise GraphError(f"{self.describe()}: thresholds {th.shape} do not fit "
+                             f"{shape} -> {y.name}{y.shape}")
+        if th.shape[1] > 1 and np.any(np.diff(th, axis=1) < 0):
+            raise GraphError(f"{self.describe()}: thresholds must be ascending per channel")
+        lo = self.out_bias
+        hi = self.out_bias + self.out_scale * th.shape[1]
+        if not y.dtype.contains(np.array([lo, hi])):
+            raise GraphError(f"{self.describe()}: outputs {lo}..{hi} do not fit {y.dtype}")
+
+    def execute(self, inputs: Sequence[Batch], graph: Graph) -> Batch:
+        return self.apply(inputs[0])
+
+
+def requantize(x: np.ndarray, multiplier: np.ndarray | int, shift: int, lo: int, hi: int
+               ) -> np.ndarray:
+    """saturate(round_half_even(x * M / 2^shift)) in exact int64 arithmetic."""
+    product = np.asarray(x, dtype=np.int64) * np.asarray(multiplier, dtype=np.int64)
+    if shift:
+        floor = product >> shift                    # arithmetic shift: floor division
+        rem = product - (floor << shift)            # in [0, 2^shift)
+        half = 1 << (shift - 1)
+        product = floor + ((rem > half) | ((rem == half) & ((floor & 1) == 1)))
+    return np.clip(product, lo, hi)
+
 
 @dataclass(eq=False)
 class Requantize(Node):
@@ -244,6 +285,107 @@ class Requantize(Node):
     out_type: IntType = field(default_factory=lambda: IntType.int_(8))
 
     op_type = "Requantize"
+
+    def detail(self) -> str:
+        return f"[x*M>>{self.shift}, saturate to {self.out_type}]"
+
+    def apply(self, x: Batch) -> Batch:
+        mult = np.asarray(self.multiplier, dtype=np.int64).reshape(-1)
+        return requantize(x, mult if mult.size > 1 else mult[0], self.shift,
+                          self.out_type.min, self.out_type.max)
+
+    def check(self, graph: Graph) -> None:
+        x, y = self._io(graph)
+        self.check_shapes(x.shape, y)
+
+    def check_shapes(self, shape: tuple[int, ...], y: TensorInfo) -> None:
+        mult = np.asarray(self.multiplier)
+        if shape != y.shape or mult.size not in (1, shape[-1]):
+            raise GraphError(f"{self.describe()}: {mult.size} multipliers for {shape[-1]} "
+                             f"channels, {shape} -> {y.name}{y.shape}")
+        if self.shift < 0 or self.shift > 62:
+            raise GraphError(f"{self.describe()}: shift {self.shift} outside 0..62")
+        if y.dtype != self.out_type:
+            raise GraphError(f"{self.describe()}: output tensor is {y.dtype}, node saturates "
+                             f"to {self.out_type}")
+
+    def execute(self, inputs: Sequence[Batch], graph: Graph) -> Batch:
+        return self.apply(inputs[0])
+
+
+AccumulatorMode = Literal["dot", "xnor_popcount"]
+Epilogue = MultiThreshold | Requantize
+
+
+@dataclass(eq=False)
+class MatVec(Node):
+    """y = W x for each frame (for every pixel: W acts on the last axis); W is [MH, MW].
+
+    ``acc="dot"`` outputs the true integer dot product. ``acc="xnor_popcount"`` (bipolar x
+    bipolar only) outputs P = popcount(XNOR(w, x)) = (dot + MW) / 2, the quantity the XNOR
+    engine accumulates; the streamline pass rewrites thresholds into that domain so the
+    back-transform 2P - K costs no hardware. ``post`` is the epilogue fused into the node
+    by :func:`codesign.passes.lower.fuse_epilogues` (thresholds or a requantization applied to
+    the accumulator); the node's output is then the epilogue's.
+    """
+
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+    weight_type: IntType = field(default_factory=IntType.bipolar)
+    acc: AccumulatorMode = "dot"
+    post: Epilogue | None = None
+
+    op_type = "MatVec"
+
+    @property
+    def mh(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def mw(self) -> int:
+        return int(self.weight.shape[1])
+
+    def output_range(self, input_type: IntType) -> tuple[int, int]:
+        """Exact bounds of the accumulator (before any fused epilogue)."""
+        if self.acc == "xnor_popcount":
+            return 0, self.mw
+        return dot_range(self.weight_type, input_type, self.mw)
+
+    def accumulator_type(self, input_type: IntType) -> IntType:
+        return IntType.for_range(*self.output_range(input_type))
+
+    def detail(self) -> str:
+        post = "" if self.post is None else f" -> {self.post.op_type} {self.post.detail()}"
+        return f"[{self.mh}x{self.mw} {self.weight_type}, acc={self.acc}{post}]"
+
+    def accumulate(self, x: Batch) -> Batch:
+        dot = x @ self.weight.T.astype(np.int64)
+        if self.acc == "xnor_popcount":
+            return (dot + self.mw) // 2
+        return dot
+
+    def execute(self, inputs: Sequence[Batch], graph: Graph) -> Batch:
+        acc = self.accumulate(inputs[0])
+        return acc if self.post is None else self.post.apply(acc)
+
+    def check(self, graph: Graph) -> None:
+        x, y = self._io(graph)
+        acc_shape = x.shape[:-1] + (self.mh,)
+        if self.weight.ndim != 2 or x.shape[-1:] != (self.mw,) or y.shape != acc_shape:
+            raise GraphError(f"{self.describe()}: weight {self.weight.shape} does not map "
+                             f"{x.name}{x.shape} to {y.name}{y.shape}")
+        if not self.weight_type.contains(self.weight):
+            raise GraphError(f"{self.describe()}: weights are not all {self.weight_type}")
+        if self.acc == "xnor_popcount" and not (
+                self.weight_type.kind == "bipolar" and x.dtype.kind == "bipolar"):
+            raise GraphError(f"{self.describe()}: xnor_popcount needs bipolar weights and "
+                             f"inputs, got {self.weight_type} x {x.dtype}")
+        lo, hi = self.output_range(x.dtype)
+        if self.post is not None:
+            self.post.check_shapes(acc_shape, y)
+            return
+        if not (y.dtype.min <= lo and hi <= y.dtype.max):
+            raise GraphError(f"{self.describe()}: output type {y.dtype} cannot hold the "
+                             f"accumulator range [{lo}, {hi}]")
 
 
 AccumulatorFunction = Callable[[np.ndarray], np.ndarray]
@@ -264,9 +406,55 @@ class FloatMap(Node):
     description: str = ""
 
     op_type = "FloatMap"
+    integer = False
 
     def describe(self) -> str:
         return f"{self.op_type} {self.name!r} ({self.description})"
+
+
+def window_output_hw(height: int, width: int, kernel: tuple[int, int], stride: tuple[int, int],
+                     padding: tuple[int, int, int, int]) -> tuple[int, int]:
+    """Output rows and columns of a window sweep (floor mode, as torch)."""
+    top, left, bottom, right = padding
+    (kh, kw), (sh, sw) = kernel, stride
+    return (height + top + bottom - kh) // sh + 1, (width + left + right - kw) // sw + 1
+
+
+def sliding_window(x: Batch, kernel: tuple[int, int], stride: tuple[int, int],
+                   padding: tuple[int, int, int, int], pad_value: int) -> Batch:
+    """[N, H, W, C] -> [N, OH, OW, KH*KW*C] with window order (ky, kx, c)."""
+    top, left, bottom, right = padding
+    (kh, kw), (sh, sw) = kernel, stride
+    padded = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)),
+                    constant_values=pad_value)
+    n, _, _, c = x.shape
+    oh, ow = window_output_hw(x.shape[1], x.shape[2], kernel, stride, padding)
+    out = np.empty((n, oh, ow, kh, kw, c), dtype=np.int64)
+    for ky in range(kh):
+        for kx in range(kw):
+            out[:, :, :, ky, kx, :] = padded[:, ky:ky + sh * (oh - 1) + 1:sh,
+                                             kx:kx + sw * (ow - 1) + 1:sw, :]
+    return out.reshape(n, oh, ow, kh * kw * c)
+
+
+def _check_window(node: Node, x: TensorInfo, kernel: tuple[int, int], stride: tuple[int, int],
+                  padding: tuple[int, int, int, int], pad_value: int) -> tuple[int, int]:
+    """Shared geometry checks of a window sweep; returns (OH, OW)."""
+    if len(x.shape) != 3:
+        raise GraphError(f"{node.describe()}: input {x.name}{x.shape} is not (H, W, C)")
+    h, w, _ = x.shape
+    kh, kw = kernel
+    if max(padding[0], padding[2]) >= kh or max(padding[1], padding[3]) >= kw \
+            or min(padding) < 0:
+        raise GraphError(f"{node.describe()}: padding {padding} must be 0..kernel-1 "
+                         f"for kernel {kernel}")
+    if h + padding[0] + padding[2] < kh or w + padding[1] + padding[3] < kw:
+        raise GraphError(f"{node.describe()}: feature map {h}x{w} (padded "
+                         f"{h + padding[0] + padding[2]}x{w + padding[1] + padding[3]}) is "
+                         f"smaller than the {kh}x{kw} kernel")
+    if not x.dtype.contains(np.array([pad_value])):
+        raise GraphError(f"{node.describe()}: pad value {pad_value} is not a {x.dtype} value")
+    return window_output_hw(h, w, kernel, stride, padding)
 
 
 @dataclass(eq=False)
@@ -286,9 +474,113 @@ class SlidingWindow(Node):
     op_type = "SlidingWindow"
 
     def output_hw(self, height: int, width: int) -> tuple[int, int]:
-        top, left, bottom, right = self.padding
-        (kh, kw), (sh, sw) = self.kernel, self.stride
-        return (height + top + bottom - kh) // sh + 1, (width + left + right - kw) // sw + 1
+        return window_output_hw(height, width, self.kernel, self.stride, self.padding)
+
+    def detail(self) -> str:
+        return f"[{self.kernel[0]}x{self.kernel[1]} /{self.stride} pad {self.padding}]"
+
+    def check(self, graph: Graph) -> None:
+        x, y = self._io(graph)
+        oh, ow = _check_window(self, x, self.kernel, self.stride, self.padding, self.pad_value)
+        kh, kw = self.kernel
+        expected = (oh, ow, kh * kw * x.shape[2])
+        if y.shape != expected or y.dtype != x.dtype:
+            raise GraphError(f"{self.describe()}: output must be {x.dtype}{expected}, is "
+                             f"{y.dtype}{y.shape}")
+
+    def execute(self, inputs: Sequence[Batch], graph: Graph) -> Batch:
+        return sliding_window(inputs[0], self.kernel, self.stride, self.padding,
+                              self.pad_value)
+
+
+def conv_matrix(weight: np.ndarray, groups: int) -> np.ndarray:
+    """Conv weights [Cout, Cin/groups, kh, kw] -> [Cout, kh*kw*Cin], window order (ky, kx, c);
+    a grouped (e.g. depthwise) convolution becomes a block matrix whose zeros a sparse
+    engine skips."""
+    cout, cin_g, kh, kw = weight.shape
+    cin = cin_g * groups
+    matrix = np.zeros((cout, kh, kw, cin), dtype=np.int64)
+    per_group = cout // groups
+    for o in range(cout):
+        g = o // per_group
+        matrix[o, :, :, g * cin_g:(g + 1) * cin_g] = weight[o].transpose(1, 2, 0)
+    return matrix.reshape(cout, kh * kw * cin)
+
+
+@dataclass(eq=False)
+class Conv(Node):
+    """An integer 2-D convolution on an (H, W, C) map: torch's ``conv2d`` semantics on codes.
+
+    ``weight`` is [Cout, Cin/groups, KH, KW] as torch stores it; out-of-image positions read
+    ``pad_value`` (see :class:`SlidingWindow`). The lowering pass turns it into a
+    ``SlidingWindow`` feeding a ``MatVec`` of [Cout, KH*KW*Cin] (a block matrix when grouped),
+    which is what the hardware runs; the accumulator type is that ``MatVec``'s.
+    """
+
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 1, 1), dtype=np.int64))
+    weight_type: IntType = field(default_factory=IntType.bipolar)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    pad_value: int = 0
+    groups: int = 1
+
+    op_type = "Conv"
+
+    @property
+    def kernel(self) -> tuple[int, int]:
+        return int(self.weight.shape[2]), int(self.weight.shape[3])
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.weight.shape[0])
+
+    def matrix(self) -> np.ndarray:
+        return conv_matrix(np.asarray(self.weight, dtype=np.int64), self.groups)
+
+    def output_range(self, input_type: IntType) -> tuple[int, int]:
+        kh, kw = self.kernel
+        cin = int(self.weight.shape[1]) * self.groups
+        return dot_range(self.weight_type, input_type, kh * kw * cin)
+
+    def detail(self) -> str:
+        kh, kw = self.kernel
+        return (f"[{self.out_channels} x {kh}x{kw}, groups {self.groups} {self.weight_type}, "
+                f"/{self.stride} pad {self.padding}]")
+
+    def check(self, graph: Graph) -> None:
+        x, y = self._io(graph)
+        if self.weight.ndim != 4 or self.out_channels % self.groups:
+            raise GraphError(f"{self.describe()}: weight {self.weight.shape} is not "
+                             f"[Cout, Cin/groups, KH, KW] with groups={self.groups}")
+        oh, ow = _check_window(self, x, self.kernel, self.stride, self.padding, self.pad_value)
+        if x.shape[2] != self.weight.shape[1] * self.groups:
+            raise GraphError(f"{self.describe()}: expects {self.weight.shape[1] * self.groups} "
+                             f"input channels, {x.name} has {x.shape[2]}")
+        if y.shape != (oh, ow, self.out_channels):
+            raise GraphError(f"{self.describe()}: output must be {(oh, ow, self.out_channels)},"
+                             f" is {y.shape}")
+        if not self.weight_type.contains(self.weight):
+            raise GraphError(f"{self.describe()}: weights are not all {self.weight_type}")
+        lo, hi = self.output_range(x.dtype)
+        if not (y.dtype.min <= lo and hi <= y.dtype.max):
+            raise GraphError(f"{self.describe()}: output type {y.dtype} cannot hold the "
+                             f"accumulator range [{lo}, {hi}]")
+
+    def execute(self, inputs: Sequence[Batch], graph: Graph) -> Batch:
+        windows = sliding_window(inputs[0], self.kernel, self.stride, self.padding,
+                                 self.pad_value)
+        return windows @ self.matrix().T
+
+
+def max_pool(x: Batch, kernel: int, stride: int) -> Batch:
+    """[N, H, W, C] -> [N, OH, OW, C], floor mode."""
+    k, s = kernel, stride
+    oh, ow = (x.shape[1] - k) // s + 1, (x.shape[2] - k) // s + 1
+    out = np.full((x.shape[0], oh, ow, x.shape[3]), np.iinfo(np.int64).min, dtype=np.int64)
+    for ky in range(k):
+        for kx in range(k):
+            out = np.maximum(out, x[:, ky:ky + s * (oh - 1) + 1:s, kx:kx + s * (ow - 1) + 1:s])
+    return out
 
 
 @dataclass(eq=False)
@@ -300,6 +592,26 @@ class MaxPool(Node):
 
     op_type = "MaxPool"
 
+    def detail(self) -> str:
+        return f"[{self.kernel}x{self.kernel} /{self.stride}]"
+
+    def output_hw(self, height: int, width: int) -> tuple[int, int]:
+        return ((height - self.kernel) // self.stride + 1,
+                (width - self.kernel) // self.stride + 1)
+
+    def check(self, graph: Graph) -> None:
+        x, y = self._io(graph)
+        if len(x.shape) != 3 or x.shape[0] < self.kernel or x.shape[1] < self.kernel:
+            raise GraphError(f"{self.describe()}: input {x.name}{x.shape} must be (H, W, C) "
+                             f"with H, W >= {self.kernel}")
+        expected = (*self.output_hw(x.shape[0], x.shape[1]), x.shape[2])
+        if y.shape != expected or y.dtype != x.dtype:
+            raise GraphError(f"{self.describe()}: output must be {x.dtype}{expected}, is "
+                             f"{y.dtype}{y.shape}")
+
+    def execute(self, inputs: Sequence[Batch], graph: Graph) -> Batch:
+        return max_pool(inputs[0], self.kernel, self.stride)
+
 
 @dataclass(eq=False)
 class Reshape(Node):
@@ -307,17 +619,81 @@ class Reshape(Node):
 
     op_type = "Reshape"
 
+    def check(self, graph: Graph) -> None:
+        x, y = self._io(graph)
+        if x.size != y.size or x.dtype != y.dtype:
+            raise GraphError(f"{self.describe()}: {x.name}{x.shape} cannot become "
+                             f"{y.name}{y.shape}")
 
-INTEGER_NODES = (MatVec, MultiThreshold, Requantize, SlidingWindow, MaxPool, Reshape)
+    def execute(self, inputs: Sequence[Batch], graph: Graph) -> Batch:
+        x = inputs[0]
+        return x.reshape((x.shape[0], *graph.tensor(self.output).shape))
+
+
+@dataclass(eq=False)
+class Flatten(Node):
+    """An (H, W, C) map flattened in torch's (C, H, W) order, as ``nn.Flatten`` does.
+
+    The stream carries maps in (H, W, C) order, so this is a permutation; the lowering pass
+    :func:`codesign.passes.lower.absorb_flatten` moves it into the consuming layer's weight
+    columns, leaving a free :class:`Reshape`.
+    """
+
+    op_type = "Flatten"
+
+    def check(self, graph: Graph) -> None:
+        x, y = self._io(graph)
+        if len(x.shape) != 3 or y.shape != (x.size,) or x.dtype != y.dtype:
+            raise GraphError(f"{self.describe()}: flattens an (H, W, C) map to one axis, got "
+                             f"{x.name}{x.shape} -> {y.name}{y.shape}")
+
+    def execute(self, inputs: Sequence[Batch], graph: Graph) -> Batch:
+        x = inputs[0]
+        return x.transpose(0, 3, 1, 2).reshape(x.shape[0], -1)
+
+    @staticmethod
+    def column_order(shape: tuple[int, int, int]) -> np.ndarray:
+        """For each (C, H, W)-order position, the (H, W, C)-order element it holds."""
+        h, w, c = shape
+        return np.arange(h * w * c).reshape(h, w, c).transpose(2, 0, 1).reshape(-1)
+
+
+@dataclass(eq=False)
+class Add(Node):
+    """Elementwise sum of two tensors of the same shape (a residual connection's join).
+
+    The output type must hold every sum of the input types' values (derived, never guessed).
+    Scale alignment of the two inputs is stated by the nodes that produce them.
+    """
+
+    op_type = "Add"
+
+    def check(self, graph: Graph) -> None:
+        if len(self.inputs) != 2 or len(self.outputs) != 1:
+            raise GraphError(f"{self.describe()} adds two inputs into one output, has inputs "
+                             f"{self.inputs}")
+        a, b = (graph.tensor(name) for name in self.inputs)
+        y = graph.tensor(self.output)
+        if a.shape != b.shape or y.shape != a.shape:
+            raise GraphError(f"{self.describe()}: shapes {a.shape} + {b.shape} -> {y.shape} "
+                             "must all be equal")
+        lo, hi = a.dtype.min + b.dtype.min, a.dtype.max + b.dtype.max
+        if not (y.dtype.min <= lo and hi <= y.dtype.max):
+            raise GraphError(f"{self.describe()}: output type {y.dtype} cannot hold the sums "
+                             f"[{lo}, {hi}] of {a.dtype} + {b.dtype}")
+
+    def execute(self, inputs: Sequence[Batch], graph: Graph) -> Batch:
+        return inputs[0] + inputs[1]
 
 
 @dataclass(eq=False)
 class Graph:
-    """A dataflow graph over per-frame tensors.
+    """A dataflow graph (a DAG) over per-frame tensors.
 
-    ``tensors`` holds every tensor's shape and type; ``nodes`` are in topological order.
-    ``output_scale``/``output_offset`` map the integer output to the real scores of the
-    source model (reporting only: argmax and every comparison stay in integers).
+    ``tensors`` holds every tensor's shape and type; ``nodes`` may be listed in any order
+    (:meth:`ordered_nodes` gives a topological order). ``output_scale``/``output_offset`` map
+    the integer output to the real scores of the source model (reporting only: argmax and
+    every comparison stay in integers).
     """
 
     name: str
@@ -349,131 +725,67 @@ class Graph:
         raise GraphError(f"graph {self.name!r} has no node {name!r}; nodes: "
                          + ", ".join(n.name for n in self.nodes))
 
+    def producers(self) -> dict[str, Node]:
+        """Tensor name -> the node that writes it."""
+        return {name: node for node in self.nodes for name in node.outputs}
+
     def producer(self, tensor: str) -> Node | None:
-        for node in self.nodes:
-            if tensor in node.outputs:
-                return node
-        return None
+        return self.producers().get(tensor)
 
     def consumers(self, tensor: str) -> list[Node]:
         return [node for node in self.nodes if tensor in node.inputs]
 
+    def ordered_nodes(self) -> list[Node]:
+        """Nodes in a topological order (stable: listed order among ready nodes)."""
+        producers: dict[str, Node] = {}
+        for node in self.nodes:
+            for name in node.outputs:
+                if name in producers or name == self.input:
+                    raise GraphError(f"{node.describe()} writes {name!r}, already produced")
+                producers[name] = node
+        done = {self.input}
+        ordered: list[Node] = []
+        pending = list(self.nodes)
+        while pending:
+            ready = [n for n in pending if all(name in done for name in n.inputs)]
+            if not ready:
+                node = pending[0]
+                missing = [name for name in node.inputs if name not in done]
+                if all(name in producers for name in missing):
+                    raise GraphError(f"graph {self.name!r} has a cycle through "
+                                     f"{node.describe()}")
+                raise GraphError(f"{node.describe()} reads {missing[0]!r}, which no node "
+                                 "produces")
+            for node in ready:
+                ordered.append(node)
+                done.update(node.outputs)
+                pending.remove(node)
+        return ordered
+
     def compute_nodes(self) -> list[MatVec]:
-        return [node for node in self.nodes if isinstance(node, MatVec)]
+        return [node for node in self.ordered_nodes() if isinstance(node, MatVec)]
 
     def is_integer(self) -> bool:
-        return all(isinstance(node, INTEGER_NODES) for node in self.nodes)
+        return all(node.integer for node in self.nodes)
 
     def validate(self) -> None:
-        """Check every tensor is produced once, consumed in order and typed consistently."""
-        produced = {self.input}
-        for node in self.nodes:
-            for name in node.inputs:
-                if name not in produced:
-                    raise GraphError(f"{node.describe()} reads {name!r} before it is produced")
+        """Check every tensor is produced once, the graph is acyclic and every node fits."""
+        for node in self.ordered_nodes():
             for name in node.outputs:
-                if name in produced:
-                    raise GraphError(f"{node.describe()} writes {name!r}, already produced")
                 self.tensor(name)
-                produced.add(name)
-            _validate_node(self, node)
-        if self.output not in produced:
+            node.check(self)
+        if self.output != self.input and self.producer(self.output) is None:
             raise GraphError(f"graph output {self.output!r} is never produced")
 
     def summary(self) -> str:
         """One line per node: what it computes and on which types."""
         lines = [f"graph {self.name}: input {self.input} {self.input_info.shape} "
                  f"{self.input_info.dtype}"]
-        for node in self.nodes:
+        for node in self.ordered_nodes():
             ins = ", ".join(f"{n}:{self.tensor(n).dtype}" for n in node.inputs)
             outs = ", ".join(f"{n}:{self.tensor(n).dtype}{list(self.tensor(n).shape)}"
                              for n in node.outputs)
-            extra = ""
-            if isinstance(node, MatVec):
-                extra = f" [{node.mh}x{node.mw} {node.weight_type}, acc={node.acc}]"
-            elif isinstance(node, MultiThreshold):
-                extra = f" [{node.thresholds.shape[1]} thresholds/channel]"
-            lines.append(f"  {node.op_type} {node.name}: {ins} -> {outs}{extra}")
+            extra = node.detail()
+            lines.append(f"  {node.op_type} {node.name}: {ins} -> {outs}"
+                         f"{' ' + extra if extra else ''}")
         return "\n".join(lines)
-
-
-def _validate_node(graph: Graph, node: Node) -> None:
-    if isinstance(node, SlidingWindow):
-        (src,), (dst,) = node.inputs, node.outputs
-        x, y = graph.tensor(src), graph.tensor(dst)
-        if len(x.shape) != 3:
-            raise GraphError(f"{node.describe()}: input {src}{x.shape} is not (H, W, C)")
-        h, w, c = x.shape
-        (kh, kw), pads = node.kernel, node.padding
-        if max(pads[0], pads[2]) >= kh or max(pads[1], pads[3]) >= kw or min(pads) < 0:
-            raise GraphError(f"{node.describe()}: padding {pads} must be 0..kernel-1 "
-                             f"for kernel {node.kernel}")
-        if h + pads[0] + pads[2] < kh or w + pads[1] + pads[3] < kw:
-            raise GraphError(f"{node.describe()}: feature map {h}x{w} (padded "
-                             f"{h + pads[0] + pads[2]}x{w + pads[1] + pads[3]}) is smaller "
-                             f"than the {kh}x{kw} kernel")
-        oh, ow = node.output_hw(h, w)
-        if y.shape != (oh, ow, kh * kw * c) or y.dtype != x.dtype:
-            raise GraphError(f"{node.describe()}: output must be {x.dtype}"
-                             f"{(oh, ow, kh * kw * c)}, is {y.dtype}{y.shape}")
-        if not x.dtype.contains(np.array([node.pad_value])):
-            raise GraphError(f"{node.describe()}: pad value {node.pad_value} is not a "
-                             f"{x.dtype} value")
-    elif isinstance(node, MaxPool):
-        (src,), (dst,) = node.inputs, node.outputs
-        x, y = graph.tensor(src), graph.tensor(dst)
-        if len(x.shape) != 3 or x.shape[0] < node.kernel or x.shape[1] < node.kernel:
-            raise GraphError(f"{node.describe()}: input {src}{x.shape} must be (H, W, C) "
-                             f"with H, W >= {node.kernel}")
-        oh = (x.shape[0] - node.kernel) // node.stride + 1
-        ow = (x.shape[1] - node.kernel) // node.stride + 1
-        if y.shape != (oh, ow, x.shape[2]) or y.dtype != x.dtype:
-            raise GraphError(f"{node.describe()}: output must be {x.dtype}"
-                             f"{(oh, ow, x.shape[2])}, is {y.dtype}{y.shape}")
-    elif isinstance(node, Reshape):
-        (src,), (dst,) = node.inputs, node.outputs
-        x, y = graph.tensor(src), graph.tensor(dst)
-        if x.size != y.size or x.dtype != y.dtype:
-            raise GraphError(f"{node.describe()}: {src}{x.shape} cannot become {dst}{y.shape}")
-    elif isinstance(node, MatVec):
-        (src,), (dst,) = node.inputs, node.outputs
-        x, y = graph.tensor(src), graph.tensor(dst)
-        if (node.weight.ndim != 2 or x.shape[-1:] != (node.mw,)
-                or y.shape != x.shape[:-1] + (node.mh,)):
-            raise GraphError(f"{node.describe()}: weight {node.weight.shape} does not map "
-                             f"{src}{x.shape} to {dst}{y.shape}")
-        if not node.weight_type.contains(node.weight):
-            raise GraphError(f"{node.describe()}: weights are not all {node.weight_type}")
-        if node.acc == "xnor_popcount" and not (
-                node.weight_type.kind == "bipolar" and x.dtype.kind == "bipolar"):
-            raise GraphError(f"{node.describe()}: xnor_popcount needs bipolar weights and "
-                             f"inputs, got {node.weight_type} x {x.dtype}")
-        lo, hi = node.output_range(x.dtype)
-        if not (y.dtype.min <= lo and hi <= y.dtype.max):
-            raise GraphError(f"{node.describe()}: output type {y.dtype} cannot hold the "
-                             f"accumulator range [{lo}, {hi}]")
-    elif isinstance(node, Requantize):
-        (src,), (dst,) = node.inputs, node.outputs
-        x, y = graph.tensor(src), graph.tensor(dst)
-        mult = np.asarray(node.multiplier)
-        if x.shape != y.shape or mult.size not in (1, x.shape[-1]):
-            raise GraphError(f"{node.describe()}: {mult.size} multipliers for {x.size} "
-                             f"channels, {src}{x.shape} -> {dst}{y.shape}")
-        if node.shift < 0 or node.shift > 62:
-            raise GraphError(f"{node.describe()}: shift {node.shift} outside 0..62")
-        if y.dtype != node.out_type:
-            raise GraphError(f"{node.describe()}: output tensor is {y.dtype}, node saturates "
-                             f"to {node.out_type}")
-    elif isinstance(node, MultiThreshold):
-        (src,), (dst,) = node.inputs, node.outputs
-        x, y = graph.tensor(src), graph.tensor(dst)
-        th = node.thresholds
-        if th.ndim != 2 or th.shape[0] != x.shape[-1] or x.shape != y.shape:
-            raise GraphError(f"{node.describe()}: thresholds {th.shape} do not fit "
-                             f"{src}{x.shape} -> {dst}{y.shape}")
-        if th.shape[1] > 1 and np.any(np.diff(th, axis=1) < 0):
-            raise GraphError(f"{node.describe()}: thresholds must be ascending per channel")
-        lo = node.out_bias
-        hi = node.out_bias + node.out_scale * th.shape[1]
-        if not y.dtype.contains(np.array([lo, hi])):
-            raise GraphError(f"{node.describe()}: outputs {lo}..{hi} do not fit {y.dtype}")

@@ -46,3 +46,23 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Text variant of :func:`atomic_write_bytes` (UTF-8)."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def check_output_dir(path: str | os.PathLike[str]) -> Path:
+    """Make ``path`` (a run directory) and prove it is writable, before any long work.
+
+    Raises :class:`codesign.errors.OptionError` naming the directory and the reason, so a bad
+    ``--out`` fails in a second instead of after the whole simulation.
+    """
+    from codesign.errors import OptionError
+
+    target = Path(path)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=target)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OptionError(f"output directory {str(target)!r} cannot be written "
+                          f"({exc.strerror or exc}); give a writable directory") from None
+    return target

@@ -22,12 +22,12 @@ def _plot_cycles(summary: dict[str, Any]) -> bytes:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     width = 0.4
     ax.bar([x - width / 2 for x in xs], [layer["formula_cycles"] for layer in layers], width,
-           label="ideal N·(MH/PE)·(MW/SIMD)")
+           label="formula (issue cycles at full rate)")
     ax.bar([x + width / 2 for x in xs], [layer["measured_cycles"] for layer in layers], width,
            label="measured (RTL counters)")
     ax.set_xticks(list(xs), names)
     ax.set_ylabel(f"cycles for {summary['frames']} frames")
-    ax.set_title("Per-layer cycles: measured vs ideal")
+    ax.set_title("Per-stage cycles: measured vs formula")
     ax.legend()
     fig.tight_layout()
     buffer = io.BytesIO()
@@ -52,7 +52,7 @@ def _plot_energy(summary: dict[str, Any]) -> bytes:
         ax.bar(names, values, bottom=bottom, label=component)
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     ax.set_ylabel("pJ per frame")
-    ax.set_title(f"Energy by layer ({summary['energy_table']})")
+    ax.set_title(f"Energy by stage ({summary['energy_table']})")
     ax.legend(fontsize=8)
     fig.tight_layout()
     buffer = io.BytesIO()
@@ -62,51 +62,58 @@ def _plot_energy(summary: dict[str, Any]) -> bytes:
 
 
 def render_markdown(summary: dict[str, Any]) -> str:
+    """report.md: the run's figures (every number is a summary.json value) and its plots."""
     status = "bit-exact" if summary["bit_exact"] else f"{summary['mismatches']} MISMATCHES"
+    machine = summary.get("machine", {})
     lines = [
         f"# {summary['example']}: RTL run report",
         "",
-        f"- frames simulated: {summary['frames']} (whole test split), outputs {status} "
-        "against the integer reference",
+        f"- frames simulated: {summary['frames']}, outputs {status} against the integer "
+        "reference" + ("" if summary["first_mismatch"] is None
+                       else f" (first: {summary['first_mismatch']})"),
         f"- accuracy: float baseline {summary['accuracy_float']:.4f}, torch (compressed) "
         f"{summary['accuracy_torch']:.4f}, hardware {summary['accuracy_hw']:.4f}; "
         f"reference and torch agree on {summary['torch_reference_agreement']} of "
         f"{summary['frames']} predictions",
-        f"- throughput: {summary['cycles_per_frame']:.1f} cycles/frame over the run "
-        f"(bottleneck layer {summary['bottleneck_cycles_per_frame']} issue cycles/frame); "
+        f"- throughput ({summary['organisation']} organisation): "
+        f"{summary['cycles_per_frame']:.1f} cycles/frame over the run "
+        f"(bottleneck stage {summary['bottleneck_cycles_per_frame']} issue cycles/frame); "
         f"first input to last output {summary['total_cycles']} cycles",
         f"- energy: {summary['energy_pj_per_frame']:.1f} pJ per frame "
         f"({summary['energy_table']}, {summary['technology_node']})",
-        f"- simulation: {summary['sim_cycles_per_second'] / 1e6:.2f} M cycles/s "
-        f"(Verilator via cocotb)",
-        f"- analytical model: every stall-independent counter of every layer predicted "
+        f"- analytical model: every stall-independent counter of every stage predicted "
         f"{'exactly' if summary['analytical_match'] else 'WITH DIFFERENCES (see summary.json)'}",
         "",
-        "| layer | engine | weights × inputs → outputs | MW×MH | PE | SIMD | formula cycles | "
-        "measured cycles | fill | stall in | stall out | pJ/frame |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| stage | hardware | inputs → outputs | formula cycles | measured cycles | fill | "
+        "stall in | stall out | pJ/frame |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for layer in summary["layers"]:
-        engine = layer["family"] + (
-            f" sparse ({layer['weight_sparsity']:.0%} zeros)" if layer["sparse"] else "")
+    for stage in summary["layers"]:
         lines.append(
-            f"| {layer['name']} | {engine} | {layer['weight_type']} × {layer['input_type']} → "
-            f"{layer['output_type']} | {layer['mw']}×{layer['mh']} | "
-            f"{layer['pe']} | {layer['simd']} | {layer['formula_cycles']} | "
-            f"{layer['measured_cycles']} | {layer['fill_cycles']} | "
-            f"{layer['stall_in_cycles']} | {layer['stall_out_cycles']} | "
-            f"{layer['energy_pj_per_frame']:.1f} |")
+            f"| {stage['name']} | {stage['hardware']} | {stage['input_type']} → "
+            f"{stage['output_type']} | {stage['formula_cycles']} | "
+            f"{stage['measured_cycles']} | {stage['fill_cycles']} | "
+            f"{stage['stall_in_cycles']} | {stage['stall_out_cycles']} | "
+            f"{stage['energy_pj_per_frame']:.1f} |")
     lines += [
         "",
-        "Measured cycles are the layer's active span less the cycles it waited for input "
-        "or was blocked by its consumer, read from the engine's counters; they equal the "
-        "formula plus the engine's fixed fill when it issues at one step per cycle.",
+        "Measured cycles are the stage's active span less the cycles it waited for input "
+        "or was blocked by its consumer, read from its counters; they equal the formula "
+        "plus the stage's fixed fill when it issues at one step per cycle.",
         "",
         "![cycles](cycles.png)",
         "",
         "![energy](energy.png)",
         "",
     ]
+    if machine:
+        lines += [
+            "## This machine",
+            "",
+            f"- simulation: {machine.get('sim_cycles_per_second', 0.0) / 1e6:.2f} M cycles/s "
+            f"(Verilator via cocotb), build {machine.get('build_seconds', 0.0):.1f} s",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -138,8 +145,8 @@ def render_index(summaries: list[dict[str, Any]]) -> str:
     ]
     for summary in summaries:
         engines = ", ".join(
-            f"{layer['family']}{' sparse' if layer['sparse'] else ''}"
-            for layer in summary["layers"])
+            f"{stage['family']}{' sparse' if stage['sparse'] else ''}"
+            for stage in summary["layers"] if "family" in stage)
         lines.append(
             f"| [{summary['example']}]({summary['example']}/report.md) | {engines} | "
             f"{summary['accuracy_float']:.4f} | {summary['accuracy_torch']:.4f} = "

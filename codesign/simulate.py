@@ -1,82 +1,109 @@
 """Design + integer inputs -> cycle-accurate RTL simulation results.
 
-Generates the Verilog, packs every frame into stream beats, streams them all through the
-Verilator model in one run (Python does not act per cycle), and unpacks outputs and the
-per-engine performance counters.
+Takes the design's Verilog artefact (generated here if not given), packs every frame into
+stream beats, streams them all through the Verilator model in one run (Python does not act
+per cycle), and unpacks the outputs and every stage's performance counters. The counters are
+read once every stage has consumed and produced all its beats (the run settles past the
+last output when a pool drops trailing data), so a stage's cycles are measured whole.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from codesign.generate import TOP_NAME, generate_verilog
-from codesign.mapping import Design, pack_beats, unpack_beats
+from codesign.arch.design import Design
+from codesign.generate import VerilogArtefact, generate_verilog
 from codesign.reference import check_inputs
-from hdl.mvu import FILL_CYCLES
+from codesign.streams import pack_beats, unpack_beats
+from hdl.perf import Counter
+
+
+@dataclass(frozen=True)
+class SimTiming:
+    """How long the run took on this machine (kept apart from the results)."""
+
+    wall_seconds: float
+    build_seconds: float
+    sim_cycles_per_second: float
 
 
 @dataclass
 class SimResult:
-    """What one RTL run produced: outputs, counters and timing."""
+    """What one RTL run produced: outputs, counters and cycles."""
 
     outputs: np.ndarray
     frames: int
-    layer_counters: dict[str, dict[str, int]]
+    stage_counters: dict[str, dict[Counter, int]]
+    """Every counter of every stage (empty when the artefact has no counters)."""
     total_cycles: int
-    wall_seconds: float
-    build_seconds: float
-    sim_cycles_per_second: float
-    verilog: str = field(repr=False)
+    """First input accepted through the last output produced, inclusive."""
+    timing: SimTiming
 
-    def measured_cycles(self, layer: str) -> int:
-        """Cycles the layer needed on its own: its active span less the stalls it suffered.
+    def measured_cycles(self, stage: str) -> int:
+        """Cycles the stage needed on its own: its active span less the stalls it suffered.
 
         The counters account for every cycle of the span (issue + stall_in + stall_out +
-        fill), so this equals N * NF * SF + FILL exactly when the engine issues at
-        initiation interval 1.
+        fill), so this equals the stage's formula + fill exactly when it issues at one step
+        per cycle.
         """
-        c = self.layer_counters[layer]
-        return c["span"] - c["stall_in"] - c["stall_out"]
+        c = self.stage_counters[stage]
+        return c[Counter.SPAN] - c[Counter.STALL_IN] - c[Counter.STALL_OUT]
 
 
-def default_liveness(design: Design) -> int:
-    """No handshake for this many cycles means the design is stuck."""
-    return 64 * max(layer.cycles_per_frame for layer in design.layers) + 10_000
+def settle_targets(design: Design, artefact: VerilogArtefact, frames: int
+                   ) -> list[tuple[int, int]]:
+    """Every stage's final input and output beat counts: the run is over when all are met."""
+    if not artefact.counters:
+        return []
+    targets = []
+    for stage in design.stages:
+        for counter, per_frame in ((Counter.IN_BEATS, stage.in_beats_per_frame),
+                                   (Counter.OUT_BEATS, stage.out_beats_per_frame)):
+            targets.append((artefact.counter_index(stage.name, counter), frames * per_frame))
+    return targets
 
 
-def simulate(design: Design, inputs: np.ndarray, *, liveness_cycles: int | None = None,
-             in_valid_prob: int = 256, out_ready_prob: int = 256, seed: int = 1,
-             verilog: str | None = None) -> SimResult:
-    """Stream every frame of ``inputs`` [N, MW0] through the design's RTL.
-
-    ``in_valid_prob``/``out_ready_prob`` (in 1/256) insert random input gaps and output
-    backpressure, to exercise stalls; the defaults stream at full rate.
-    """
+def run_rtl(design: Design, frames: np.ndarray, artefact: VerilogArtefact, *,
+            liveness_cycles: int | None = None, in_valid_prob: int = 256,
+            out_ready_prob: int = 256, seed: int = 1) -> SimResult:
+    """Stream already-checked int64 ``frames`` [N, *input shape] through ``artefact``."""
     from sim.stream_sim import run_stream
 
-    frames = check_inputs(design.graph, inputs)
     n = frames.shape[0]
-    first, last = design.layers[0], design.layers[-1]
-    top, text = generate_verilog(design)
-    if verilog is not None:
-        text = verilog
-    out_size = design.graph.tensor(last.output_tensor).size
-    beats = pack_beats(frames.reshape(n, -1), first.input_type, first.in_elems)
-    run = run_stream(text, TOP_NAME, in_width=len(top.i.payload), out_width=len(top.o.payload),
-                     n_counters=len(top.counter_names), in_beats=beats,
-                     n_out_beats=n * out_size // last.out_elems,
-                     liveness_cycles=liveness_cycles or default_liveness(design),
-                     in_valid_prob=in_valid_prob, out_ready_prob=out_ready_prob, seed=seed)
-    outputs = unpack_beats(run.out_beats, last.output_type, last.out_elems, out_size)
-    counters: dict[str, dict[str, int]] = {layer.name: {} for layer in design.layers}
-    for (engine, counter), value in zip(top.counter_names, run.counters, strict=True):
-        counters[engine][counter] = int(value)
-    return SimResult(outputs=outputs, frames=n, layer_counters=counters,
+    fin, fout = design.input_format, design.output_format
+    beats = pack_beats(frames.reshape(n, -1), fin.dtype, fin.elems)
+    run = run_stream(artefact.text, artefact.top, in_width=artefact.in_width,
+                     out_width=artefact.out_width, n_counters=len(artefact.counters),
+                     in_beats=beats, n_out_beats=n * fout.size // fout.elems,
+                     liveness_cycles=(liveness_cycles
+                                      or design.organisation.liveness_cycles(design)),
+                     in_valid_prob=in_valid_prob, out_ready_prob=out_ready_prob, seed=seed,
+                     settle=settle_targets(design, artefact, n),
+                     counter_labels=[f"{stage}.{counter}" for stage, counter
+                                     in artefact.counters])
+    outputs = unpack_beats(run.out_beats, fout.dtype, fout.elems, fout.size)
+    counters: dict[str, dict[Counter, int]] = {stage.name: {} for stage in design.stages}
+    for (stage, counter), value in zip(artefact.counters, run.counters, strict=True):
+        counters[stage][counter] = int(value)
+    return SimResult(outputs=outputs, frames=n, stage_counters=counters,
                      total_cycles=int(run.last_out_cycle - run.first_in_cycle + 1),
-                     wall_seconds=run.wall_seconds, build_seconds=run.build_seconds,
-                     sim_cycles_per_second=run.sim_cycles_per_second, verilog=text)
+                     timing=SimTiming(run.wall_seconds, run.build_seconds,
+                                      run.sim_cycles_per_second))
 
 
-__all__ = ["FILL_CYCLES", "SimResult", "default_liveness", "simulate"]
+def simulate(design: Design, inputs: np.ndarray, *, artefact: VerilogArtefact | None = None,
+             liveness_cycles: int | None = None, in_valid_prob: int = 256,
+             out_ready_prob: int = 256, seed: int = 1) -> SimResult:
+    """Stream every frame of ``inputs`` [N, *input shape] through the design's RTL.
+
+    ``artefact`` defaults to the design's Verilog with counters. ``in_valid_prob`` and
+    ``out_ready_prob`` (in 1/256) insert random input gaps and output backpressure, to
+    exercise stalls; the defaults stream at full rate.
+    """
+    frames = check_inputs(design.graph, inputs)
+    if artefact is None:
+        artefact = generate_verilog(design, counters=True)
+    return run_rtl(design, frames, artefact, liveness_cycles=liveness_cycles,
+                   in_valid_prob=in_valid_prob, out_ready_prob=out_ready_prob, seed=seed)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from amaranth import Value
+from amaranth import Shape, Value, signed, unsigned
+
+from codesign.bits import range_bits
+from hdl.errors import HardwareConfigError
 
 
 def adder_tree(values: Sequence[Value]) -> Value:
     """Sum ``values`` as a balanced tree (log depth; Amaranth widens each add by one bit)."""
     if not values:
-        raise ValueError("adder_tree needs at least one value")
+        raise HardwareConfigError("adder_tree needs at least one value")
     level = list(values)
     while len(level) > 1:
         paired = [level[i] + level[i + 1] for i in range(0, len(level) - 1, 2)]
@@ -20,10 +23,7 @@ def adder_tree(values: Sequence[Value]) -> Value:
     return level[0]
 
 
-def range_bits(lo: int, hi: int) -> tuple[int, bool]:
-    """(bits, signed) of the narrowest two's-complement/unsigned integer holding [lo, hi]."""
-    if lo > hi:
-        raise ValueError(f"empty range [{lo}, {hi}]")
-    if lo >= 0:
-        return max(1, int(hi).bit_length()), False
-    return max(int(-lo - 1).bit_length(), int(max(hi, 0)).bit_length()) + 1, True
+def shape_for_range(lo: int, hi: int) -> Shape:
+    """Amaranth shape holding every integer in [lo, hi] (see :func:`codesign.bits.range_bits`)."""
+    bits, is_signed = range_bits(lo, hi)
+    return signed(bits) if is_signed else unsigned(bits)

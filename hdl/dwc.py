@@ -14,6 +14,8 @@ from amaranth import Array, Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hdl.errors import HardwareConfigError
+
 
 class _Gather(wiring.Component):
     """k narrow beats -> one wide beat (first beat in the low bits)."""
@@ -79,7 +81,7 @@ class StreamWidthConverter(wiring.Component):
 
     def __init__(self, elem_bits: int, in_elems: int, out_elems: int) -> None:
         if min(elem_bits, in_elems, out_elems) < 1:
-            raise ValueError("element width and counts must be positive")
+            raise HardwareConfigError("element width and counts must be positive")
         self.elem_bits, self.in_elems, self.out_elems = elem_bits, in_elems, out_elems
         super().__init__({"i": In(stream.Signature(elem_bits * in_elems)),
                           "o": Out(stream.Signature(elem_bits * out_elems))})

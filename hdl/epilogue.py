@@ -18,12 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 from amaranth import Array, Cat, Module, Mux, Signal, Value, signed, unsigned
 
-from hdl.arith import range_bits
-
-
-def _shape(lo: int, hi: int):
-    bits, is_signed = range_bits(lo, hi)
-    return signed(bits) if is_signed else unsigned(bits)
+from codesign.bits import range_bits
+from hdl.arith import shape_for_range
+from hdl.errors import HardwareConfigError
 
 
 def pack_row_words(values: np.ndarray, bits: int, rows_per_word: int) -> list[int]:
@@ -56,7 +53,8 @@ class PassEpilogue:
         codes = []
         for p, acc in enumerate(accs):
             if self.out_bits < len(acc):
-                raise ValueError(f"{self.out_bits}-bit output cannot hold a {len(acc)}-bit "
+                raise HardwareConfigError(
+                    f"{self.out_bits}-bit output cannot hold a {len(acc)}-bit "
                                  "accumulator")
             shape = signed(self.out_bits) if acc.shape().signed else unsigned(self.out_bits)
             wide = Signal(shape, name=f"out{p}")
@@ -108,7 +106,7 @@ class ThresholdEpilogue:
     def codes(self, m: Module, accs: list[Value], word: Value | None) -> list[Value]:
         assert word is not None
         lo, hi = self.acc_range
-        shape = _shape(lo, hi + 1)
+        shape = shape_for_range(lo, hi + 1)
         n, levels = self.params_per_row, self.levels
         codes = []
         for p, acc in enumerate(accs):

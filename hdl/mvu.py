@@ -23,40 +23,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth import Cat, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdl.arith import adder_tree, range_bits
+from hdl.arith import adder_tree, shape_for_range
 from hdl.epilogue import Epilogue
+from hdl.errors import HardwareConfigError
 from hdl.lanes import Lane
-from hdl.perf import PerfCounters
+from hdl.perf import Counter, PerfCounters, perf_port
 
 FILL_CYCLES = 2
 
 PERF_COUNTERS = (
-    "issue",            # fold steps issued: N * NF * SF
-    "stall_in",         # cycles waiting for the next input beat (between first and last)
-    "stall_out",        # cycles frozen by output backpressure
-    "span",             # first input accepted .. last output produced, inclusive
-    "in_beats",
-    "out_beats",
-    "lane_ops",         # PE * SIMD lane operations per issue
-    "acc_adds",         # PE accumulator additions per issue
-    "weight_reads",     # weight-memory words read
-    "ibuf_writes",      # input-buffer words written
-    "ibuf_reads",       # input-buffer words read
-    "param_reads",      # epilogue-parameter (threshold / multiplier) words read
-    "zero_weight_lanes",  # lane operations whose weight is zero (gated: no add, a cycle)
-    "zero_act_lanes",   # lanes with a non-zero weight but a zero activation (gated likewise)
+    Counter.ISSUE,              # fold steps issued: N * NF * SF
+    Counter.STALL_IN,           # cycles waiting for the next input beat (between first and last)
+    Counter.STALL_OUT,          # cycles frozen by output backpressure
+    Counter.SPAN,               # first input accepted .. last output produced, inclusive
+    Counter.IN_BEATS,
+    Counter.OUT_BEATS,
+    Counter.LANE_OPS,           # PE * SIMD lane operations per issue
+    Counter.ACC_ADDS,           # PE accumulator additions per issue
+    Counter.WEIGHT_READS,       # weight-memory words read
+    Counter.IBUF_WRITES,        # input-buffer words written
+    Counter.IBUF_READS,         # input-buffer words read
+    Counter.PARAM_READS,        # epilogue-parameter (threshold / multiplier) words read
+    Counter.ZERO_WEIGHT_LANES,  # lane operations whose weight is zero (gated: no add, a cycle)
+    Counter.ZERO_ACT_LANES,     # lanes with a non-zero weight but a zero activation (gated)
 )
-
-
-def shape_for_range(lo: int, hi: int) -> Shape:
-    """Amaranth shape holding every integer in [lo, hi]."""
-    bits, is_signed = range_bits(lo, hi)
-    return signed(bits) if is_signed else unsigned(bits)
 
 
 def pack_words(codes: np.ndarray, bits: int) -> list[int]:
@@ -93,10 +88,12 @@ class MVUConfig:
 
     def __post_init__(self) -> None:
         if self.mh % self.pe or self.mw % self.simd:
-            raise ValueError(f"engine {self.name!r}: PE={self.pe} must divide MH={self.mh} and "
+            raise HardwareConfigError(
+                f"engine {self.name!r}: PE={self.pe} must divide MH={self.mh} and "
                              f"SIMD={self.simd} must divide MW={self.mw}")
         if self.weight_codes.shape != (self.mh, self.mw):
-            raise ValueError(f"engine {self.name!r}: weights {self.weight_codes.shape} are not "
+            raise HardwareConfigError(
+                f"engine {self.name!r}: weights {self.weight_codes.shape} are not "
                              f"[MH={self.mh}, MW={self.mw}]")
 
     @property
@@ -114,6 +111,35 @@ class MVUConfig:
     @property
     def in_width(self) -> int:
         return self.simd * self.lane.input_bits
+
+    # ---- the StageConfig protocol (hdl.stage) -----------------------------------------
+    @property
+    def in_elems(self) -> int:
+        return self.simd
+
+    @property
+    def out_elems(self) -> int:
+        return self.pe
+
+    @property
+    def in_elem_bits(self) -> int:
+        return self.lane.input_bits
+
+    @property
+    def out_elem_bits(self) -> int:
+        return self.out_bits
+
+    @property
+    def counter_names(self) -> tuple[Counter, ...]:
+        return PERF_COUNTERS
+
+    def build(self, counters: bool = True) -> MatrixVectorUnit:
+        return MatrixVectorUnit(self, counters)
+
+    def input_fifo_depth(self, minimum: int) -> int:
+        """One whole input vector (SF beats + 1), so a frame can finish while the consumer
+        is busy with the previous one."""
+        return max(minimum, self.sf + 1)
 
     @property
     def out_width(self) -> int:
@@ -138,20 +164,21 @@ def _counter(n: int) -> Signal:
 class MatrixVectorUnit(wiring.Component):
     """One folded matrix-vector engine; see the module docstring for timing."""
 
-    def __init__(self, config: MVUConfig) -> None:
+    def __init__(self, config: MVUConfig, counters: bool = True) -> None:
         self.config = config
-        self.perf_names = PERF_COUNTERS
+        self.counters = counters
+        self.perf_names = PERF_COUNTERS if counters else ()
         super().__init__({
             "i": In(stream.Signature(config.in_width)),
             "o": Out(stream.Signature(config.out_width)),
-            "perf": Out(32 * len(PERF_COUNTERS)),
+            **perf_port(PERF_COUNTERS, counters),
         })
 
     def elaborate(self, platform):  # noqa: C901 - one pipeline, read top to bottom
         m = Module()
         c = self.config
         nf_n, sf_n, pe, simd = c.nf, c.sf, c.pe, c.simd
-        perf = PerfCounters(PERF_COUNTERS)
+        perf = PerfCounters(PERF_COUNTERS, self.counters)
 
         # ---- memories -------------------------------------------------------------
         m.submodules.weights = wmem = Memory(
@@ -237,7 +264,7 @@ class MatrixVectorUnit(wiring.Component):
             with m.If(s1_valid & ~stall):
                 m.d.sync += acc.eq(acc_next)
             accs.append(acc_next)
-            if c.lane.has_zero_weights:
+            if c.lane.has_zero_weights and self.counters:
                 zero_lanes.append(c.lane.zero_weight_count(w_word, simd))
                 zero_acts.append(c.lane.zero_activation_count(x_word, w_word, simd))
         codes = c.epilogue.codes(m, accs, t_rd.data if n_params else None)
@@ -250,6 +277,17 @@ class MatrixVectorUnit(wiring.Component):
             m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(out_word)]
 
         # ---- performance counters -----------------------------------------------------
+        if self.counters:
+            self._count(m, perf, issue=issue, accept=accept, stall=stall,
+                        need_input=need_input, sf_last=sf_last, s1_valid=s1_valid,
+                        zero_lanes=zero_lanes, zero_acts=zero_acts, n_params=n_params)
+        return m
+
+    def _count(self, m: Module, perf: PerfCounters, *, issue, accept, stall, need_input,
+               sf_last, s1_valid, zero_lanes, zero_acts, n_params) -> None:
+        """Counter logic: accounts for every cycle of the active window (see module doc)."""
+        c = self.config
+        nf_n, pe, simd = c.nf, c.pe, c.simd
         started = Signal()
         elapsed = Signal(32)
         wait_run = Signal(32)
@@ -260,31 +298,31 @@ class MatrixVectorUnit(wiring.Component):
         with m.Elif(started):
             m.d.sync += elapsed.eq(elapsed + 1)
         with m.If(out_fire):
-            m.d.sync += perf["span"].eq(elapsed + 1)
+            m.d.sync += perf[Counter.SPAN].eq(elapsed + 1)
         waiting = started & ~issue & ~stall & ~(self.o.valid & ~self.o.ready)
         with m.If(accept):
-            m.d.sync += [perf["stall_in"].eq(perf["stall_in"] + wait_run), wait_run.eq(0)]
+            m.d.sync += [perf[Counter.STALL_IN].eq(perf[Counter.STALL_IN] + wait_run),
+                             wait_run.eq(0)]
         with m.Elif(waiting):
             m.d.sync += wait_run.eq(wait_run + 1)
         blocked_out = started & ~issue & self.o.valid & ~self.o.ready
-        perf.count(m, "issue", issue)
-        perf.count(m, "stall_out", blocked_out)
-        perf.count(m, "in_beats", accept)
-        perf.count(m, "out_beats", out_fire)
-        perf.count(m, "lane_ops", issue, pe * simd)
-        perf.count(m, "acc_adds", issue, pe)
-        perf.count(m, "weight_reads", issue)
+        perf.count(m, Counter.ISSUE, issue)
+        perf.count(m, Counter.STALL_OUT, blocked_out)
+        perf.count(m, Counter.IN_BEATS, accept)
+        perf.count(m, Counter.OUT_BEATS, out_fire)
+        perf.count(m, Counter.LANE_OPS, issue, pe * simd)
+        perf.count(m, Counter.ACC_ADDS, issue, pe)
+        perf.count(m, Counter.WEIGHT_READS, issue)
         if nf_n > 1:
-            perf.count(m, "ibuf_writes", accept)
-            perf.count(m, "ibuf_reads", issue & ~need_input)
+            perf.count(m, Counter.IBUF_WRITES, accept)
+            perf.count(m, Counter.IBUF_READS, issue & ~need_input)
         if n_params:
-            perf.count(m, "param_reads", issue & sf_last)
+            perf.count(m, Counter.PARAM_READS, issue & sf_last)
         if zero_lanes:
             zeros = Signal(range(pe * simd + 1))
             m.d.comb += zeros.eq(adder_tree(zero_lanes))
-            perf.count(m, "zero_weight_lanes", s1_valid & ~stall, zeros)
+            perf.count(m, Counter.ZERO_WEIGHT_LANES, s1_valid & ~stall, zeros)
             idle = Signal(range(pe * simd + 1))
             m.d.comb += idle.eq(adder_tree(zero_acts))
-            perf.count(m, "zero_act_lanes", s1_valid & ~stall, idle)
+            perf.count(m, Counter.ZERO_ACT_LANES, s1_valid & ~stall, idle)
         perf.drive(m, self.perf)
-        return m

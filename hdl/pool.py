@@ -39,20 +39,21 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdl.perf import PerfCounters
+from hdl.errors import HardwareConfigError
+from hdl.perf import Counter, PerfCounters, perf_port
 
 FILL_CYCLES = 1
 
 PERF_COUNTERS = (
-    "issue",          # input beats consumed up to the last one that closed a window
-    "stall_in",       # cycles waiting for an input beat (before the last output's beat)
-    "stall_out",      # cycles frozen by output backpressure
-    "span",           # first input accepted .. last output produced, inclusive
-    "in_beats",
-    "out_beats",
-    "buffer_reads",   # line-buffer words read
-    "buffer_writes",  # line-buffer words written
-    "compares",       # element-wise max operations that reach an output
+    Counter.ISSUE,          # input beats consumed up to the last one that closed a window
+    Counter.STALL_IN,       # cycles waiting for an input beat (before the last output's beat)
+    Counter.STALL_OUT,      # cycles frozen by output backpressure
+    Counter.SPAN,           # first input accepted .. last output produced, inclusive
+    Counter.IN_BEATS,
+    Counter.OUT_BEATS,
+    Counter.BUFFER_READS,   # line-buffer words read
+    Counter.BUFFER_WRITES,  # line-buffer words written
+    Counter.COMPARES,       # element-wise max operations that reach an output
 )
 
 
@@ -79,15 +80,16 @@ class PoolConfig:
         where = f"max-pool {self.name!r}"
         for field in ("ih", "iw", "channels", "k", "stride", "simd", "elem_bits"):
             if getattr(self, field) < 1:
-                raise ValueError(f"{where}: {field}={getattr(self, field)} must be >= 1")
+                raise HardwareConfigError(f"{where}: {field}={getattr(self, field)} must be >= 1")
         if self.ih < self.k or self.iw < self.k:
-            raise ValueError(f"{where}: feature map {self.ih}x{self.iw} is smaller than the "
+            raise HardwareConfigError(
+                f"{where}: feature map {self.ih}x{self.iw} is smaller than the "
                              f"{self.k}x{self.k} window")
         if self.channels % self.simd:
-            raise ValueError(f"{where}: SIMD={self.simd} does not divide channels="
+            raise HardwareConfigError(f"{where}: SIMD={self.simd} does not divide channels="
                              f"{self.channels}")
         if self.bipolar and (self.elem_bits != 1 or self.signed):
-            raise ValueError(f"{where}: bipolar elements are 1-bit codes (1 = +1); got "
+            raise HardwareConfigError(f"{where}: bipolar elements are 1-bit codes (1 = +1); got "
                              f"elem_bits={self.elem_bits}, signed={self.signed}")
 
     @property
@@ -102,6 +104,33 @@ class PoolConfig:
     def folds(self) -> int:
         """Beats per pixel (C / SIMD)."""
         return self.channels // self.simd
+
+    # ---- the StageConfig protocol (hdl.stage) -----------------------------------------
+    @property
+    def in_elems(self) -> int:
+        return self.simd
+
+    @property
+    def out_elems(self) -> int:
+        return self.simd
+
+    @property
+    def in_elem_bits(self) -> int:
+        return self.elem_bits
+
+    @property
+    def out_elem_bits(self) -> int:
+        return self.elem_bits
+
+    @property
+    def counter_names(self) -> tuple[Counter, ...]:
+        return PERF_COUNTERS
+
+    def build(self, counters: bool = True) -> MaxPool:
+        return MaxPool(self, counters)
+
+    def input_fifo_depth(self, minimum: int) -> int:
+        return max(minimum, 4)
 
     @property
     def width(self) -> int:
@@ -139,7 +168,7 @@ def pool_cycles(config: PoolConfig, frames: int) -> int:
     of the last frame, and is produced FILL cycles after that beat is accepted.
     """
     if frames < 1:
-        raise ValueError(f"frames={frames} must be >= 1")
+        raise HardwareConfigError(f"frames={frames} must be >= 1")
     c = config
     last_row = (c.oh - 1) * c.stride + c.k - 1
     last_col = (c.ow - 1) * c.stride + c.k - 1
@@ -154,13 +183,14 @@ def _mask(bits: list[bool]) -> Const:
 class MaxPool(wiring.Component):
     """One streaming max-pool unit; see the module docstring for structure and timing."""
 
-    def __init__(self, config: PoolConfig) -> None:
+    def __init__(self, config: PoolConfig, counters: bool = True) -> None:
         self.config = config
-        self.perf_names = PERF_COUNTERS
+        self.counters = counters
+        self.perf_names = PERF_COUNTERS if counters else ()
         super().__init__({
             "i": In(stream.Signature(config.width)),
             "o": Out(stream.Signature(config.width)),
-            "perf": Out(32 * len(PERF_COUNTERS)),
+            **perf_port(PERF_COUNTERS, counters),
         })
 
     def _max2(self, a: Value, b: Value) -> Value:
@@ -186,7 +216,7 @@ class MaxPool(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         c = self.config
-        perf = PerfCounters(PERF_COUNTERS)
+        perf = PerfCounters(PERF_COUNTERS, self.counters)
         n_cf, k = c.folds, c.k
         row_words = c.ow * n_cf
 
@@ -259,36 +289,37 @@ class MaxPool(wiring.Component):
         m.d.comb += [self.o.valid.eq(s1_valid), self.o.payload.eq(self._max([s1_h] + row_data))]
 
         # ---- performance counters -----------------------------------------------------
-        started = Signal()
-        elapsed = Signal(32)
-        run_beats = Signal(32)
-        run_wait = Signal(32)
-        out_fire = Signal()
-        m.d.comb += out_fire.eq(self.o.valid & self.o.ready)
-        with m.If(accept & ~started):
-            m.d.sync += [started.eq(1), elapsed.eq(1)]
-        with m.Elif(started):
-            m.d.sync += elapsed.eq(elapsed + 1)
-        with m.If(out_fire):
-            m.d.sync += perf["span"].eq(elapsed + 1)
-        # beats and waits are committed when a window closes, so trailing dropped beats of
-        # the last frame (after its last output) stay out of the span identity
-        with m.If(accept & emit):
-            m.d.sync += [perf["issue"].eq(perf["issue"] + run_beats + 1),
-                         perf["stall_in"].eq(perf["stall_in"] + run_wait),
-                         run_beats.eq(0), run_wait.eq(0)]
-        with m.Elif(accept):
-            m.d.sync += run_beats.eq(run_beats + 1)
-        with m.Elif(started & ~stall):
-            m.d.sync += run_wait.eq(run_wait + 1)
-        perf.count(m, "stall_out", started & stall)
-        perf.count(m, "in_beats", accept)
-        perf.count(m, "out_beats", out_fire)
-        if k > 1:
-            perf.count(m, "buffer_reads", accept & emit, k - 1)
-            perf.count(m, "buffer_writes", accept & hemit & row_kept)
-            # K - 1 per element for the row max, K - 1 more when the column max closes too
-            perf.count(m, "compares", accept & hemit,
-                       Mux(emit, 2 * (k - 1) * c.simd, (k - 1) * c.simd))
-        perf.drive(m, self.perf)
+        if self.counters:
+            started = Signal()
+            elapsed = Signal(32)
+            run_beats = Signal(32)
+            run_wait = Signal(32)
+            out_fire = Signal()
+            m.d.comb += out_fire.eq(self.o.valid & self.o.ready)
+            with m.If(accept & ~started):
+                m.d.sync += [started.eq(1), elapsed.eq(1)]
+            with m.Elif(started):
+                m.d.sync += elapsed.eq(elapsed + 1)
+            with m.If(out_fire):
+                m.d.sync += perf[Counter.SPAN].eq(elapsed + 1)
+            # beats and waits are committed when a window closes, so trailing dropped beats of
+            # the last frame (after its last output) stay out of the span identity
+            with m.If(accept & emit):
+                m.d.sync += [perf[Counter.ISSUE].eq(perf[Counter.ISSUE] + run_beats + 1),
+                             perf[Counter.STALL_IN].eq(perf[Counter.STALL_IN] + run_wait),
+                             run_beats.eq(0), run_wait.eq(0)]
+            with m.Elif(accept):
+                m.d.sync += run_beats.eq(run_beats + 1)
+            with m.Elif(started & ~stall):
+                m.d.sync += run_wait.eq(run_wait + 1)
+            perf.count(m, Counter.STALL_OUT, started & stall)
+            perf.count(m, Counter.IN_BEATS, accept)
+            perf.count(m, Counter.OUT_BEATS, out_fire)
+            if k > 1:
+                perf.count(m, Counter.BUFFER_READS, accept & emit, k - 1)
+                perf.count(m, Counter.BUFFER_WRITES, accept & hemit & row_kept)
+                # K - 1 per element for the row max, K - 1 more when the column max closes too
+                perf.count(m, Counter.COMPARES, accept & hemit,
+                           Mux(emit, 2 * (k - 1) * c.simd, (k - 1) * c.simd))
+            perf.drive(m, self.perf)
         return m

@@ -52,13 +52,14 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdl.arith import adder_tree
+from hdl.arith import adder_tree, shape_for_range
 from hdl.epilogue import Epilogue
+from hdl.errors import HardwareConfigError
 from hdl.lanes import Lane
-from hdl.mvu import FILL_CYCLES, PERF_COUNTERS, shape_for_range
-from hdl.perf import PerfCounters
+from hdl.mvu import FILL_CYCLES, PERF_COUNTERS
+from hdl.perf import Counter, PerfCounters, perf_port
 
-SPARSE_PERF_COUNTERS = (*PERF_COUNTERS, "skipped_weights")
+SPARSE_PERF_COUNTERS = (*PERF_COUNTERS, Counter.SKIPPED_WEIGHTS)
 """The dense engine's counters, with these meanings here:
 
 - ``issue``: compute steps issued (N * sum_nf steps(nf));
@@ -75,7 +76,7 @@ SPARSE_PERF_COUNTERS = (*PERF_COUNTERS, "skipped_weights")
 def _nonzero_mask(weights: np.ndarray) -> np.ndarray:
     arr = np.asarray(weights)
     if arr.ndim != 2:
-        raise ValueError(f"weights must be a matrix [MH, MW], not shape {arr.shape}")
+        raise HardwareConfigError(f"weights must be a matrix [MH, MW], not shape {arr.shape}")
     return arr != 0
 
 
@@ -88,9 +89,9 @@ def fold_steps(weights: np.ndarray, pe: int, simd: int) -> list[int]:
     nz = _nonzero_mask(weights)
     mh = nz.shape[0]
     if pe < 1 or mh % pe:
-        raise ValueError(f"PE={pe} must be >= 1 and divide MH={mh}")
+        raise HardwareConfigError(f"PE={pe} must be >= 1 and divide MH={mh}")
     if simd < 1:
-        raise ValueError(f"SIMD={simd} must be >= 1")
+        raise HardwareConfigError(f"SIMD={simd} must be >= 1")
     per_row = nz.sum(axis=1).reshape(mh // pe, pe)
     return [max(1, max(-(-int(n) // simd) for n in fold)) for fold in per_row]
 
@@ -104,7 +105,7 @@ def sparse_cycles(weights: np.ndarray, pe: int, simd: int, in_simd: int, frames:
     """
     mw = _nonzero_mask(weights).shape[1]
     if in_simd < 1 or mw % in_simd:
-        raise ValueError(f"in_simd={in_simd} must be >= 1 and divide MW={mw}")
+        raise HardwareConfigError(f"in_simd={in_simd} must be >= 1 and divide MW={mw}")
     if frames <= 0:
         return 0
     load = mw // in_simd
@@ -137,23 +138,24 @@ class SparseMVUConfig:
     def __post_init__(self) -> None:
         where = f"sparse engine {self.name!r}"
         if self.pe < 1 or self.mh % self.pe:
-            raise ValueError(f"{where}: PE={self.pe} must be >= 1 and divide MH={self.mh}")
+            raise HardwareConfigError(f"{where}: PE={self.pe} must be >= 1 and divide MH={self.mh}")
         if self.simd < 1:
-            raise ValueError(f"{where}: SIMD={self.simd} must be >= 1")
+            raise HardwareConfigError(f"{where}: SIMD={self.simd} must be >= 1")
         if self.in_simd is None:
             self.in_simd = self.simd if self.mw % self.simd == 0 else 1
         if self.in_simd < 1 or self.mw % self.in_simd:
-            raise ValueError(f"{where}: in_simd={self.in_simd} must be >= 1 and divide "
+            raise HardwareConfigError(f"{where}: in_simd={self.in_simd} must be >= 1 and divide "
                              f"MW={self.mw}")
         if not self.lane.has_zero_weights:
-            raise ValueError(f"{where}: {self.lane.family} lanes have bipolar weights, which "
+            raise HardwareConfigError(
+                f"{where}: {self.lane.family} lanes have bipolar weights, which "
                              "are never zero; there is nothing to skip (use the dense engine)")
         codes = np.asarray(self.weight_codes, dtype=np.int64)
         if codes.shape != (self.mh, self.mw):
-            raise ValueError(f"{where}: weights {codes.shape} are not "
+            raise HardwareConfigError(f"{where}: weights {codes.shape} are not "
                              f"[MH={self.mh}, MW={self.mw}]")
         if codes.min(initial=0) < 0 or codes.max(initial=0) >= 1 << self.lane.weight_bits:
-            raise ValueError(f"{where}: weight codes must be {self.lane.weight_bits}-bit "
+            raise HardwareConfigError(f"{where}: weight codes must be {self.lane.weight_bits}-bit "
                              "storage codes (non-negative)")
         self.weight_codes = codes
         self.steps = fold_steps(codes, self.pe, self.simd)
@@ -203,6 +205,35 @@ class SparseMVUConfig:
     def out_width(self) -> int:
         return self.pe * self.out_bits
 
+    # ---- the StageConfig protocol (hdl.stage) -----------------------------------------
+    @property
+    def in_elems(self) -> int:
+        assert self.in_simd is not None
+        return self.in_simd
+
+    @property
+    def out_elems(self) -> int:
+        return self.pe
+
+    @property
+    def in_elem_bits(self) -> int:
+        return self.lane.input_bits
+
+    @property
+    def out_elem_bits(self) -> int:
+        return self.out_bits
+
+    @property
+    def counter_names(self) -> tuple[Counter, ...]:
+        return SPARSE_PERF_COUNTERS
+
+    def build(self, counters: bool = True) -> SparseMatrixVectorUnit:
+        return SparseMatrixVectorUnit(self, counters)
+
+    def input_fifo_depth(self, minimum: int) -> int:
+        """One whole input vector (load beats + 1), as the dense engine."""
+        return max(minimum, self.load_beats + 1)
+
     def cycles(self, frames: int) -> int:
         """Exact full-rate cycle count for ``frames`` vectors (see :func:`sparse_cycles`)."""
         assert self.in_simd is not None
@@ -249,13 +280,14 @@ def _select(word, index, bits: int, index_bits: int):
 class SparseMatrixVectorUnit(wiring.Component):
     """One zero-skipping matrix-vector engine; see the module docstring for timing."""
 
-    def __init__(self, config: SparseMVUConfig) -> None:
+    def __init__(self, config: SparseMVUConfig, counters: bool = True) -> None:
         self.config = config
-        self.perf_names = SPARSE_PERF_COUNTERS
+        self.counters = counters
+        self.perf_names = SPARSE_PERF_COUNTERS if counters else ()
         super().__init__({
             "i": In(stream.Signature(config.in_width)),
             "o": Out(stream.Signature(config.out_width)),
-            "perf": Out(32 * len(SPARSE_PERF_COUNTERS)),
+            **perf_port(SPARSE_PERF_COUNTERS, counters),
         })
 
     def elaborate(self, platform):  # noqa: C901 - one pipeline, read top to bottom
@@ -265,7 +297,7 @@ class SparseMatrixVectorUnit(wiring.Component):
         nf_n, pe, simd, load_n = c.nf, c.pe, c.simd, c.load_beats
         total = c.compute_steps
         xb, ib, sb = c.lane.input_bits, c.index_bits, c.slot_bits
-        perf = PerfCounters(SPARSE_PERF_COUNTERS)
+        perf = PerfCounters(SPARSE_PERF_COUNTERS, self.counters)
 
         # ---- memories -------------------------------------------------------------
         m.submodules.weights = wmem = Memory(
@@ -381,7 +413,8 @@ class SparseMatrixVectorUnit(wiring.Component):
             with m.If(s1_valid & ~stall):
                 m.d.sync += acc.eq(acc_next)
             accs.append(acc_next)
-            zero_lanes.append(c.lane.zero_weight_count(w_word, simd))
+            if self.counters:
+                zero_lanes.append(c.lane.zero_weight_count(w_word, simd))
         codes = c.epilogue.codes(m, accs, t_rd.data if n_params else None)
         produce = Signal()
         m.d.comb += produce.eq(s1_valid & s1_last & out_free)
@@ -391,45 +424,47 @@ class SparseMatrixVectorUnit(wiring.Component):
             m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(Cat(*codes))]
 
         # ---- performance counters -----------------------------------------------------
-        started = Signal()
-        active = Signal()
-        elapsed = Signal(32)
-        wait_run = Signal(32)
-        out_fire = Signal()
-        blocked_out = Signal()
-        m.d.comb += [
-            active.eq(started | accept),
-            out_fire.eq(self.o.valid & self.o.ready),
-            blocked_out.eq(active & ~issue & self.o.valid & ~self.o.ready),
-        ]
-        with m.If(accept & ~started):
-            m.d.sync += [started.eq(1), elapsed.eq(1)]
-        with m.Elif(started):
-            m.d.sync += elapsed.eq(elapsed + 1)
-        with m.If(out_fire):
-            m.d.sync += perf["span"].eq(elapsed + 1)
-        # idle cycles become input stalls once a later step issues; the idle cycles after
-        # the last step are the fill (exactly FILL_CYCLES of them)
-        with m.If(issue):
-            m.d.sync += [perf["stall_in"].eq(perf["stall_in"] + wait_run), wait_run.eq(0)]
-        with m.Elif(active & ~blocked_out):
-            m.d.sync += wait_run.eq(wait_run + 1)
-        perf.count(m, "issue", issue)
-        perf.count(m, "stall_out", blocked_out)
-        perf.count(m, "in_beats", accept)
-        perf.count(m, "out_beats", out_fire)
-        perf.count(m, "lane_ops", issue, pe * simd)
-        perf.count(m, "acc_adds", issue, pe)
-        perf.count(m, "weight_reads", issue)
-        perf.count(m, "ibuf_writes", accept)
-        perf.count(m, "ibuf_reads", issue)
-        if n_params:
-            perf.count(m, "param_reads", issue & fold_last)
-        zeros = Signal(range(pe * simd + 1))
-        m.d.comb += zeros.eq(adder_tree(zero_lanes))
-        perf.count(m, "zero_weight_lanes", s1_valid & ~stall, zeros)
-        perf.count(m, "skipped_weights", issue & vec_last, c.mh * c.mw - c.nnz)
-        perf.drive(m, self.perf)
+        if self.counters:
+            started = Signal()
+            active = Signal()
+            elapsed = Signal(32)
+            wait_run = Signal(32)
+            out_fire = Signal()
+            blocked_out = Signal()
+            m.d.comb += [
+                active.eq(started | accept),
+                out_fire.eq(self.o.valid & self.o.ready),
+                blocked_out.eq(active & ~issue & self.o.valid & ~self.o.ready),
+            ]
+            with m.If(accept & ~started):
+                m.d.sync += [started.eq(1), elapsed.eq(1)]
+            with m.Elif(started):
+                m.d.sync += elapsed.eq(elapsed + 1)
+            with m.If(out_fire):
+                m.d.sync += perf[Counter.SPAN].eq(elapsed + 1)
+            # idle cycles become input stalls once a later step issues; the idle cycles after
+            # the last step are the fill (exactly FILL_CYCLES of them)
+            with m.If(issue):
+                m.d.sync += [perf[Counter.STALL_IN].eq(perf[Counter.STALL_IN] + wait_run),
+                             wait_run.eq(0)]
+            with m.Elif(active & ~blocked_out):
+                m.d.sync += wait_run.eq(wait_run + 1)
+            perf.count(m, Counter.ISSUE, issue)
+            perf.count(m, Counter.STALL_OUT, blocked_out)
+            perf.count(m, Counter.IN_BEATS, accept)
+            perf.count(m, Counter.OUT_BEATS, out_fire)
+            perf.count(m, Counter.LANE_OPS, issue, pe * simd)
+            perf.count(m, Counter.ACC_ADDS, issue, pe)
+            perf.count(m, Counter.WEIGHT_READS, issue)
+            perf.count(m, Counter.IBUF_WRITES, accept)
+            perf.count(m, Counter.IBUF_READS, issue)
+            if n_params:
+                perf.count(m, Counter.PARAM_READS, issue & fold_last)
+            zeros = Signal(range(pe * simd + 1))
+            m.d.comb += zeros.eq(adder_tree(zero_lanes))
+            perf.count(m, Counter.ZERO_WEIGHT_LANES, s1_valid & ~stall, zeros)
+            perf.count(m, Counter.SKIPPED_WEIGHTS, issue & vec_last, c.mh * c.mw - c.nnz)
+            perf.drive(m, self.perf)
         return m
 
 

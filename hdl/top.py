@@ -1,11 +1,13 @@
-"""The streaming dataflow top: one engine per layer, FIFOs and width converters between.
+"""The streaming dataflow top: stages chained by FIFOs and width converters.
 
-Engines run concurrently on successive frames. Between two engines a width converter
-regroups the producer's PE-wide beats into the consumer's SIMD-wide beats, and a FIFO holds
-one whole input vector of the consumer (and at least four beats: a buffered FIFO needs two
-entries behind its output register to pass one beat per cycle), so a layer can finish a
-frame while its consumer is still busy with the previous one, and the network's throughput
-is set by its slowest layer.
+Stages run concurrently on successive frames. Between two stages a width converter regroups
+the producer's beats into the consumer's (when their element counts differ), and a FIFO
+holds what the consumer asks for (:meth:`hdl.stage.StageConfig.input_fifo_depth`: an engine
+takes one whole input vector, every stage at least ``min_fifo_depth`` beats; a buffered FIFO
+needs two entries behind its output register to pass one beat per cycle), so a stage can
+finish a frame while its consumer is still busy with the previous one, and the chain's
+throughput is set by its slowest stage. The top knows stages only through the
+:class:`~hdl.stage.StageConfig` protocol.
 """
 
 from __future__ import annotations
@@ -19,111 +21,77 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from hdl.dwc import StreamWidthConverter
-from hdl.mvu import MatrixVectorUnit, MVUConfig
-from hdl.pool import MaxPool, PoolConfig
-from hdl.sparse import SparseMatrixVectorUnit, SparseMVUConfig
-from hdl.window import SlidingWindow, WindowConfig
-
-StageConfig = MVUConfig | SparseMVUConfig | WindowConfig | PoolConfig
+from hdl.errors import HardwareConfigError
+from hdl.perf import COUNTER_BITS, Counter
+from hdl.stage import StageConfig
 
 
-def engine_for(config: StageConfig) -> wiring.Component:
-    """The component a configuration describes."""
-    if isinstance(config, SparseMVUConfig):
-        return SparseMatrixVectorUnit(config)
-    if isinstance(config, WindowConfig):
-        return SlidingWindow(config)
-    if isinstance(config, PoolConfig):
-        return MaxPool(config)
-    return MatrixVectorUnit(config)
+class ChainTop(wiring.Component):
+    """A chain of stages; with counters, ``perf`` concatenates every stage's counters."""
 
-
-def input_elements(config: StageConfig) -> int:
-    """Elements per input beat."""
-    return config.in_simd if isinstance(config, SparseMVUConfig) else config.simd
-
-
-def output_elements(config: StageConfig) -> int:
-    """Elements per output beat."""
-    return config.simd if isinstance(config, (WindowConfig, PoolConfig)) else config.pe
-
-
-def element_bits(config: StageConfig, side: str) -> int:
-    if isinstance(config, (WindowConfig, PoolConfig)):
-        return config.elem_bits
-    return config.out_bits if side == "out" else config.lane.input_bits
-
-
-def fifo_depth(config: StageConfig, minimum: int = 4) -> int:
-    """Input FIFO of a stage: one whole input vector of an engine, and at least ``minimum``.
-
-    Deeper FIFOs absorb the bursts of window generators and engines of similar rates, so a
-    chain of nearly balanced stages reaches its slowest stage's throughput (CNV at FINN's
-    folding needs about 256 beats; the default suits chains with one clear bottleneck).
-    """
-    if isinstance(config, (MVUConfig, SparseMVUConfig)):
-        return max(minimum, config.sf + 1)
-    return max(minimum, 4)
-
-
-class NetworkTop(wiring.Component):
-    """Chain of stages (engines, window generators, pools); ``perf`` concatenates every
-    stage's counters."""
-
-    def __init__(self, stages: Sequence[StageConfig], min_fifo_depth: int = 4) -> None:
+    def __init__(self, stages: Sequence[StageConfig], min_fifo_depth: int = 4,
+                 counters: bool = True) -> None:
         if not stages:
-            raise ValueError("a network needs at least one engine")
+            raise HardwareConfigError("a chain needs at least one stage")
         for prev, nxt in zip(stages, stages[1:], strict=False):
-            if element_bits(prev, "out") != element_bits(nxt, "in"):
-                raise ValueError(f"stage {prev.name!r} emits {element_bits(prev, 'out')}-bit "
-                                 f"elements but {nxt.name!r} takes {element_bits(nxt, 'in')}-bit")
+            if prev.out_elem_bits != nxt.in_elem_bits:
+                raise HardwareConfigError(
+                    f"stage {prev.name!r} emits {prev.out_elem_bits}-bit elements but "
+                    f"{nxt.name!r} takes {nxt.in_elem_bits}-bit ones")
         self.stages = list(stages)
         self.min_fifo_depth = min_fifo_depth
-        self.engines = [engine_for(config) for config in self.stages]
-        super().__init__({
-            "i": In(stream.Signature(len(self.engines[0].i.payload))),
-            "o": Out(stream.Signature(len(self.engines[-1].o.payload))),
-            "perf": Out(sum(len(engine.perf) for engine in self.engines)),
-        })
+        self.counters = counters
+        self.components = [config.build(counters) for config in self.stages]
+        ports = {
+            "i": In(stream.Signature(len(self.components[0].i.payload))),
+            "o": Out(stream.Signature(len(self.components[-1].o.payload))),
+        }
+        if counters:
+            ports["perf"] = Out(COUNTER_BITS * len(self.counter_names))
+        super().__init__(ports)
 
     @property
-    def counter_names(self) -> list[tuple[str, str]]:
-        """(engine name, counter name) for each 32-bit field of ``perf``, low bits first."""
-        return [(stage.name, counter) for stage, engine in zip(self.stages, self.engines,
-                                                               strict=True)
-                for counter in engine.perf_names]
+    def counter_names(self) -> list[tuple[str, Counter]]:
+        """(stage name, counter) for each 32-bit field of ``perf``, low bits first."""
+        if not self.counters:
+            return []
+        return [(config.name, counter) for config in self.stages
+                for counter in config.counter_names]
+
+    def fifo_depths(self) -> list[int]:
+        """Depth of the FIFO in front of every stage but the first."""
+        return [config.input_fifo_depth(self.min_fifo_depth) for config in self.stages[1:]]
 
     def elaborate(self, platform):
         m = Module()
-        engines = self.engines
-        for index, (config, engine) in enumerate(zip(self.stages, engines, strict=True)):
-            m.submodules[f"engine_{index}_{config.name}"] = engine
-        wiring.connect(m, wiring.flipped(self.i), engines[0].i)
-        for index, (prev, nxt) in enumerate(zip(engines, engines[1:], strict=False)):
-            pc, nc = prev.config, nxt.config
-            head = prev.o
-            if output_elements(pc) != input_elements(nc):
+        parts = self.components
+        for index, (config, part) in enumerate(zip(self.stages, parts, strict=True)):
+            m.submodules[f"stage_{index}_{config.name}"] = part
+        wiring.connect(m, wiring.flipped(self.i), parts[0].i)
+        depths = self.fifo_depths()
+        for index, (prev, nxt) in enumerate(zip(self.stages, self.stages[1:], strict=False)):
+            head = parts[index].o
+            if prev.out_elems != nxt.in_elems:
                 # regroup at the producer's rate, so the FIFO hands the consumer one full
                 # input beat per cycle whenever it has buffered data
-                dwc = StreamWidthConverter(element_bits(pc, "out"), output_elements(pc),
-                                           input_elements(nc))
+                dwc = StreamWidthConverter(prev.out_elem_bits, prev.out_elems, nxt.in_elems)
                 m.submodules[f"dwc_{index}"] = dwc
                 wiring.connect(m, head, dwc.i)
                 head = dwc.o
-            fifo = SyncFIFOBuffered(width=len(nxt.i.payload),
-                                    depth=fifo_depth(nc, self.min_fifo_depth))
+            fifo = SyncFIFOBuffered(width=len(parts[index + 1].i.payload), depth=depths[index])
             m.submodules[f"fifo_{index}"] = fifo
             wiring.connect(m, head, fifo.w_stream)
-            wiring.connect(m, fifo.r_stream, nxt.i)
-        wiring.connect(m, engines[-1].o, wiring.flipped(self.o))
-        offset = 0
-        for engine in engines:
-            width = len(engine.perf)
-            m.d.comb += self.perf[offset:offset + width].eq(engine.perf)
-            offset += width
+            wiring.connect(m, fifo.r_stream, parts[index + 1].i)
+        wiring.connect(m, parts[-1].o, wiring.flipped(self.o))
+        if self.counters:
+            offset = 0
+            for part in parts:
+                width = len(part.perf)
+                m.d.comb += self.perf[offset:offset + width].eq(part.perf)
+                offset += width
         return m
 
 
-def emit_verilog(top: wiring.Component, name: str = "codesign_top") -> str:
-    """Synthesizable Verilog for a top component (ports: clk, rst, i__*, o__*, perf)."""
+def emit_verilog(top: wiring.Component, name: str) -> str:
+    """Synthesizable Verilog for a top component (ports: clk, rst, i__*, o__*[, perf])."""
     return verilog.convert(top, name=name, emit_src=False)

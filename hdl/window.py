@@ -42,21 +42,22 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdl.perf import PerfCounters
+from hdl.errors import HardwareConfigError
+from hdl.perf import Counter, PerfCounters, perf_port
 
 FILL_CYCLES = 1
 
 PERF_COUNTERS = (
-    "issue",          # output beats issued by the emitter (reads + padding beats)
-    "stall_in",       # emitter cycles waiting for input rows (between first input and last output)
-    "stall_out",      # emitter cycles frozen by output backpressure
-    "span",           # first input accepted .. last output produced, inclusive
-    "in_beats",
-    "out_beats",
-    "buffer_reads",   # line-buffer words read (non-padding output beats)
-    "buffer_writes",  # line-buffer words written (every input beat)
-    "pad_beats",      # output beats that were padding
-    "in_blocked",     # cycles an input beat was offered but the ring was full
+    Counter.ISSUE,          # output beats issued by the emitter (reads + padding beats)
+    Counter.STALL_IN,       # emitter cycles waiting for input rows (first input .. last output)
+    Counter.STALL_OUT,      # emitter cycles frozen by output backpressure
+    Counter.SPAN,           # first input accepted .. last output produced, inclusive
+    Counter.IN_BEATS,
+    Counter.OUT_BEATS,
+    Counter.BUFFER_READS,   # line-buffer words read (non-padding output beats)
+    Counter.BUFFER_WRITES,  # line-buffer words written (every input beat)
+    Counter.PAD_BEATS,      # output beats that were padding
+    Counter.IN_BLOCKED,     # cycles an input beat was offered but the ring was full
 )
 
 
@@ -90,30 +91,31 @@ class WindowConfig:
         for field in ("ih", "iw", "channels", "kh", "kw", "stride_h", "stride_w", "simd",
                       "elem_bits"):
             if getattr(self, field) < 1:
-                raise ValueError(f"{where}: {field}={getattr(self, field)} must be >= 1")
+                raise HardwareConfigError(f"{where}: {field}={getattr(self, field)} must be >= 1")
         for field, kernel in (("pad_top", self.kh), ("pad_bottom", self.kh),
                               ("pad_left", self.kw), ("pad_right", self.kw)):
             pad = getattr(self, field)
             if pad < 0:
-                raise ValueError(f"{where}: {field}={pad} must be >= 0")
+                raise HardwareConfigError(f"{where}: {field}={pad} must be >= 0")
             if pad >= kernel:
-                raise ValueError(f"{where}: {field}={pad} must be smaller than the kernel "
+                raise HardwareConfigError(f"{where}: {field}={pad} must be smaller than the kernel "
                                  f"({kernel}); a window entirely in the padding is unsupported")
         if self.ih + self.pad_top + self.pad_bottom < self.kh or \
                 self.iw + self.pad_left + self.pad_right < self.kw:
-            raise ValueError(
+            raise HardwareConfigError(
                 f"{where}: feature map {self.ih}x{self.iw} padded to "
                 f"{self.ih + self.pad_top + self.pad_bottom}x"
                 f"{self.iw + self.pad_left + self.pad_right} is smaller than the "
                 f"{self.kh}x{self.kw} kernel")
         if self.channels % self.simd:
-            raise ValueError(f"{where}: SIMD={self.simd} does not divide channels="
+            raise HardwareConfigError(f"{where}: SIMD={self.simd} does not divide channels="
                              f"{self.channels}")
         if not 0 <= self.pad_code < (1 << self.elem_bits):
-            raise ValueError(f"{where}: pad_code={self.pad_code} does not fit in "
+            raise HardwareConfigError(f"{where}: pad_code={self.pad_code} does not fit in "
                              f"{self.elem_bits} bits")
         if self.buffer_rows is not None and self.buffer_rows < self.min_rows:
-            raise ValueError(f"{where}: buffer_rows={self.buffer_rows} cannot hold one window's "
+            raise HardwareConfigError(
+                f"{where}: buffer_rows={self.buffer_rows} cannot hold one window's "
                              f"{self.min_rows} input rows")
 
     # ---- geometry ------------------------------------------------------------------
@@ -129,6 +131,33 @@ class WindowConfig:
     def folds(self) -> int:
         """Beats per pixel (C / SIMD)."""
         return self.channels // self.simd
+
+    # ---- the StageConfig protocol (hdl.stage) -----------------------------------------
+    @property
+    def in_elems(self) -> int:
+        return self.simd
+
+    @property
+    def out_elems(self) -> int:
+        return self.simd
+
+    @property
+    def in_elem_bits(self) -> int:
+        return self.elem_bits
+
+    @property
+    def out_elem_bits(self) -> int:
+        return self.elem_bits
+
+    @property
+    def counter_names(self) -> tuple[Counter, ...]:
+        return PERF_COUNTERS
+
+    def build(self, counters: bool = True) -> SlidingWindow:
+        return SlidingWindow(self, counters)
+
+    def input_fifo_depth(self, minimum: int) -> int:
+        return max(minimum, 4)
 
     @property
     def width(self) -> int:
@@ -204,7 +233,7 @@ def window_cycles(config: WindowConfig, frames: int) -> int:
     then all output rows follow back to back.
     """
     if frames < 1:
-        raise ValueError(f"frames={frames} must be >= 1")
+        raise HardwareConfigError(f"frames={frames} must be >= 1")
     c = config
     b, q, r_ring = c.row_words, c.out_row_beats, c.rows
     local = [c.input_rows(oy) for oy in range(c.oh)]
@@ -244,19 +273,20 @@ def _any(terms: list[Value]) -> Value:
 class SlidingWindow(wiring.Component):
     """One sliding-window generator; see the module docstring for order and timing."""
 
-    def __init__(self, config: WindowConfig) -> None:
+    def __init__(self, config: WindowConfig, counters: bool = True) -> None:
         self.config = config
-        self.perf_names = PERF_COUNTERS
+        self.counters = counters
+        self.perf_names = PERF_COUNTERS if counters else ()
         super().__init__({
             "i": In(stream.Signature(config.width)),
             "o": Out(stream.Signature(config.width)),
-            "perf": Out(32 * len(PERF_COUNTERS)),
+            **perf_port(PERF_COUNTERS, counters),
         })
 
     def elaborate(self, platform):  # noqa: C901 - one emitter, read top to bottom
         m = Module()
         c = self.config
-        perf = PerfCounters(PERF_COUNTERS)
+        perf = PerfCounters(PERF_COUNTERS, self.counters)
         n_cf, b, r_ring, depth = c.folds, c.row_words, c.rows, c.buffer_words
         oh, ow, ih = c.oh, c.ow, c.ih
 
@@ -392,29 +422,31 @@ class SlidingWindow(wiring.Component):
                              top_addr.eq(nxt), row_addr.eq(nxt)]
 
         # ---- performance counters -----------------------------------------------------
-        started = Signal()
-        elapsed = Signal(32)
-        wait_run = Signal(32)
-        out_fire = Signal()
-        m.d.comb += out_fire.eq(self.o.valid & self.o.ready)
-        with m.If(accept & ~started):
-            m.d.sync += [started.eq(1), elapsed.eq(1)]
-        with m.Elif(started):
-            m.d.sync += elapsed.eq(elapsed + 1)
-        with m.If(out_fire):
-            m.d.sync += perf["span"].eq(elapsed + 1)
-        # waits count only once an issue follows, so idling after the last beat is not work
-        with m.If(issue):
-            m.d.sync += [perf["stall_in"].eq(perf["stall_in"] + wait_run), wait_run.eq(0)]
-        with m.Elif((started | accept) & ~stall):      # the first accept's cycle counts too
-            m.d.sync += wait_run.eq(wait_run + 1)
-        perf.count(m, "issue", issue)
-        perf.count(m, "stall_out", started & stall)
-        perf.count(m, "in_beats", accept)
-        perf.count(m, "out_beats", out_fire)
-        perf.count(m, "buffer_reads", rd.en)
-        perf.count(m, "buffer_writes", wr.en)
-        perf.count(m, "pad_beats", issue & pad)
-        perf.count(m, "in_blocked", self.i.valid & ~self.i.ready)
-        perf.drive(m, self.perf)
+        if self.counters:
+            started = Signal()
+            elapsed = Signal(32)
+            wait_run = Signal(32)
+            out_fire = Signal()
+            m.d.comb += out_fire.eq(self.o.valid & self.o.ready)
+            with m.If(accept & ~started):
+                m.d.sync += [started.eq(1), elapsed.eq(1)]
+            with m.Elif(started):
+                m.d.sync += elapsed.eq(elapsed + 1)
+            with m.If(out_fire):
+                m.d.sync += perf[Counter.SPAN].eq(elapsed + 1)
+            # waits count only once an issue follows, so idling after the last beat is not work
+            with m.If(issue):
+                m.d.sync += [perf[Counter.STALL_IN].eq(perf[Counter.STALL_IN] + wait_run),
+                             wait_run.eq(0)]
+            with m.Elif((started | accept) & ~stall):      # the first accept's cycle counts too
+                m.d.sync += wait_run.eq(wait_run + 1)
+            perf.count(m, Counter.ISSUE, issue)
+            perf.count(m, Counter.STALL_OUT, started & stall)
+            perf.count(m, Counter.IN_BEATS, accept)
+            perf.count(m, Counter.OUT_BEATS, out_fire)
+            perf.count(m, Counter.BUFFER_READS, rd.en)
+            perf.count(m, Counter.BUFFER_WRITES, wr.en)
+            perf.count(m, Counter.PAD_BEATS, issue & pad)
+            perf.count(m, Counter.IN_BLOCKED, self.i.valid & ~self.i.ready)
+            perf.drive(m, self.perf)
         return m

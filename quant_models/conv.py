@@ -270,6 +270,12 @@ class BinaryConv2d(_PaddedConv2d):
         """``(W_bin, 1.0)``: int64 ``[out, in/groups, kh, kw]`` in ``{-1, +1}``, unit scale."""
         return self.binary_weight().to(torch.int64), 1.0
 
+    def weight_kind(self) -> str:
+        return "bipolar"
+
+    def input_scale(self) -> Tensor | None:
+        return None
+
     @torch.no_grad()
     def clip_latent_(self) -> None:
         """Clamp latent weights to ``[-1, 1]`` (the straight-through window) after a step."""

@@ -249,6 +249,10 @@ class IntegerWeights:
         w_int, scale = self._quantized_weight()
         return w_int.detach().to(torch.int64), scale.detach().clone()
 
+    def weight_kind(self) -> str:
+        """k-bit integers (the IntegerLayer protocol, quant_models.protocol)."""
+        return "int"
+
     def clip_latent_(self) -> None:
         """Post-step hook of :func:`quant_models.train.train_classifier`; no-op by default."""
 

@@ -100,6 +100,23 @@ class BinaryLinear(nn.Linear):
         with torch.no_grad():
             return sign_ste(self.weight.detach()).clone()
 
+    # -- the IntegerLayer protocol (quant_models.protocol) -------------------------------
+
+    @torch.no_grad()
+    def integer_weight(self) -> tuple[Tensor, float]:
+        """``(W_bin, 1.0)``: int64 ``[out, in]`` in ``{-1, +1}``, unit scale."""
+        return self.binary_weight().to(torch.int64), 1.0
+
+    def weight_kind(self) -> str:
+        return "bipolar"
+
+    def scale_accumulator(self, acc: Tensor) -> Tensor:
+        """The identity: a binary layer's output is its integer accumulator."""
+        return acc
+
+    def input_scale(self) -> Tensor | None:
+        return None
+
     @torch.no_grad()
     def clip_latent_(self) -> None:
         """Clamp latent weights to ``[-1, 1]`` in place; call after every optimizer step.

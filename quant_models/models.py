@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor, nn
 
+from codesign.bits import range_bits
 from quant_models.conv import BinaryConv2d, IntegerConv2d, QuantConv2d, TernaryConv2d
 from quant_models.fixed_point import (
     IntegerLinear,
@@ -345,10 +346,7 @@ class LayerSignature:
 
 
 def _int_type_for(lo: int, hi: int) -> str:
-    if lo >= 0:
-        return type_name(max(1, int(hi).bit_length()), False)
-    bits = max((-lo - 1).bit_length(), max(hi, 0).bit_length()) + 1
-    return type_name(bits, True)
+    return type_name(*range_bits(lo, hi))
 
 
 def _linear_weights(m: nn.Module) -> tuple[np.ndarray, str]:

@@ -242,6 +242,10 @@ class TernaryWeights:
         w_int, scale = self._quantized_weight()
         return w_int.detach().to(torch.int64), float(scale)
 
+    def weight_kind(self) -> str:
+        """Ternary (the IntegerLayer protocol): TWN codes, or TTQ's levels {2^f, 0, -R}."""
+        return "ternary"
+
     @torch.no_grad()
     def clip_latent_(self) -> None:
         """TTQ: keep ``Wp`` and ``Wn`` positive after each optimizer step."""

@@ -6,12 +6,14 @@ do about it instead of a deep traceback from a subprocess or a build system.
 
 from __future__ import annotations
 
+from codesign.errors import CodesignError
 
-class ToolchainError(RuntimeError):
+
+class ToolchainError(CodesignError, RuntimeError):
     """Verilator, a C++ compiler, make or perl is missing or unusable."""
 
 
-class SimulationError(RuntimeError):
+class SimulationError(CodesignError, RuntimeError):
     """A build or a simulation process failed, or produced no usable result."""
 
 

@@ -127,6 +127,8 @@ class StreamTestbench:
         seed: int = 1,
         timeout_seconds: float | None = None,
         keep_dir: str | os.PathLike[str] | None = None,
+        settle: Sequence[tuple[int, int]] = (),
+        counter_labels: Sequence[str] = (),
     ) -> StreamRun:
         """Stream ``in_beats`` into the DUT and collect ``n_out_beats`` output beats.
 
@@ -141,6 +143,11 @@ class StreamTestbench:
             timeout_seconds: wall-clock limit for the simulator process (None: none).
             keep_dir: keep the job's files (inputs, outputs, logs) in this new directory
                 instead of deleting them; useful for debugging.
+            settle: (counter index, value) pairs: after the last output beat, keep running
+                (inputs still offered) until every listed counter holds its value (mod 2^32),
+                then read the counters. A design whose output ends before its stages are idle
+                (trailing data dropped by a pool) is then measured whole.
+            counter_labels: a name per counter, used in error messages.
 
         Raises:
             ValueError: an argument is out of range or a payload does not fit its width.
@@ -151,6 +158,7 @@ class StreamTestbench:
             n_out_beats, liveness_cycles, in_valid_prob, out_ready_prob, seed, timeout_seconds
         )
         beats = check_beats(in_beats, _positive_width(self.in_width, "in_width"))
+        settle_pairs = _check_settle(settle, self.n_counters)
         built_before = self._model is not None
         model = self.build()
         build_seconds = 0.0 if built_before else model.seconds
@@ -162,17 +170,23 @@ class StreamTestbench:
         else:
             workdir = Path(tempfile.mkdtemp(prefix="codesign-sim-"))
         try:
-            result, process_seconds = _execute(model, workdir, beats, params, timeout_seconds)
+            result, process_seconds = _execute(model, workdir, beats, params, timeout_seconds,
+                                               settle_pairs)
             out_count = int(result["out_count"])
             in_count = int(result["in_count"])
             n_out = params["n_out"]
             if result["stuck"]:
                 partial = _read_outputs(workdir, model, out_count)
+                counters = [int(c) for c in result["counters"]]  # type: ignore[union-attr]
+                unsettled = [counter_labels[k] if k < len(counter_labels) else str(k)
+                             for k, v in settle_pairs if counters[k] != v % 2**32]
+                what = (f"did not settle after its last output: counters {unsettled} did not "
+                        "reach their expected values" if out_count == n_out and unsettled else
+                        f"produced {out_count} of {n_out} expected output beats")
                 raise SimulationStuck(
                     f"simulation stuck: no handshake on either stream for {params['liveness']} "
                     f"cycles (liveness_cycles) at cycle {result['cycle']}; the DUT accepted "
-                    f"{in_count} of {len(beats)} input beats and produced {out_count} of "
-                    f"{n_out} expected output beats",
+                    f"{in_count} of {len(beats)} input beats and {what}",
                     in_accepted=in_count,
                     n_in=len(beats),
                     out_produced=out_count,
@@ -220,6 +234,8 @@ def run_stream(
     seed: int = 1,
     backend: Backend = "cocotb",
     timeout_seconds: float | None = None,
+    settle: Sequence[tuple[int, int]] = (),
+    counter_labels: Sequence[str] = (),
 ) -> StreamRun:
     """Build (cached) and run one streaming job; see :meth:`StreamTestbench.run`.
 
@@ -242,6 +258,8 @@ def run_stream(
         out_ready_prob=out_ready_prob,
         seed=seed,
         timeout_seconds=timeout_seconds,
+        settle=settle,
+        counter_labels=counter_labels,
     )
 
 
@@ -272,6 +290,21 @@ def _check_run_args(
     return params
 
 
+def _check_settle(settle: Sequence[tuple[int, int]], n_counters: int) -> list[tuple[int, int]]:
+    pairs = []
+    for entry in settle:
+        try:
+            index, value = (int(v) for v in entry)
+        except (TypeError, ValueError):
+            raise ValueError(f"settle entries are (counter index, value) pairs, got "
+                             f"{entry!r}") from None
+        if not 0 <= index < n_counters or value < 0:
+            raise ValueError(f"settle counter {index} is not one of the DUT's {n_counters} "
+                             f"counters, or its value {value} is negative")
+        pairs.append((index, value))
+    return pairs
+
+
 def _plusargs(workdir: Path, n_in: int, params: dict[str, int]) -> list[str]:
     return [
         f"+in_file={workdir / 'in.bin'}",
@@ -291,16 +324,21 @@ def _execute(
     beats: list[int],
     params: dict[str, int],
     timeout_seconds: float | None,
+    settle: list[tuple[int, int]],
 ) -> tuple[dict[str, object], float]:
     (workdir / "in.bin").write_bytes(encode_inputs(beats, model.ports.in_width))
     cmd = [str(model.executable), *_plusargs(workdir, len(beats), params)]
+    if settle:
+        settle_file = workdir / "settle.txt"
+        settle_file.write_text("".join(f"{k} {v % 2**32}\n" for k, v in settle))
+        cmd.append(f"+settle_file={settle_file}")
     if model.kind == "cocotb":
         result_file = workdir / "result.json"
         job_file = workdir / "job.json"
         job = {
             "result_file": str(result_file),
             "n_counters": model.ports.n_counters,
-            "timeout_ns": _safety_timeout_ns(len(beats), params),
+            "timeout_ns": _safety_timeout_ns(len(beats) + sum(v for _, v in settle), params),
         }
         job_file.write_text(json.dumps(job), encoding="utf-8")
         env = _cocotb_env(str(job_file), str(workdir / "results.xml"))
@@ -351,7 +389,10 @@ def _execute(
 
 
 def _safety_timeout_ns(n_in: int, params: dict[str, int]) -> int:
-    """A simulated-time bound the watchdog can never legitimately exceed (x2 margin)."""
+    """A simulated-time bound the watchdog can never legitimately exceed (x2 margin).
+
+    ``n_in`` counts every event that resets the watchdog besides output beats (input beats
+    and settle-counter increments)."""
     cycles = (n_in + params["n_out"] + 2) * (params["liveness"] + 1) + RESET_CYCLES + 16
     return min(2 * cycles * CLOCK_PERIOD_NS, 2**62 // 1000)
 

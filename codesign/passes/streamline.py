@@ -19,11 +19,12 @@ After this pass the graph is integer-only. Two rewrites, each exact:
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 
 import numpy as np
 
 from codesign.errors import GraphError
-from codesign.ir import INTEGER_NODES, FloatMap, Graph, IntType, MatVec, MultiThreshold, Node
+from codesign.ir import FloatMap, Graph, IntType, MatVec, MultiThreshold
 
 
 def _levels(out_type: IntType) -> tuple[int, int, int]:
@@ -100,31 +101,38 @@ def fold_float_map(graph: Graph, matvec: MatVec, fmap: FloatMap
 
 def fold_float_maps(graph: Graph) -> Graph:
     """Rewrite every ``MatVec -> FloatMap`` pair into ``MatVec -> MultiThreshold``."""
-    nodes: list[Node] = []
+    nodes = list(graph.nodes)
     for node in graph.nodes:
-        if isinstance(node, FloatMap):
-            previous = nodes[-1] if nodes else None
-            if not (isinstance(previous, MatVec) and previous.outputs == node.inputs):
-                raise GraphError(f"{node.describe()} does not follow a MatVec; streamlining "
-                                 "folds only MatVec -> FloatMap")
-            if len(graph.consumers(node.inputs[0])) != 1:
-                raise GraphError(f"tensor {node.inputs[0]!r} has other consumers; cannot fold "
-                                 f"{node.describe()} into thresholds")
-            nodes[-1:] = list(fold_float_map(graph, previous, node))
-        else:
-            nodes.append(node)
+        if not isinstance(node, FloatMap):
+            continue
+        producer = graph.producer(node.inputs[0])
+        if not isinstance(producer, MatVec):
+            raise GraphError(f"{node.describe()} does not follow a MatVec; streamlining "
+                             "folds only MatVec -> FloatMap (lower convolutions first)")
+        if len(graph.consumers(node.inputs[0])) != 1:
+            raise GraphError(f"tensor {node.inputs[0]!r} has other consumers; cannot fold "
+                             f"{node.describe()} into thresholds")
+        position = nodes.index(producer)
+        new_mv, thresholds = fold_float_map(graph, producer, node)
+        nodes[position] = new_mv
+        nodes[nodes.index(node)] = thresholds
     result = copy.copy(graph)
     result.nodes = nodes
     return result
 
 
-def to_xnor_popcount(graph: Graph) -> Graph:
-    """Switch bipolar x bipolar MatVecs to popcount accumulation, folding 2P - K away."""
+def to_xnor_popcount(graph: Graph, keep_dot: Collection[str] = ()) -> Graph:
+    """Switch bipolar x bipolar MatVecs to popcount accumulation, folding 2P - K away.
+
+    Layers named in ``keep_dot`` keep the true dot product (a user asked for an engine
+    family that computes dot products, e.g. the MAC engine, for them).
+    """
     result = copy.copy(graph)
     result.nodes = list(graph.nodes)
     result.tensors = dict(graph.tensors)
     for position, node in enumerate(result.nodes):
-        if not (isinstance(node, MatVec) and node.acc == "dot"
+        if not (isinstance(node, MatVec) and node.acc == "dot" and node.post is None
+                and node.name not in keep_dot
                 and node.weight_type.kind == "bipolar"
                 and result.tensor(node.inputs[0]).dtype.kind == "bipolar"):
             continue
@@ -152,10 +160,14 @@ def to_xnor_popcount(graph: Graph) -> Graph:
     return result
 
 
-def streamline(graph: Graph) -> Graph:
-    """The integer graph: thresholds folded, popcount accumulation, validated."""
-    result = to_xnor_popcount(fold_float_maps(graph))
-    left = [n.describe() for n in result.nodes if not isinstance(n, INTEGER_NODES)]
+def streamline(graph: Graph, keep_dot: Collection[str] = ()) -> Graph:
+    """The integer graph: thresholds folded, popcount accumulation, validated.
+
+    Needs a lowered graph (no ``Conv``); :func:`codesign.passes.run_passes` runs the whole
+    pipeline.
+    """
+    result = to_xnor_popcount(fold_float_maps(graph), keep_dot)
+    left = [n.describe() for n in result.nodes if not n.integer]
     if left:
         raise GraphError("streamlining left non-integer nodes: " + ", ".join(left))
     result.validate()

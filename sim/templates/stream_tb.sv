@@ -4,7 +4,14 @@
 // on every clock cycle: input beats are read from a binary file as the DUT accepts them, sent with
 // optional pseudo-random valid gaps, output beats are appended to a binary file under optional
 // pseudo-random backpressure, cycles are counted, a liveness watchdog stops a design that stopped
-// moving, and `done` rises once the expected number of output beats has arrived (or it is stuck).
+// moving, and `done` rises once the expected number of output beats has arrived and the design
+// has settled (or it is stuck).
+//
+// Settling: an output stream can end before the design is idle (a pool or a strided window
+// drops the last rows of a frame, so upstream stages still work after the last output). With
+// a settle file, the run goes on after the last output beat (inputs still offered) until every
+// listed counter holds its expected value (e.g. every stage's input and output beats), and
+// only then are the counters sampled.
 //
 // Beats are streamed with $fread/$fwrite instead of being held in $readmemh/$writememh memories:
 // the hex parser of $readmemh cost about 0.9 us per 200-bit beat (more than simulating a cycle),
@@ -26,6 +33,7 @@
 //   +in_prob=P         input valid probability in 1/256 steps (256 = always valid)
 //   +out_prob=P        output ready probability in 1/256 steps (256 = always ready)
 //   +seed=S            seed of the gap/backpressure generators
+//   +settle_file=PATH  lines "K V": after the last output, wait until counter K equals V (mod 2^32)
 //   +finish            call $finish once done (for hosts that do not stop the simulation)
 //
 // Time unit: the build passes --timescale 1ns/1ps (a `timescale here would make Verilator
@@ -53,8 +61,12 @@ module @TB_NAME@;
   string in_file = "";
   string out_file = "";
   string summary_file = "";
+  string settle_file = "";
   int in_fd = 0;
   int out_fd = 0;
+  // settle condition: the counters under settle_mask must equal settle_target
+  logic [PERF_W-1:0] settle_mask = '0;
+  logic [PERF_W-1:0] settle_target = '0;
 
   initial begin
     void'($value$plusargs("n_in=%d", n_in));
@@ -66,7 +78,22 @@ module @TB_NAME@;
     void'($value$plusargs("in_file=%s", in_file));
     void'($value$plusargs("out_file=%s", out_file));
     void'($value$plusargs("summary_file=%s", summary_file));
+    void'($value$plusargs("settle_file=%s", settle_file));
     finish_on_done = $test$plusargs("finish") != 0;
+    if (settle_file != "") begin
+      int sfd;
+      int k;                 // signed: with NC = 0 an unsigned `k >= NC` is constant (lint)
+      longint unsigned v;
+      sfd = $fopen(settle_file, "r");
+      if (sfd == 0) $fatal(1, "stream_tb: cannot open settle file '%s'", settle_file);
+      while ($fscanf(sfd, "%d %d", k, v) == 2) begin
+        if (k < 0 || k >= NC)
+          $fatal(1, "stream_tb: settle counter %0d out of range (NC=%0d)", k, NC);
+        settle_mask[32*k +: 32] = 32'hFFFFFFFF;
+        settle_target[32*k +: 32] = v[31:0];
+      end
+      $fclose(sfd);
+    end
     if (n_in != 0) begin
       in_fd = $fopen(in_file, "rb");
       if (in_fd == 0) $fatal(1, "stream_tb: cannot open input file '%s'", in_file);
@@ -89,6 +116,7 @@ module @TB_NAME@;
   logic [31:0] out_count = 32'd0;        // output beats captured
   logic [31:0] idle = 32'd0;             // cycles since the last handshake on either stream
   logic finished = 1'b0;
+  logic outputs_done = 1'b0;             // every expected output beat has arrived
   logic stuck = 1'b0;
   logic done = 1'b0;
   logic [PERF_W-1:0] perf_final = '0;    // perf counters as they were after the final cycle
@@ -132,6 +160,10 @@ module @TB_NAME@;
   wire out_fire = o_valid & o_ready & ~finished;
   wire [31:0] in_next = in_count + {31'd0, in_fire};
   wire [31:0] out_next = out_count + {31'd0, out_fire};
+  // settled: the listed counters hold their targets (always, without a settle file)
+  wire settled = ((perf_flat ^ settle_target) & settle_mask) == '0;
+  logic [PERF_W-1:0] settle_prev = '0;
+  wire settle_progress = ((perf_flat ^ settle_prev) & settle_mask) != '0;
 
   always @(posedge clk) begin
     rng_in <= xorshift32(rng_in);
@@ -166,11 +198,15 @@ module @TB_NAME@;
         out_count <= out_next;
         last_out_cycle <= cycle;
       end
-      idle <= (in_fire || out_fire) ? 32'd0 : idle + 32'd1;
-      if (out_next >= n_out) begin
-        finished <= 1'b1;
+      settle_prev <= perf_flat;
+      idle <= (in_fire || out_fire || settle_progress) ? 32'd0 : idle + 32'd1;
+      if (!outputs_done && out_next >= n_out) begin
+        outputs_done <= 1'b1;
         total_cycles <= cycle + 64'd1;
-      end else if (!in_fire && !out_fire && idle + 32'd1 >= liveness) begin
+        if (settle_mask == '0) finished <= 1'b1;
+      end else if (outputs_done && settled) begin
+        finished <= 1'b1;
+      end else if (!in_fire && !out_fire && !settle_progress && idle + 32'd1 >= liveness) begin
         finished <= 1'b1;
         stuck <= 1'b1;
         total_cycles <= cycle + 64'd1;

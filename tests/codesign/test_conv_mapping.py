@@ -4,29 +4,39 @@ import pytest
 import torch
 from torch import nn
 
+from codesign.arch import build_design
 from codesign.errors import FoldingError, UnsupportedLayerError
-from codesign.frontend import from_quant_model
-from codesign.mapping import build_design
-from codesign.passes import streamline
+from codesign.frontends import from_quant_model
+from codesign.passes import run_passes
 from netgen import random_cnn
 from quant_models.conv import BinaryConv2d, QuantConv2d
 from quant_models.layers import BinaryLinear, IntegerInput, LogitScale, SignActivation
 
+FOLDS = ("conv0", "conv1", "fc")
+
+
+def _fold(*pairs):
+    return {"folding": dict(zip(FOLDS, pairs, strict=True))}
+
 
 def test_stages_and_window_simd_follow_the_engine():
-    design = build_design(random_cnn(1), [(2, 1), (3, 2), (3, 2)])
-    kinds = [(stage.kind, stage.simd) for stage in design.layers]
+    design = build_design(random_cnn(1), **_fold((2, 1), (3, 2), (3, 2)))
+    kinds = [(stage.kind, stage.simd) for stage in design.stages]
     assert kinds == [("window", 1), ("mvu", 1), ("pool", 2), ("window", 2), ("mvu", 2),
                      ("mvu", 2)]
-    conv = design.layers[1]
+    conv = design.stages[1]
     assert conv.vectors == 8 * 8 and conv.cycles_per_frame == 64 * (4 // 2) * 9
+    # a window's record states window fields only (no invented engine fields)
+    record = design.stages[0].record()
+    assert record["kind"] == "window" and "pe" not in record and "mw" not in record
+    assert record["kernel"] == [3, 3] and record["simd"] == 1
 
 
 def test_simd_must_divide_input_channels():
     with pytest.raises(FoldingError, match=r"layer 'conv1': SIMD=3 must divide the 4 input "
                                            r"channels of its sliding window \(valid SIMD: 1, "
                                            r"2, 4\)"):
-        build_design(random_cnn(1), [(2, 1), (3, 3), (3, 2)])
+        build_design(random_cnn(1), **_fold((2, 1), (3, 3), (3, 2)))
 
 
 def _model(*layers, shape=(1, 6, 6)):
@@ -72,7 +82,7 @@ def test_depthwise_becomes_a_block_matrix_for_the_sparse_engine():
                    nn.Flatten(), BinaryLinear(48, 2), LogitScale(), shape=(3, 6, 6))
     with torch.no_grad():
         model[2].running_var.fill_(1.0)
-    graph = streamline(from_quant_model(model))
+    graph = run_passes(from_quant_model(model))
     mv = graph.node("conv0")
     assert mv.weight.shape == (3, 27)
     # row c only reads column (ky*3 + kx)*3 + c: every other weight is an exact zero
@@ -80,4 +90,4 @@ def test_depthwise_becomes_a_block_matrix_for_the_sparse_engine():
         nonzero_cols = {j for j in range(27) if mv.weight[c, j] != 0}
         assert nonzero_cols <= {k * 3 + c for k in range(9)}
     design = build_design(graph, sparse=0.5)
-    assert design.layer("conv0").sparse
+    assert design.stage("conv0").kind == "sparse_mvu"

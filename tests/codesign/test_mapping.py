@@ -3,16 +3,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from codesign.arch import Folding, MappingOptions, build_design
+from codesign.arch.dataflow.folding import auto_folding, divisors
 from codesign.errors import FoldingError, GraphError
 from codesign.ir import Graph, IntType, MatVec, MultiThreshold, TensorInfo, dot_range
-from codesign.mapping import (
-    Folding,
-    auto_folding,
-    build_design,
-    divisors,
-    pack_beats,
-    unpack_beats,
-)
+from codesign.streams import pack_beats, unpack_beats
 
 
 def two_layer_graph(mw=12, mid=8, mh=4, in_type=None):
@@ -37,27 +32,65 @@ def two_layer_graph(mw=12, mid=8, mh=4, in_type=None):
 
 
 def test_families_from_types():
-    design = build_design(two_layer_graph(), {"fc0": (2, 3), "fc1": (4, 8)})
-    assert [layer.family for layer in design.layers] == ["binary_weight", "xnor_popcount"]
-    assert [layer.cycles_per_frame for layer in design.layers] == [4 * 4, 1]
+    design = build_design(two_layer_graph(), folding={"fc0": (2, 3), "fc1": (4, 8)})
+    assert [s.family.name for s in design.stages] == ["binary_weight", "xnor_popcount"]
+    assert [s.cycles_per_frame for s in design.stages] == [4 * 4, 1]
+    assert design.cycles_per_frame == 16
 
 
 def test_bad_folding_lists_valid_values():
     with pytest.raises(FoldingError, match=r"layer 'fc0': PE=3 does not divide MH=8 \(valid PE: "
                                            r"1, 2, 4, 8\)"):
-        build_design(two_layer_graph(), {"fc0": (3, 1)})
+        build_design(two_layer_graph(), folding={"fc0": (3, 1)})
     with pytest.raises(FoldingError, match=r"SIMD=5 does not divide MW=12 \(valid SIMD: "
                                            r"1, 2, 3, 4, 6, 12\)"):
-        build_design(two_layer_graph(), {"fc0": (1, 5)})
-    with pytest.raises(FoldingError, match="unknown layer"):
-        build_design(two_layer_graph(), {"fc9": (1, 1)})
-    with pytest.raises(FoldingError, match="2 layers"):
-        build_design(two_layer_graph(), [(1, 1)])
+        build_design(two_layer_graph(), folding={"fc0": (1, 5)})
+    with pytest.raises(FoldingError, match=r"folding names unknown layer\(s\) \['fc9'\]; "
+                                           r"layers: fc0, fc1"):
+        build_design(two_layer_graph(), folding={"fc9": (1, 1)})
 
 
-def test_family_override_must_match_types():
-    with pytest.raises(GraphError, match="needs 'binary_weight'"):
+@pytest.mark.parametrize("value", [(1, 2, 3), "1,2,3", (0, 1), "x", 5, (1.5, 2), None])
+def test_malformed_folding_names_the_layer(value):
+    with pytest.raises(FoldingError, match=r"layer 'fc0': folding .* is not accepted; give "
+                                           r"\(PE, SIMD\) as two positive integers"):
+        build_design(two_layer_graph(), folding={"fc0": value})
+
+
+def test_folding_as_text_is_accepted():
+    design = build_design(two_layer_graph(), folding={"fc0": "2,3"})
+    assert (design.stages[0].pe, design.stages[0].simd) == (2, 3)
+
+
+def test_family_override_must_run_the_layer_exactly():
+    # a bipolar-weight layer over uint4 inputs: the XNOR engine cannot compute it
+    with pytest.raises(FoldingError, match=r"layer 'fc0': family 'xnor_popcount' cannot run "
+                                           r"bipolar x uint4 .*families that can: "
+                                           r"binary_weight, ternary, mac"):
         build_design(two_layer_graph(), families={"fc0": "xnor_popcount"})
+    with pytest.raises(FoldingError, match=r"layer 'fc0': unknown PE family 'dsp'; families: "
+                                           r"xnor_popcount, binary_weight, ternary, mac"):
+        build_design(two_layer_graph(), families={"fc0": "dsp"})
+    with pytest.raises(FoldingError, match=r"families names unknown layer\(s\) \['fcX'\]"):
+        build_design(two_layer_graph(), families={"fcX": "mac"})
+
+
+@pytest.mark.parametrize("family", ["ternary", "mac"])
+def test_family_override_runs_a_binary_layer_elsewhere(family):
+    design = build_design(two_layer_graph(), families={"fc0": family})
+    stage = design.stages[0]
+    assert stage.family.name == family
+    # bipolar weights stored as 2-bit two's complement (+1 = 01, -1 = 11) on these lanes
+    assert stage.weight_storage.bits == 2
+    assert set(np.unique(stage.weight_codes()).tolist()) == {1, 3}
+
+
+def test_xnor_layer_cannot_move_without_dot_accumulation():
+    # fc1 accumulates popcounts in the IR; a dot-product engine would compute something else
+    with pytest.raises(FoldingError, match=r"family 'mac' cannot run bipolar x bipolar "
+                                           r"\(the mac family accumulates dot products, the "
+                                           r"layer's IR popcounts"):
+        build_design(two_layer_graph(), families={"fc1": "mac"})
 
 
 @given(st.integers(1, 64), st.integers(1, 64), st.integers(1, 4096))
@@ -99,8 +132,30 @@ def test_pack_element_order():
 
 
 def test_folding_type_accepts_tuple_and_dataclass():
-    d = build_design(two_layer_graph(), [Folding(8, 12), (1, 1)])
-    assert (d.layers[0].pe, d.layers[0].simd, d.layers[1].pe) == (8, 12, 1)
+    d = build_design(two_layer_graph(), folding={"fc0": Folding(8, 12), "fc1": (1, 1)})
+    assert (d.stages[0].pe, d.stages[0].simd, d.stages[1].pe) == (8, 12, 1)
+
+
+def test_options_are_hashable_and_normalised():
+    a = MappingOptions.create({"fc1": (1, 1), "fc0": "8,12"}, sparse=["b", "a"])
+    b = MappingOptions.create({"fc0": (8, 12), "fc1": Folding(1, 1)}, sparse=("a", "b"))
+    assert a == b and hash(a) == hash(b)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"target_cycles": 0}, r"target_cycles=0: give a whole number of cycles per frame, at "
+                           r"least 1"),
+    ({"target_cycles": -5}, r"target_cycles=-5"),
+    ({"fifo_depth": 0}, r"fifo_depth=0: a FIFO between stages needs at least 2 beats"),
+    ({"fifo_depth": 1}, r"fifo_depth=1: a FIFO between stages needs at least 2 beats"),
+    ({"sparse": 1.5}, r"sparse=1.5: a weight sparsity must be in 0..1"),
+    ({"sparse": "fc0"}, r"sparse='fc0': give a list of layer names or a sparsity"),
+])
+def test_option_rules(kwargs, message):
+    from codesign.errors import OptionError
+
+    with pytest.raises(OptionError, match=message):
+        MappingOptions.create(**kwargs)
 
 
 def _one_layer(wtype, xtype, mw=8, mh=4):
@@ -114,16 +169,22 @@ def _one_layer(wtype, xtype, mw=8, mh=4):
 
 
 def test_type_combination_without_engine_is_named():
-    with pytest.raises(GraphError, match=r"layer 'fc0': no engine for bipolar weights x "
-                                         r"ternary inputs; available: .*bipolar weights x "
-                                         r"bipolar inputs"):
-        build_design(_one_layer(IntType.bipolar(), IntType.ternary()))
+    with pytest.raises(FoldingError, match=r"layer 'fc0': no engine for int17 weights x uint4 "
+                                           r"inputs: the xnor_popcount family takes bipolar "
+                                           r"weights x bipolar inputs, not int17 x uint4"):
+        build_design(_one_layer(IntType.int_(17), IntType.uint(4)))
+
+
+def test_bipolar_weights_over_ternary_inputs_add_or_subtract():
+    design = build_design(_one_layer(IntType.bipolar(), IntType.ternary()))
+    assert design.stages[0].family.name == "binary_weight"
 
 
 def test_mac_width_limit_is_named():
-    with pytest.raises(GraphError, match="int17 weights are wider than the MAC engine's 16 bits"):
+    with pytest.raises(FoldingError, match="int17 weights are wider than the mac engine's 16 "
+                                           "bits; requantize to at most 16 bits"):
         build_design(_one_layer(IntType.int_(17), IntType.uint(4)))
-    with pytest.raises(GraphError, match="uint20 inputs are wider"):
+    with pytest.raises(FoldingError, match="uint20 inputs are wider"):
         build_design(_one_layer(IntType.int_(8), IntType.uint(20)))
 
 
@@ -134,9 +195,30 @@ def test_accumulator_too_wide_is_refused():
 
 
 def test_sparse_needs_zero_weights_and_known_layers():
-    with pytest.raises(GraphError, match="bipolar weights have no zeros to skip"):
+    with pytest.raises(FoldingError, match="bipolar weights have no zeros to skip"):
         build_design(_one_layer(IntType.bipolar(), IntType.uint(4)), sparse=["fc0"])
-    with pytest.raises(GraphError, match="sparse names unknown layer"):
+    with pytest.raises(FoldingError, match=r"sparse names unknown layer\(s\) \['fc7'\]"):
         build_design(_one_layer(IntType.ternary(), IntType.uint(4)), sparse=["fc7"])
     design = build_design(_one_layer(IntType.ternary(), IntType.uint(4)), sparse=0.0)
-    assert design.layers[0].sparse and design.layers[0].family == "ternary"
+    assert design.stages[0].kind == "sparse_mvu" and design.stages[0].family.name == "ternary"
+
+
+def test_a_non_chain_graph_is_refused_by_the_dataflow_chain():
+    from codesign.ir import Add
+
+    rng = np.random.default_rng(1)
+    xt = IntType.uint(3)
+    a = MatVec("fa", ["x"], ["ya"], weight=rng.choice([-1, 1], (4, 4)),
+               weight_type=IntType.bipolar())
+    b = MatVec("fb", ["x"], ["yb"], weight=rng.choice([-1, 1], (4, 4)),
+               weight_type=IntType.bipolar())
+    acc = IntType.for_range(*a.output_range(xt))
+    add = Add("join", ["ya", "yb"], ["z"])
+    tensors = {"x": TensorInfo("x", (4,), xt), "ya": TensorInfo("ya", (4,), acc),
+               "yb": TensorInfo("yb", (4,), acc),
+               "z": TensorInfo("z", (4,), IntType.for_range(2 * acc.min, 2 * acc.max))}
+    graph = Graph("fork", "x", "z", tensors, [a, b, add])
+    with pytest.raises(GraphError, match=r"MatVec 'fb' does not consume the previous stage's "
+                                         r"output 'ya'; the dataflow chain organisation maps "
+                                         r"chains only"):
+        build_design(graph)

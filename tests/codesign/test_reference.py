@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from codesign.errors import GraphError, InputError
-from codesign.ir import FloatMap, Graph, IntType, MatVec, MultiThreshold, TensorInfo
-from codesign.reference import execute
+from codesign.ir import Add, FloatMap, Graph, IntType, MatVec, MultiThreshold, TensorInfo
+from codesign.reference import execute, execute_all
 
 
 def small_graph(acc="dot", thresholds=None):
@@ -53,7 +53,7 @@ def test_reference_refuses_float_nodes():
                                 out_type=IntType.int_(4)))
     graph.tensors["z"] = TensorInfo("z", (2,), IntType.int_(4))
     graph.output = "z"
-    with pytest.raises(GraphError, match="run codesign.passes.streamline first"):
+    with pytest.raises(GraphError, match="run the codesign.passes pipeline first"):
         execute(graph, np.ones((1, 4), dtype=int))
 
 
@@ -61,4 +61,62 @@ def test_validate_catches_narrow_accumulator():
     graph = small_graph()
     graph.tensors["acc"] = TensorInfo("acc", (2,), IntType.int_(2))
     with pytest.raises(GraphError, match="cannot hold the accumulator range"):
+        graph.validate()
+
+
+def test_input_errors_for_empty_and_non_numeric_frames():
+    graph = small_graph()
+    with pytest.raises(InputError, match=r"input 'x': no frames given; pass at least one frame "
+                                         r"of shape \(4,\)"):
+        execute(graph, np.ones((0, 4), dtype=int))
+    with pytest.raises(InputError, match=r"expected an integer array of shape \[N, 4\], got an "
+                                         r"array of <U1 values"):
+        execute(graph, np.array([["a", "b", "c", "d"]]))
+    with pytest.raises(InputError, match="got an array of object values"):
+        execute(graph, np.array([[1, None, 1, 1]], dtype=object))
+
+
+def two_branch_graph():
+    """x -> (A, B) -> A + B, with the nodes listed out of order: a DAG, not a chain."""
+    rng = np.random.default_rng(3)
+    xt = IntType.int_(3)
+    wa, wb = rng.integers(-3, 4, (5, 6)), rng.integers(-1, 2, (5, 6))
+    a = MatVec("a", ["x"], ["ya"], weight=wa, weight_type=IntType.int_(3))
+    b = MatVec("b", ["x"], ["yb"], weight=wb, weight_type=IntType.ternary())
+    ta = IntType.for_range(*a.output_range(xt))
+    tb = IntType.for_range(*b.output_range(xt))
+    tz = IntType.for_range(ta.min + tb.min, ta.max + tb.max)
+    tensors = {"x": TensorInfo("x", (6,), xt), "ya": TensorInfo("ya", (5,), ta),
+               "yb": TensorInfo("yb", (5,), tb), "z": TensorInfo("z", (5,), tz)}
+    graph = Graph("two-branch", "x", "z", tensors, [Add("join", ["ya", "yb"], ["z"]), b, a])
+    graph.validate()
+    return graph, wa, wb
+
+
+def test_reference_executes_a_dag_in_topological_order():
+    graph, wa, wb = two_branch_graph()
+    assert [n.name for n in graph.ordered_nodes()] == ["b", "a", "join"]
+    x = np.random.default_rng(4).integers(-4, 4, (7, 6))
+    values = execute_all(graph, x)
+    naive = [[sum(int(wa[r, c]) * int(f[c]) for c in range(6))
+              + sum(int(wb[r, c]) * int(f[c]) for c in range(6)) for r in range(5)] for f in x]
+    assert values["z"].tolist() == naive
+    assert set(values) == {"x", "ya", "yb", "z"}
+
+
+def test_add_output_type_must_hold_the_sums():
+    graph, _, _ = two_branch_graph()
+    graph.tensors["z"] = TensorInfo("z", (5,), graph.tensors["ya"].dtype)
+    with pytest.raises(GraphError, match=r"Add 'join': output type .* cannot hold the sums"):
+        graph.validate()
+
+
+def test_cycles_and_missing_producers_are_named():
+    graph, _, _ = two_branch_graph()
+    graph.nodes[0].inputs = ["ya", "nowhere"]
+    with pytest.raises(GraphError, match=r"Add 'join' reads 'nowhere', which no node produces"):
+        graph.validate()
+    graph, _, _ = two_branch_graph()
+    graph.node("a").inputs = ["z"]
+    with pytest.raises(GraphError, match="has a cycle through"):
         graph.validate()

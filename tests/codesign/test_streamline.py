@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from codesign.errors import UnsupportedLayerError
-from codesign.frontend import from_quant_model
+from codesign.frontends import from_quant_model
 from codesign.ir import MatVec, MultiThreshold
 from codesign.passes import streamline
 from codesign.reference import execute

@@ -8,7 +8,8 @@ import pytest
 
 from codesign.cli import main
 from codesign.examples import EXAMPLES, load_example
-from codesign.flow import compile_model, reference_scores
+from codesign.flow import compile_model
+from codesign.reference import execute
 from quant_models.train import predict
 
 
@@ -18,9 +19,9 @@ def test_reference_equals_torch_on_whole_test_split(name):
     example = load_example(name)
     design = compile_model(example.model, name=name, target_cycles=example.target_cycles,
                            sparse=example.sparse)
-    scores = reference_scores(design.graph, example.x_test)
+    scores = execute(design.graph, example.x_test)
     assert np.array_equal(np.argmax(scores, axis=1), predict(example.model, example.x_test))
-    families = {layer.family for layer in design.engines}
+    families = {layer.family.name for layer in design.engines}
     expected = {
         "binarized-mlp": {"binary_weight", "xnor_popcount"},
         "ternary-mlp-twn": {"ternary"},
@@ -29,7 +30,7 @@ def test_reference_equals_torch_on_whole_test_split(name):
     if expected is not None:
         assert families == expected
     if name.startswith("pruned"):
-        assert all(layer.sparse for layer in design.engines)
+        assert all(layer.kind == "sparse_mvu" for layer in design.engines)
 
 
 @pytest.mark.slow
@@ -54,7 +55,7 @@ def test_sparse_example_skips_zero_weights(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["bit_exact"] and summary["analytical_match"]
     for layer in summary["layers"]:
-        assert layer["sparse"]
+        assert layer["sparse"] and layer["kind"] == "sparse_mvu"
         counters = layer["counters"]
         zeros = round(layer["weight_sparsity"] * layer["mw"] * layer["mh"])
         assert counters["skipped_weights"] == 20 * zeros       # no cycle, no MAC energy
@@ -72,10 +73,10 @@ def test_cnn_through_codesign_run(name, tmp_path):
     assert summary["bit_exact"] and summary["mismatches"] == 0
     assert summary["analytical_match"] is True
     kinds = [layer["kind"] for layer in summary["layers"]]
-    assert {"window", "pool", "mvu"} <= set(kinds)
+    assert {"window", "pool"} <= set(kinds) and {"mvu", "sparse_mvu"} & set(kinds)
     for layer in summary["layers"]:
         # every stage issues at one step per cycle: formula + its own fill
         assert layer["measured_cycles"] == layer["formula_cycles"] + layer["fill_cycles"]
     if name == "depthwise-separable-cnn":
-        sparse = [layer for layer in summary["layers"] if layer["sparse"]]
+        sparse = [layer for layer in summary["layers"] if layer.get("sparse")]
         assert sparse and all(layer["weight_sparsity"] > 0.8 for layer in sparse)

@@ -28,6 +28,7 @@ def test_builtin_run_end_to_end(tmp_path):
     assert summary["energy_pj_per_frame"] > 0
     assert summary["analytical_match"] is True
     for layer in summary["layers"]:
+        assert layer["kind"] == "mvu"
         ideal = summary["frames"] * (layer["mh"] // layer["pe"]) * (layer["mw"] // layer["simd"])
         assert layer["formula_cycles"] == ideal
         assert layer["measured_cycles"] == ideal + FILL_CYCLES
@@ -46,8 +47,8 @@ def test_python_api_compile_and_reference(tmp_path):
     model, _ = builtin_binarized_mlp()
     split = load_digits_split(**SPLIT_PARAMS)
     design = compile_model(model, folding={"fc2": (10, 4)}, target_cycles=256)
-    assert [(layer.pe, layer.simd) for layer in design.layers][-1] == (10, 4)
-    assert all(layer.cycles_per_frame <= 256 for layer in design.layers)
+    assert [(layer.pe, layer.simd) for layer in design.stages][-1] == (10, 4)
+    assert all(layer.cycles_per_frame <= 256 for layer in design.stages)
     assert np.array_equal(reference_predict(design.graph, split.x_test),
                           predict(model, split.x_test))
 
@@ -55,12 +56,36 @@ def test_python_api_compile_and_reference(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["run", "no-such-example"], "unknown example 'no-such-example'; available: binarized-mlp"),
     (["run", "--fold", "fc0=3,8"], "layer 'fc0': PE=3 does not divide MH=128"),
-    (["run", "--fold", "fcX=1,1"], "unknown layer"),
-    (["run", "--frames", "0"], "--frames must be at least 1"),
+    (["run", "--fold", "fcX=1,1"], "folding names unknown layer(s) ['fcX']"),
+    (["run", "--frames", "0"], "frames=0: simulate at least 1 frame"),
+    (["run", "--frames", "-3"], "frames=-3: simulate at least 1 frame"),
+    (["study", "--frames", "0"], "frames=0: simulate at least 1 frame"),
+    (["study", "--frames", "-3"], "frames=-3: simulate at least 1 frame"),
+    (["run", "--target-cycles", "0"], "target_cycles=0: give a whole number of cycles"),
+    (["run", "--fifo-depth", "0"], "fifo_depth=0: a FIFO between stages needs at least 2"),
+    (["run", "--fifo-depth", "1"], "fifo_depth=1: a FIFO between stages needs at least 2"),
+    (["run", "--family", "fcX=mac"], "families names unknown layer(s) ['fcX']"),
+    (["run", "--family", "fc0=dsp"], "layer 'fc0': unknown PE family 'dsp'"),
+    (["run", "--family", "fc0=xnor_popcount"], "layer 'fc0': family 'xnor_popcount' cannot "
+                                               "run bipolar x uint5"),
 ])
 def test_cli_errors_are_clear(args, message, tmp_path, capsys):
-    assert main([*args, "--out", str(tmp_path / "r")]) != 0
-    assert message in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]         # progress lines first, then one error line
+    assert last.startswith("error: ") and message in last
+    assert "Traceback" not in err
+
+
+def test_bad_output_directory_fails_before_any_work(tmp_path, capsys):
+    import time
+
+    start = time.perf_counter()
+    assert main(["run", "--out", "/dev/null/sub"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: output directory '/dev/null/sub' cannot be written")
+    assert err.count("\n") == 1
+    assert time.perf_counter() - start < 5          # no training, no simulation
 
 
 def test_cli_bad_fold_syntax():
@@ -68,3 +93,13 @@ def test_cli_bad_fold_syntax():
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "expected LAYER=PE,SIMD" in result.stderr
+
+
+def test_family_override_runs_bit_exact(tmp_path):
+    """A hidden XNOR layer moved onto the MAC engine: the passes keep its dot product."""
+    out = tmp_path / "run"
+    assert main(["run", "--family", "fc1=mac", "--frames", "12", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["bit_exact"] and summary["analytical_match"]
+    assert [layer["family"] for layer in summary["layers"]] == [
+        "binary_weight", "mac", "xnor_popcount"]

@@ -5,12 +5,13 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from codesign.analytical import compare_counters, predict_counters
+from codesign.analytical import compare_counters
 from codesign.ir import IntType
-from codesign.mapping import Layer, build_design
+from codesign.arch import build_design
+from codesign.arch.stages import EngineStage
 from codesign.reference import execute
 from codesign.simulate import simulate
-from netgen import random_cnn, random_inputs
+from netgen import folds, random_cnn, random_inputs
 
 
 @pytest.mark.parametrize("weight, act, folding", [
@@ -20,22 +21,22 @@ from netgen import random_cnn, random_inputs
 ])
 def test_small_cnn_bit_exact(weight, act, folding):
     graph = random_cnn(5, weight=weight, act=act)
-    design = build_design(graph, folding)
-    assert [stage.kind for stage in design.layers] == ["window", "mvu", "pool", "window",
+    design = build_design(graph, folding=folds(graph, folding))
+    assert [stage.kind for stage in design.stages] == ["window", "mvu", "pool", "window",
                                                        "mvu", "mvu"]
     x = random_inputs(graph, 6, 5)
     result = simulate(design, x)
     assert np.array_equal(result.outputs, execute(graph, x).reshape(6, -1))
-    for stage in design.layers:
-        if isinstance(stage, Layer):
-            assert compare_counters(predict_counters(stage, 6),
-                                    result.layer_counters[stage.name], in_network=True) == {}
+    for stage in design.stages:
+        if isinstance(stage, EngineStage):
+            assert compare_counters(stage.predict_counters(6),
+                                    result.stage_counters[stage.name], in_network=True) == {}
 
 
 def test_bipolar_padding_is_plus_one_in_hardware():
     graph = random_cnn(8, in_type=IntType.bipolar(), weight="bipolar", act="bipolar",
                        convs=((4, 3, 1, 1),), pool=None)
-    design = build_design(graph, [(2, 1), (3, 4)])
+    design = build_design(graph, folding=folds(graph, [(2, 1), (3, 4)]))
     x = random_inputs(graph, 4, 8)
     assert np.array_equal(simulate(design, x).outputs, execute(graph, x).reshape(4, -1))
 
@@ -56,9 +57,9 @@ def test_conv_chain_any_family_bit_exact(weight, act, size, channels, kernel, st
                        pool=None, weight=weight, act=act)
     conv_simd = data.draw(st.sampled_from([d for d in (1, 2, 3) if channels % d == 0]),
                           label="simd")
-    design = build_design(graph, [(2, conv_simd), (1, 4)])
+    design = build_design(graph, folding=folds(graph, [(2, conv_simd), (1, 4)]))
     x = random_inputs(graph, 3, seed)
     result = simulate(design, x)
     assert np.array_equal(result.outputs, execute(graph, x).reshape(3, -1))
-    window = design.layers[0]
+    window = design.stages[0]
     assert result.measured_cycles(window.name) == 3 * window.cycles_per_frame + 1

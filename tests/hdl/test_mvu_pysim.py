@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pysim_driver import run_pysim
 
+from codesign.arch.dataflow.folding import divisors
 from codesign.ir import IntType, dot_range
-from codesign.mapping import divisors, pack_beats, unpack_beats
 from codesign.reference import requantize
+from codesign.streams import pack_beats, unpack_beats
 from hdl.epilogue import PassEpilogue, RequantEpilogue, ThresholdEpilogue
 from hdl.lanes import BinaryWeightLane, MacLane, TernaryLane, XnorPopcountLane
 from hdl.mvu import FILL_CYCLES, PERF_COUNTERS, MatrixVectorUnit, MVUConfig

@@ -9,13 +9,14 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from codesign.analytical import compare_counters, predict_counters
+from codesign.analytical import compare_counters
+from codesign.arch import build_design
+from codesign.arch.dataflow.folding import divisors
 from codesign.ir import IntType
-from codesign.mapping import build_design, divisors
 from codesign.reference import execute
 from codesign.simulate import simulate
 from hdl.mvu import FILL_CYCLES
-from netgen import random_chain, random_inputs, random_layer_stack
+from netgen import folds, random_chain, random_inputs, random_layer_stack
 
 # every shrinking step would be another Verilator build: report the first failure as found
 NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
@@ -30,14 +31,14 @@ def test_single_engine_matches_reference_with_exact_cycles(data, mw, mh, in_name
     graph = random_chain([mw, mh], IntType.parse(in_name), seed, last_thresholds=thresholds)
     pe = data.draw(st.sampled_from(divisors(mh)), label="pe")
     simd = data.draw(st.sampled_from(divisors(mw)), label="simd")
-    design = build_design(graph, [(pe, simd)])
+    design = build_design(graph, folding=folds(graph, [(pe, simd)]))
     frames = 37
     x = random_inputs(graph, frames, seed)
     result = simulate(design, x)
     assert np.array_equal(result.outputs, execute(graph, x))
     ideal = frames * (mh // pe) * (mw // simd)
-    layer = design.layers[0].name
-    assert result.layer_counters[layer]["issue"] == ideal
+    layer = design.stages[0].name
+    assert result.stage_counters[layer]["issue"] == ideal
     assert result.measured_cycles(layer) == ideal + FILL_CYCLES
     # the wrapper's own clock: first input accepted to last output, both inclusive
     assert result.total_cycles == ideal + FILL_CYCLES
@@ -50,33 +51,33 @@ def test_single_engine_matches_reference_with_exact_cycles(data, mw, mh, in_name
 ])
 def test_chain_bit_exact_and_per_layer_cycles(folding):
     graph = random_chain([12, 16, 8, 4], IntType.uint(5), seed=7)
-    design = build_design(graph, folding)
+    design = build_design(graph, folding=folds(graph, folding))
     frames = 50
     x = random_inputs(graph, frames, 7)
     result = simulate(design, x)
     assert np.array_equal(result.outputs, execute(graph, x))
-    for layer in design.layers:
-        counters = result.layer_counters[layer.name]
+    for layer in design.stages:
+        counters = result.stage_counters[layer.name]
         assert counters["issue"] == frames * layer.cycles_per_frame
         assert result.measured_cycles(layer.name) == frames * layer.cycles_per_frame + FILL_CYCLES
     # steady state is set by the slowest layer: the whole run costs at most its cycles
     # plus every layer's latency
-    bottleneck = max(layer.cycles_per_frame for layer in design.layers)
-    latency_bound = sum(layer.cycles_per_frame + FILL_CYCLES + 4 for layer in design.layers)
+    bottleneck = max(layer.cycles_per_frame for layer in design.stages)
+    latency_bound = sum(layer.cycles_per_frame + FILL_CYCLES + 4 for layer in design.stages)
     assert result.total_cycles <= frames * bottleneck + latency_bound
 
 
 def test_chain_under_random_stalls():
     graph = random_chain([12, 16, 8, 4], IntType.int_(3), seed=11, last_thresholds=True)
-    design = build_design(graph, [(4, 3), (2, 8), (4, 2)])
+    design = build_design(graph, folding=folds(graph, [(4, 3), (2, 8), (4, 2)]))
     x = random_inputs(graph, 40, 11)
     result = simulate(design, x, in_valid_prob=100, out_ready_prob=90, seed=5)
     assert np.array_equal(result.outputs, execute(graph, x))
-    for layer in design.layers:
-        c = result.layer_counters[layer.name]
+    for layer in design.stages:
+        c = result.stage_counters[layer.name]
         assert c["issue"] == 40 * layer.cycles_per_frame
         assert c["span"] == c["issue"] + c["stall_in"] + c["stall_out"] + FILL_CYCLES
-    assert result.layer_counters["fc2"]["stall_out"] > 0
+    assert result.stage_counters["fc2"]["stall_out"] > 0
 
 
 MIXED = [
@@ -96,16 +97,16 @@ MIXED = [
 ])
 def test_mixed_network_bit_exact_and_matches_analytical_model(folding):
     graph = random_layer_stack(8, IntType.uint(5), MIXED, seed=3)
-    design = build_design(graph, folding)
-    assert [layer.family for layer in design.layers] == [
+    design = build_design(graph, folding=folds(graph, folding))
+    assert [layer.family.name for layer in design.stages] == [
         "mac", "xnor_popcount", "ternary", "mac", "mac"]
     frames = 30
     x = random_inputs(graph, frames, 3)
     result = simulate(design, x)
     assert np.array_equal(result.outputs, execute(graph, x))
-    for layer in design.layers:
-        predicted = predict_counters(layer, frames)
-        assert compare_counters(predicted, result.layer_counters[layer.name],
+    for layer in design.stages:
+        predicted = layer.predict_counters(frames)
+        assert compare_counters(predicted, result.stage_counters[layer.name],
                                 in_network=True) == {}, layer.name
         assert result.measured_cycles(layer.name) == predicted["span"]
 
@@ -123,13 +124,13 @@ def test_any_family_single_engine_exact_with_analytical_counters(data, mw, mh, w
                                sparsity=0.3)
     pe = data.draw(st.sampled_from(divisors(mh)), label="pe")
     simd = data.draw(st.sampled_from(divisors(mw)), label="simd")
-    design = build_design(graph, [(pe, simd)])
+    design = build_design(graph, folding=folds(graph, [(pe, simd)]))
     frames = 25
     x = random_inputs(graph, frames, seed)
     result = simulate(design, x)
     assert np.array_equal(result.outputs, execute(graph, x))
-    layer = design.layers[0]
-    assert result.layer_counters[layer.name] == predict_counters(layer, frames, x)
+    layer = design.stages[0]
+    assert result.stage_counters[layer.name] == layer.predict_counters(frames, x)
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow],
@@ -144,25 +145,25 @@ def test_sparse_engine_rtl_exact_with_analytical_counters(data, mw, mh, wname, x
                                sparsity=sparsity)
     pe = data.draw(st.sampled_from(divisors(mh)), label="pe")
     simd = data.draw(st.sampled_from(divisors(mw)), label="simd")
-    design = build_design(graph, [(pe, simd)], sparse=["fc0"])
-    assert design.layers[0].sparse
+    design = build_design(graph, folding=folds(graph, [(pe, simd)]), sparse=["fc0"])
+    assert design.stages[0].kind == "sparse_mvu"
     frames = 20
     x = random_inputs(graph, frames, seed)
     result = simulate(design, x)
     assert np.array_equal(result.outputs, execute(graph, x))
-    layer = design.layers[0]
-    assert result.layer_counters[layer.name] == predict_counters(layer, frames, x)
+    layer = design.stages[0]
+    assert result.stage_counters[layer.name] == layer.predict_counters(frames, x)
 
 
 def test_sparse_layer_inside_a_network():
     specs = [(16, "int4", ("threshold", "uint3")), (12, "ternary", ("requant", "int4")),
              (4, "int4", None)]
     graph = random_layer_stack(8, IntType.uint(4), specs, seed=9, sparsity=0.75)
-    design = build_design(graph, [(4, 2), (3, 4), (2, 4)], sparse=0.5)
-    assert [layer.sparse for layer in design.layers] == [True, True, True]
+    design = build_design(graph, folding=folds(graph, [(4, 2), (3, 4), (2, 4)]), sparse=0.5)
+    assert [layer.kind == 'sparse_mvu' for layer in design.stages] == [True, True, True]
     x = random_inputs(graph, 30, 9)
     result = simulate(design, x)
     assert np.array_equal(result.outputs, execute(graph, x))
-    for layer in design.layers:
-        assert compare_counters(predict_counters(layer, 30), result.layer_counters[layer.name],
+    for layer in design.stages:
+        assert compare_counters(layer.predict_counters(30), result.stage_counters[layer.name],
                                 in_network=True) == {}

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pysim_driver import drive as drive_stream
 
-from codesign.mapping import divisors
+from codesign.arch.dataflow.folding import divisors
 from hdl.pool import FILL_CYCLES, PERF_COUNTERS, MaxPool, PoolConfig, pool_cycles
 
 MODES = ["unsigned", "signed", "bipolar"]

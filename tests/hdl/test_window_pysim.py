@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pysim_driver import drive as drive_stream
 
-from codesign.mapping import divisors
+from codesign.arch.dataflow.folding import divisors
 from hdl.window import FILL_CYCLES, PERF_COUNTERS, SlidingWindow, WindowConfig, window_cycles
 
 CYCLE_BUDGET = 2500   # keeps each simulated example well under a second

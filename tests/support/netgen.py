@@ -149,3 +149,11 @@ def random_cnn(seed, *, image=(8, 8, 1), in_type=None, convs=((4, 3, 1, 1), (6, 
     graph = Graph("cnn", "x", "scores", tensors, nodes)
     graph.validate()
     return graph
+
+
+def folds(graph, pairs):
+    """A folding option from (PE, SIMD) pairs given in the graph's MatVec order."""
+    names = [node.name for node in graph.ordered_nodes() if isinstance(node, MatVec)]
+    if len(names) != len(pairs):
+        raise ValueError(f"{len(pairs)} foldings for {len(names)} layers {names}")
+    return dict(zip(names, pairs, strict=True))

@@ -1,0 +1,1 @@
+"""The streaming dataflow chain organisation: mapping, folding and the organisation itself."""

@@ -1,0 +1,67 @@
+"""The record every PE family fills in: what it accepts, how its lane is built and costed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from codesign.energy import EnergyTable
+from codesign.ir import AccumulatorMode, IntType
+from hdl.lanes import Lane
+
+_DOMAIN = {"dot": "dot products", "xnor_popcount": "popcounts P = (dot + K) / 2"}
+
+
+@dataclass(frozen=True)
+class Family:
+    """One PE family: the lane arithmetic of a matrix-vector engine and its limits.
+
+    ``weight_kinds``/``input_kinds`` are the operand type kinds the lane computes exactly;
+    ``max_bits`` bounds intN/uintN operands; ``zero_weights`` says whether the lane holds a
+    zero weight (it gates it, and a zero-skipping engine can skip it); ``accumulates`` is the
+    accumulator domain the IR must use (``xnor_popcount`` keeps P = popcount, everything
+    else the dot product); ``rank`` orders families by cost, so a layer's default family is
+    the cheapest one that accepts its types.
+    """
+
+    name: str
+    lane_summary: str
+    weight_kinds: frozenset[str]
+    input_kinds: frozenset[str]
+    rank: int
+    zero_weights: bool
+    accumulates: AccumulatorMode
+    make_lane: Callable[[IntType, IntType], Lane]
+    """(weight storage type, input type) -> the hdl lane."""
+    lane_energy: Callable[[IntType, IntType, EnergyTable], float]
+    """(weight storage type, input type, table) -> pJ of one effective lane operation."""
+    max_bits: int | None = None
+
+    def refusal(self, weight_type: IntType, input_type: IntType,
+                accumulation: AccumulatorMode = "dot") -> str | None:
+        """Why this family cannot run these operands exactly, or ``None`` if it can.
+
+        ``accumulation`` is what the layer's IR accumulates (a bipolar x bipolar layer
+        streamlined for the XNOR engine accumulates popcounts, which only that engine does).
+        """
+        if weight_type.kind not in self.weight_kinds or input_type.kind not in self.input_kinds:
+            return (f"the {self.name} family takes {'/'.join(sorted(self.weight_kinds))} "
+                    f"weights x {'/'.join(sorted(self.input_kinds))} inputs, not "
+                    f"{weight_type} x {input_type}")
+        if self.max_bits is not None:
+            for what, t in (("weights", weight_type), ("inputs", input_type)):
+                if t.kind in ("int", "uint") and t.bits > self.max_bits:
+                    return (f"{t} {what} are wider than the {self.name} engine's "
+                            f"{self.max_bits} bits; requantize to at most {self.max_bits} bits")
+        if accumulation != self.accumulates:
+            return (f"the {self.name} family accumulates {_DOMAIN[self.accumulates]}, the "
+                    f"layer's IR {_DOMAIN[accumulation]}")
+        return None
+
+    def weight_storage(self, weight_type: IntType) -> IntType:
+        """The type the engine stores weights as (their codes' width and encoding).
+
+        Bipolar weights keep their 1-bit code on lanes made for them; a lane that reads
+        two's-complement weights stores bipolar and ternary values as 2-bit integers.
+        """
+        return weight_type

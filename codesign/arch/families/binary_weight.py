@@ -1,0 +1,20 @@
+"""Bipolar weights x fixed-point activations: add the activation where w = +1, subtract where
+w = -1 (BinaryConnect-style layers and binarized networks' first layers)."""
+
+from __future__ import annotations
+
+from codesign.arch.families.base import Family
+from hdl.lanes import BinaryWeightLane
+
+FAMILY = Family(
+    name="binary_weight",
+    lane_summary="add or subtract",
+    weight_kinds=frozenset({"bipolar"}),
+    input_kinds=frozenset({"bipolar", "ternary", "int", "uint"}),
+    rank=1,
+    zero_weights=False,
+    accumulates="dot",
+    make_lane=lambda w, x: BinaryWeightLane(x.bits, x.signed, x.kind == "bipolar"),
+    # an add/subtract of the activation width (plus the sign)
+    lane_energy=lambda w, x, table: table.add(x.bits + 1),
+)

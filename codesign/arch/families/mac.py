@@ -1,0 +1,36 @@
+"""Fixed-point multiply-accumulate: intN/uintN weights (2..16 bits, either signedness) x any
+activations. Binary and ternary weights run here too, stored as 2-bit integers."""
+
+from __future__ import annotations
+
+import math
+
+from codesign.arch.families.base import Family
+from codesign.ir import IntType
+from hdl.lanes import MacLane
+
+MAC_MAX_BITS = 16
+"""The MAC engine takes weights and activations of up to 16 bits."""
+
+
+class _MacFamily(Family):
+    def weight_storage(self, weight_type: IntType) -> IntType:
+        if weight_type.kind in ("bipolar", "ternary"):
+            return IntType.int_(2)
+        return weight_type
+
+
+FAMILY = _MacFamily(
+    name="mac",
+    lane_summary="multiply-accumulate",
+    weight_kinds=frozenset({"int", "uint", "ternary", "bipolar"}),
+    input_kinds=frozenset({"bipolar", "ternary", "int", "uint"}),
+    rank=3,
+    zero_weights=True,
+    accumulates="dot",
+    max_bits=MAC_MAX_BITS,
+    make_lane=lambda w, x: MacLane(w.bits, w.signed, x.bits, x.signed, x.kind == "bipolar"),
+    # a w x x multiplier (quadratic: energy ~ w_bits * x_bits) and its adder-tree share
+    lane_energy=lambda w, x, table: (table.mult(math.sqrt(w.bits * x.bits))
+                                     + table.add(w.bits + x.bits)),
+)

@@ -1,0 +1,119 @@
+"""The stage protocol: what every hardware stage kind answers about itself.
+
+A stage is one hardware unit of a design (a dense or sparse matrix-vector engine, a sliding
+window generator, a pool, ...). Each kind implements this class once, in its own module of
+:mod:`codesign.arch.stages`, next to the configuration it hands the Verilog generator; the
+steps that use stages (evaluation, energy, reports, organisations) only ask through it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any, ClassVar
+
+import numpy as np
+
+from codesign.energy import EnergyTable, EventCost
+from codesign.ir import IntType, Node
+from hdl.perf import Counter
+from hdl.stage import StageConfig
+
+
+class Stage(ABC):
+    """One hardware stage: the IR node(s) it computes and its hardware choices."""
+
+    kind: ClassVar[str]
+    """The stage kind's registry name (``mvu``, ``sparse_mvu``, ``window``, ``pool``)."""
+
+    name: str
+    node: Node
+    input_type: IntType
+    output_type: IntType
+
+    # ---- stream interface ----------------------------------------------------------------
+    @property
+    def input_tensor(self) -> str:
+        return self.node.inputs[0]
+
+    @property
+    def output_tensor(self) -> str:
+        return self.node.output
+
+    @property
+    @abstractmethod
+    def in_elems(self) -> int:
+        """Elements per input beat."""
+
+    @property
+    @abstractmethod
+    def out_elems(self) -> int:
+        """Elements per output beat."""
+
+    @property
+    @abstractmethod
+    def in_beats_per_frame(self) -> int:
+        """Input beats the stage consumes per frame."""
+
+    @property
+    @abstractmethod
+    def out_beats_per_frame(self) -> int:
+        """Output beats the stage produces per frame."""
+
+    # ---- timing --------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def cycles_per_frame(self) -> int:
+        """Issue cycles per frame at full rate: the stage's cycle formula."""
+
+    @property
+    @abstractmethod
+    def fill_cycles(self) -> int:
+        """Cycles from the last issue to the last output (the pipeline's fixed fill)."""
+
+    # ---- hardware ------------------------------------------------------------------------
+    @cached_property
+    def hdl_config(self) -> StageConfig:
+        """The configuration the Verilog generator builds (computed once per stage)."""
+        return self.make_hdl_config()
+
+    @abstractmethod
+    def make_hdl_config(self) -> StageConfig:
+        """Build :attr:`hdl_config`."""
+
+    # ---- models --------------------------------------------------------------------------
+    @abstractmethod
+    def predict_counters(self, frames: int, inputs: np.ndarray | None = None
+                         ) -> dict[Counter, int]:
+        """Every counter of the stage run alone at full rate on ``frames`` frames.
+
+        Activation-dependent counters are predicted only when the stage's input tensor
+        ``inputs`` (any shape, frames first) is given.
+        """
+
+    @abstractmethod
+    def event_costs(self, table: EnergyTable) -> dict[str, EventCost]:
+        """pJ per counted (or derived) event, with the component it belongs to."""
+
+    def events(self, counters: Mapping[str, int]) -> dict[str, int]:
+        """Counted events plus those derived from them (default: the counters as they are)."""
+        return dict(counters)
+
+    # ---- reporting -----------------------------------------------------------------------
+    @abstractmethod
+    def record(self) -> dict[str, Any]:
+        """The stage's own fields for ``summary.json`` (no fields of other kinds)."""
+
+    @abstractmethod
+    def hardware(self) -> str:
+        """A short description for report tables, e.g. ``xnor_popcount 128x64 PE=16 SIMD=8``."""
+
+    def describe(self) -> str:
+        return (f"{self.name}: {self.hardware()} {self.input_type}->{self.output_type} "
+                f"cycles/frame={self.cycles_per_frame}")
+
+    def common_record(self) -> dict[str, Any]:
+        """Fields every stage record starts with."""
+        return {"name": self.name, "kind": self.kind, "hardware": self.hardware(),
+                "input_type": str(self.input_type), "output_type": str(self.output_type)}

@@ -1,0 +1,67 @@
+"""The dense matrix-vector engine stage (FINN's MVAU organisation; :mod:`hdl.mvu`).
+
+Every weight costs its lane a cycle (a zero weight is gated, not skipped): a frame of
+``vectors`` input vectors takes exactly vectors * (MH/PE) * (MW/SIMD) issue cycles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from codesign.arch.stages.engine import EngineStage
+from hdl.mvu import FILL_CYCLES, MVUConfig
+from hdl.perf import Counter
+
+
+@dataclass(eq=False)
+class DenseEngine(EngineStage):
+    """A dense engine: PE rows x SIMD lanes, every weight issued."""
+
+    kind = "mvu"
+
+    @property
+    def in_elems(self) -> int:
+        return self.simd
+
+    @property
+    def in_beats_per_frame(self) -> int:
+        return self.vectors * self.sf
+
+    @property
+    def cycles_per_frame(self) -> int:
+        return self.vectors * self.nf * self.sf
+
+    def make_hdl_config(self) -> MVUConfig:
+        return MVUConfig(**self.engine_fields())
+
+    def hardware(self) -> str:
+        return f"{self.family.name} {self.mh}x{self.mw} PE={self.pe} SIMD={self.simd}"
+
+    def predict_counters(self, frames: int, inputs: np.ndarray | None = None
+                         ) -> dict[Counter, int]:
+        vectors = frames * self.vectors
+        nf, sf, pe, simd = self.nf, self.sf, self.pe, self.simd
+        issue = vectors * nf * sf
+        zeros = (int(np.count_nonzero(self.node.weight == 0)) if self.family.zero_weights
+                 else 0)
+        counters = {
+            Counter.ISSUE: issue,
+            Counter.STALL_IN: 0,
+            Counter.STALL_OUT: 0,
+            Counter.SPAN: issue + FILL_CYCLES,
+            Counter.IN_BEATS: vectors * sf,
+            Counter.OUT_BEATS: vectors * nf,
+            Counter.LANE_OPS: issue * pe * simd,
+            Counter.ACC_ADDS: issue * pe,
+            Counter.WEIGHT_READS: issue,
+            Counter.IBUF_WRITES: vectors * sf if nf > 1 else 0,
+            Counter.IBUF_READS: vectors * (nf - 1) * sf,
+            Counter.PARAM_READS: vectors * nf if self.post is not None else 0,
+            Counter.ZERO_WEIGHT_LANES: vectors * zeros,
+        }
+        if inputs is not None:
+            counters[Counter.ZERO_ACT_LANES] = (self.zero_activation_lanes(inputs)
+                                                if self.family.zero_weights else 0)
+        return counters

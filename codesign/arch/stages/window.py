@@ -1,0 +1,102 @@
+"""The sliding-window generator stage (im2col on the stream; :mod:`hdl.window`).
+
+It feeds a convolution's engine SIMD channels per beat, so its SIMD is the engine's. Its
+cycle formula is its output beats: every window element once per output pixel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from codesign.arch.stage import Stage
+from codesign.energy import EnergyTable, EventCost
+from codesign.ir import IntType, SlidingWindow
+from hdl.perf import Counter
+from hdl.window import FILL_CYCLES, WindowConfig, window_cycles
+
+
+@dataclass(eq=False)
+class WindowStage(Stage):
+    """A sliding-window generator streaming ``simd`` channels per beat."""
+
+    name: str
+    node: SlidingWindow
+    input_type: IntType
+    in_shape: tuple[int, int, int]
+    simd: int
+
+    kind = "window"
+
+    @property
+    def output_type(self) -> IntType:  # type: ignore[override]
+        return self.input_type
+
+    @property
+    def in_elems(self) -> int:
+        return self.simd
+
+    @property
+    def out_elems(self) -> int:
+        return self.simd
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        h, w, c = self.in_shape
+        kh, kw = self.node.kernel
+        return (*self.node.output_hw(h, w), kh * kw * c)
+
+    @property
+    def in_beats_per_frame(self) -> int:
+        return int(np.prod(self.in_shape)) // self.simd
+
+    @property
+    def out_beats_per_frame(self) -> int:
+        return int(np.prod(self.out_shape)) // self.simd
+
+    @property
+    def cycles_per_frame(self) -> int:
+        """Output beats per frame: every window element once."""
+        return self.out_beats_per_frame
+
+    @property
+    def fill_cycles(self) -> int:
+        # one cycle: the line buffer's read port is the output register
+        return FILL_CYCLES
+
+    def make_hdl_config(self) -> WindowConfig:
+        """Padding with the IR's pad value, in the input type's storage code."""
+        h, w, c = self.in_shape
+        (kh, kw), (sh, sw) = self.node.kernel, self.node.stride
+        top, left, bottom, right = self.node.padding
+        pad_code = int(self.input_type.encode(np.array([self.node.pad_value]))[0])
+        return WindowConfig(self.name, h, w, c, kh, kw, sh, sw, top, left, bottom, right,
+                            self.simd, self.input_type.bits, pad_code)
+
+    def predict_counters(self, frames: int, inputs: np.ndarray | None = None
+                         ) -> dict[Counter, int]:
+        config = self.hdl_config
+        assert isinstance(config, WindowConfig)
+        in_beats = frames * self.in_beats_per_frame
+        out_beats = frames * self.out_beats_per_frame
+        return {Counter.ISSUE: out_beats, Counter.SPAN: window_cycles(config, frames),
+                Counter.IN_BEATS: in_beats, Counter.OUT_BEATS: out_beats,
+                Counter.BUFFER_WRITES: in_beats}
+
+    def event_costs(self, table: EnergyTable) -> dict[str, EventCost]:
+        """Line-buffer words read and written, SIMD elements each."""
+        word = self.simd * self.input_type.bits
+        return {Counter.BUFFER_READS: EventCost("line buffer", table.sram_read(word)),
+                Counter.BUFFER_WRITES: EventCost("line buffer", table.sram_write(word))}
+
+    def hardware(self) -> str:
+        kh, kw = self.node.kernel
+        return f"window {kh}x{kw}/{self.node.stride[0]} SIMD={self.simd}"
+
+    def record(self) -> dict[str, Any]:
+        return {**self.common_record(), "in_shape": list(self.in_shape),
+                "out_shape": list(self.out_shape), "kernel": list(self.node.kernel),
+                "stride": list(self.node.stride), "padding": list(self.node.padding),
+                "pad_value": self.node.pad_value, "simd": self.simd}

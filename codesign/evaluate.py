@@ -1,0 +1,145 @@
+"""Evaluate a design on inputs: cycles, counters, energy and the analytical check, typed.
+
+``evaluate(..., rtl=True)`` simulates the Verilog and verifies every output against the
+reference values it is given (the reference runs once per run, by the caller);
+``rtl=False`` answers from the analytical model alone, in milliseconds, for sweeps. Either
+way the stages are asked, never switched on: their counters, formulas and event costs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from codesign.analytical import compare_counters, predict_design
+from codesign.arch.design import Design
+from codesign.energy import EnergyTable, stage_energy
+from codesign.generate import VerilogArtefact, generate_verilog
+from codesign.reference import check_inputs
+from codesign.simulate import SimResult, run_rtl
+from codesign.verify import Verification, compare
+from hdl.perf import Counter
+
+
+@dataclass
+class StageEvaluation:
+    """One stage's figures for a run of ``frames`` frames."""
+
+    name: str
+    kind: str
+    record: dict[str, Any]
+    """The stage's own fields (see :meth:`codesign.arch.stage.Stage.record`)."""
+    formula_cycles: int
+    """The stage's cycle formula for the whole run (issue cycles at full rate)."""
+    fill_cycles: int
+    counters: dict[str, int]
+    """Measured (RTL) or, without RTL, predicted counters."""
+    predicted: dict[str, int]
+    analytical_mismatches: dict[str, tuple[int, int]]
+    energy_pj: dict[str, float]
+    """Energy of the whole run by component."""
+
+    @property
+    def measured_cycles(self) -> int:
+        """Active span less stalls: formula + fill for a stage issuing every cycle."""
+        c = self.counters
+        return c[Counter.SPAN] - c[Counter.STALL_IN] - c[Counter.STALL_OUT]
+
+
+@dataclass
+class Evaluation:
+    """Figures of one design on one input set."""
+
+    rtl: bool
+    frames: int
+    stages: list[StageEvaluation]
+    bottleneck_cycles_per_frame: int
+    energy_pj_per_frame: float
+    analytical_match: bool
+    outputs: np.ndarray | None = None
+    """Hardware outputs [N, elements] (RTL only)."""
+    verification: Verification | None = None
+    total_cycles: int | None = None
+    """First input to last output in RTL (None without RTL)."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Machine timings (build, simulation speed): not results, kept apart."""
+
+    @property
+    def cycles_per_frame(self) -> float:
+        """Measured cycles per frame over the run in RTL, the bottleneck's without."""
+        if self.total_cycles is not None:
+            return self.total_cycles / self.frames
+        return float(self.bottleneck_cycles_per_frame)
+
+    @property
+    def bit_exact(self) -> bool | None:
+        return None if self.verification is None else self.verification.bit_exact
+
+
+def evaluate(design: Design, inputs: np.ndarray, reference_values: Mapping[str, np.ndarray],
+             table: EnergyTable, *, rtl: bool = True, artefact: VerilogArtefact | None = None,
+             localize: bool = True, checked: bool = False) -> Evaluation:
+    """The design's figures on ``inputs`` (``reference_values``: every tensor of the
+    reference on the same inputs, :func:`codesign.reference.execute_all`).
+
+    ``checked=True`` says ``inputs`` already passed :func:`codesign.reference.check_inputs`.
+    """
+    frames = inputs if checked else check_inputs(design.graph, inputs)
+    n = frames.shape[0]
+    predicted = predict_design(design, n, reference_values)
+    sim: SimResult | None = None
+    timings: dict[str, float] = {}
+    if rtl:
+        start = time.perf_counter()
+        artefact = artefact or generate_verilog(design, counters=True)
+        timings["generate_seconds"] = time.perf_counter() - start
+        sim = run_rtl(design, frames, artefact)
+        timings.update(build_seconds=sim.timing.build_seconds,
+                       sim_seconds=sim.timing.wall_seconds,
+                       sim_cycles_per_second=sim.timing.sim_cycles_per_second)
+    stages = []
+    for stage in design.stages:
+        guess = {str(k): v for k, v in predicted[stage.name].items()}
+        counters = ({str(k): v for k, v in sim.stage_counters[stage.name].items()}
+                    if sim is not None else guess)
+        stages.append(StageEvaluation(
+            name=stage.name, kind=stage.kind, record=stage.record(),
+            formula_cycles=n * stage.cycles_per_frame, fill_cycles=stage.fill_cycles,
+            counters=counters, predicted=guess,
+            analytical_mismatches=(compare_counters(guess, counters, in_network=True)
+                                   if sim is not None else {}),
+            energy_pj=stage_energy(stage, counters, table)))
+    total_pj = sum(sum(s.energy_pj.values()) for s in stages)
+    evaluation = Evaluation(
+        rtl=rtl, frames=n, stages=stages,
+        bottleneck_cycles_per_frame=design.cycles_per_frame,
+        energy_pj_per_frame=total_pj / n,
+        analytical_match=all(not s.analytical_mismatches for s in stages),
+        timings=timings)
+    if sim is not None:
+        evaluation.outputs = sim.outputs
+        evaluation.total_cycles = sim.total_cycles
+        evaluation.verification = _verify(design, frames, reference_values, sim, localize)
+    return evaluation
+
+
+def _verify(design: Design, frames: np.ndarray, values: Mapping[str, np.ndarray],
+            sim: SimResult, localize: bool) -> Verification:
+    """Compare the outputs; on a mismatch, let the organisation name the first stage."""
+    verification = compare(design, values[design.graph.output], sim.outputs)
+    if verification.bit_exact or not localize:
+        return verification
+
+    def simulate_prefix(sub: Design, x: np.ndarray) -> np.ndarray:
+        return run_rtl(sub, x, generate_verilog(sub, counters=False)).outputs
+
+    located = design.organisation.localize_mismatch(design, frames, dict(values),
+                                                    simulate_prefix)
+    if located is None:
+        return verification
+    return Verification(verification.frames, verification.elements, verification.mismatches,
+                        located)

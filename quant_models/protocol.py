@@ -1,0 +1,46 @@
+"""The layer protocol a compiler lowers: what every quantised linear or convolution layer states
+about its integer semantics.
+
+A frontend (``codesign.frontends.torch``) must not know layer classes one by one: it asks a
+layer for its integer weights, what kind of values they are, and the float operations the
+forward pass applies to the integer accumulator. Every weight layer of this package
+(binary, ternary TWN/TTQ, k-bit fixed point; linear and convolution) implements it, and so
+can a user's own layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from torch import Tensor
+
+WeightKind = Literal["bipolar", "ternary", "int"]
+
+
+@runtime_checkable
+class IntegerLayer(Protocol):
+    """A layer whose forward is ``scale_accumulator(integer accumulation with integer_weight)``.
+
+    For integer-valued inputs ``x`` the forward pass equals, bit for bit, the integer
+    accumulation of ``x`` with ``integer_weight()[0]`` passed through ``scale_accumulator``.
+    """
+
+    def integer_weight(self) -> tuple[Tensor, Any]:
+        """``(W_int, scale)``: int64 weights as the layer stores them (``[out, in]`` or
+        ``[out, in/groups, kh, kw]``) and the per-tensor (float) or per-channel (tensor)
+        weight scale."""
+        ...
+
+    def weight_kind(self) -> WeightKind:
+        """What the integer weights are: bipolar ±1, ternary (TWN codes or TTQ levels, which
+        the compiler types by their actual values) or k-bit integers."""
+        ...
+
+    def scale_accumulator(self, acc: Tensor) -> Tensor:
+        """The forward pass's float operations on the integer accumulator (identity for a
+        layer without scales)."""
+        ...
+
+    def input_scale(self) -> Tensor | None:
+        """The scale of the integer inputs this layer reads, or ``None`` for unscaled ones."""
+        ...
