@@ -16,9 +16,10 @@ from hdl.mvu import FILL_CYCLES
 from hdl.pool import FILL_CYCLES as POOL_FILL
 from hdl.pool import pool_cycles
 from hdl.sparse import fold_steps, sparse_cycles
-from hdl.window import window_cycles
+from hdl.window import FILL_CYCLES as WINDOW_FILL
+from hdl.window import window_schedule
 
-TRAFFIC_COUNTERS = ("stall_in", "stall_out", "span")
+TRAFFIC_COUNTERS = ("stall_in", "stall_out", "span", "in_blocked")
 """Counters that depend on the traffic around an engine, not on the engine alone."""
 
 DATA_COUNTERS = ("zero_act_lanes",)
@@ -124,24 +125,75 @@ def compare_counters(predicted: dict[str, int], measured: dict[str, int], *,
             if name not in skip and measured.get(name, 0) != value}
 
 
-def predict_stream_stage(stage: WindowStage | PoolStage, frames: int) -> dict[str, int]:
-    """Counters of a sliding-window or pooling stage that follow from its shape alone.
+def window_counters(stage: WindowStage, frames: int) -> dict[str, int]:
+    """Every counter of a sliding-window generator run alone at full rate (see hdl.window).
 
-    Only the beat counts and the isolated span are predicted; ``issue`` is the output
-    beats of a window generator and the input beats of a pool.
+    The emitter issues every window element once (a line-buffer read, or a padding beat
+    where the element lies outside the image); the writer stores every input beat and is
+    blocked while the ring holds rows an unfinished output row still needs, which the
+    hardware's row-level schedule gives exactly (it also gives the span; the cycles the
+    emitter is not issuing, less the output register's fill, are waits for input rows).
     """
-    from codesign.generate import pool_config, window_config
+    from codesign.generate import window_config
 
-    h, w, c = stage.in_shape
-    in_beats = frames * h * w * c // stage.simd
-    if isinstance(stage, WindowStage):
-        config = window_config(stage)
-        out_beats = frames * stage.cycles_per_frame
-        return {"issue": out_beats, "span": window_cycles(config, frames),
-                "in_beats": in_beats, "out_beats": out_beats, "buffer_writes": in_beats}
+    config = window_config(stage)
+    schedule = window_schedule(config, frames)
+    in_beats = frames * config.in_frame_beats
+    out_beats = frames * config.out_frame_beats
+    rows_inside = sum(hi - lo + 1 for lo, hi in map(config.input_rows, range(config.oh)))
+    cols_inside = sum(hi - lo + 1 for lo, hi in map(config.input_cols, range(config.ow)))
+    reads = frames * rows_inside * cols_inside * config.folds
+    return {
+        "issue": out_beats,
+        "stall_in": schedule.span - out_beats - WINDOW_FILL,
+        "stall_out": 0,
+        "span": schedule.span,
+        "in_beats": in_beats,
+        "out_beats": out_beats,
+        "buffer_reads": reads,
+        "buffer_writes": in_beats,
+        "pad_beats": out_beats - reads,
+        "in_blocked": schedule.input_cycles - in_beats,
+    }
+
+
+def pool_counters(stage: PoolStage, frames: int) -> dict[str, int]:
+    """Every counter of a max-pool unit run alone at full rate (see hdl.pool).
+
+    ``issue`` counts the input beats up to the last one that closes a window (the dropped
+    tail of the last frame comes after the last output). Every beat of a column that closes
+    a window horizontally takes K - 1 maxima per element, and the K - 1 row-buffer words of
+    its column when it also closes a window vertically (K - 1 maxima more); a row's maxima
+    are buffered when a later window still needs that row.
+    """
+    from codesign.generate import pool_config
+
     config = pool_config(stage)
-    oh = (h - stage.node.kernel) // stage.node.stride + 1
-    ow = (w - stage.node.kernel) // stage.node.stride + 1
     span = pool_cycles(config, frames)
-    return {"issue": span - POOL_FILL, "span": span, "in_beats": in_beats,
-            "out_beats": frames * oh * ow * c // stage.simd}
+    out_beats = frames * config.out_frame_beats
+    k1 = config.k - 1
+    kept_rows = sum(config.kept(y, config.oh) for y in range(config.ih))
+    row_maxima = frames * config.ih * config.ow * config.folds
+    return {
+        "issue": span - POOL_FILL,
+        "stall_in": 0,
+        "stall_out": 0,
+        "span": span,
+        "in_beats": frames * config.in_frame_beats,
+        "out_beats": out_beats,
+        "buffer_reads": k1 * out_beats,
+        "buffer_writes": frames * kept_rows * config.ow * config.folds,
+        "compares": k1 * config.simd * (row_maxima + out_beats),
+    }
+
+
+def predict_stream_stage(stage: WindowStage | PoolStage, frames: int) -> dict[str, int]:
+    """Every counter of a sliding-window or pooling stage, from its shape alone.
+
+    Exact for the stage run alone at full rate; inside a network the traffic counters
+    (:data:`TRAFFIC_COUNTERS`) depend on the neighbours. ``issue`` is the output beats of a
+    window generator and the input beats (up to the last window) of a pool.
+    """
+    if isinstance(stage, WindowStage):
+        return window_counters(stage, frames)
+    return pool_counters(stage, frames)
