@@ -195,6 +195,11 @@ class WindowConfig:
         top = oy * self.stride_h - self.pad_top
         return max(top, 0), min(top + self.kh, self.ih) - 1
 
+    def input_cols(self, ox: int) -> tuple[int, int]:
+        """Input columns (lo, hi) that output column ``ox`` reads (the rest is padding)."""
+        left = ox * self.stride_w - self.pad_left
+        return max(left, 0), min(left + self.kw, self.iw) - 1
+
     @property
     def min_rows(self) -> int:
         """Rows one output row reads at most: the ring can never be smaller."""
@@ -215,22 +220,38 @@ class WindowConfig:
         return self.rows * self.row_words
 
 
-def window_cycles(config: WindowConfig, frames: int) -> int:
-    """Exact span for ``frames`` frames at full input rate into an always-ready consumer.
+@dataclass(frozen=True)
+class WindowSchedule:
+    """Cycle (0 = first input accepted) at which each input row and output row ends, for
+    ``frames`` frames at full input rate into an always-ready consumer (global numbering
+    across frames; every input row of every frame, also those no window reads)."""
 
-    Row-level schedule of the hardware (cycle 0 = first input accepted; B = W*C/SIMD beats
-    per input row, Q = OW*KH*KW*C/SIMD beats per output row, rows and output rows numbered
-    globally across frames, lo/hi from :meth:`WindowConfig.input_rows`):
+    row_end: tuple[int, ...]
+    out_end: tuple[int, ...]
+
+    @property
+    def span(self) -> int:
+        """First input accepted .. last output produced, inclusive."""
+        return self.out_end[-1] + 1 + FILL_CYCLES
+
+    @property
+    def input_cycles(self) -> int:
+        """First input accepted .. last input accepted, inclusive."""
+        return self.row_end[-1] + 1
+
+
+def window_schedule(config: WindowConfig, frames: int) -> WindowSchedule:
+    """The row-level schedule of the hardware at full rate.
+
+    With B = W*C/SIMD beats per input row, Q = OW*KH*KW*C/SIMD beats per output row, rows
+    and output rows numbered globally across frames and lo/hi from
+    :meth:`WindowConfig.input_rows`:
 
     * input row r starts at max(end(r - 1) + 1, release(r)) and takes B cycles, where
-      release(r) = E(t*) + 1 for the last output row t* with lo(t*) <= r - R (0 if none);
+      release(r) = E(t*) + 1 for the last output row t* with lo(t*) <= r - R (0 if none):
+      the writer waits (``in_blocked``) until no unfinished output row needs the row slot;
     * output row t starts at S(t) = max(E(t - 1) + 1, end(hi(t)) + 1) and ends at
-      E(t) = S(t) + Q - 1;
-    * span = E(last) + 1 + FILL_CYCLES.
-
-    When the emitter is the bottleneck (Q >= SH*B) one frame takes the closed form
-    min(KH - pad_top, H)*B + OH*Q + FILL_CYCLES: the first output row waits for its rows,
-    then all output rows follow back to back.
+      E(t) = S(t) + Q - 1.
     """
     if frames < 1:
         raise HardwareConfigError(f"frames={frames} must be >= 1")
@@ -242,17 +263,34 @@ def window_cycles(config: WindowConfig, frames: int) -> int:
     row_end: list[int] = []
     out_end: list[int] = []
     freed = 0   # output rows t with lo(t) <= r - R, for the row r being scheduled
-    for t in range(len(lo)):
-        while len(row_end) <= hi[t]:
+
+    def schedule_rows(last: int) -> None:
+        nonlocal freed
+        while len(row_end) <= last:
             r = len(row_end)
             while freed < len(lo) and lo[freed] <= r - r_ring:
                 freed += 1
             release = out_end[freed - 1] + 1 if freed else 0
             start = max(row_end[-1] + 1 if row_end else 0, release)
             row_end.append(start + b - 1)
+
+    for t in range(len(lo)):
+        schedule_rows(hi[t])
         start = max(out_end[-1] + 1 if out_end else 0, row_end[hi[t]] + 1)
         out_end.append(start + q - 1)
-    return out_end[-1] + 1 + FILL_CYCLES
+    schedule_rows(frames * c.ih - 1)     # rows after the last frame's last window
+    return WindowSchedule(tuple(row_end), tuple(out_end))
+
+
+def window_cycles(config: WindowConfig, frames: int) -> int:
+    """Exact span for ``frames`` frames at full input rate into an always-ready consumer.
+
+    span = E(last) + 1 + FILL_CYCLES of :func:`window_schedule`. When the emitter is the
+    bottleneck (Q >= SH*B) one frame takes the closed form
+    min(KH - pad_top, H)*B + OH*Q + FILL_CYCLES: the first output row waits for its rows,
+    then all output rows follow back to back.
+    """
+    return window_schedule(config, frames).span
 
 
 def _add_mod(value: Signal, step: int, modulus: int) -> Value:

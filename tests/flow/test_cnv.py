@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codesign.flow import compile_model
 from codesign.arch.stages import EngineStage
+from codesign.flow import compile_model
 from codesign.reference import execute
 from codesign.simulate import simulate
 from codesign.verify import compare

@@ -6,9 +6,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from codesign.analytical import compare_counters
-from codesign.ir import IntType
 from codesign.arch import build_design
 from codesign.arch.stages import EngineStage
+from codesign.ir import IntType
 from codesign.reference import execute
 from codesign.simulate import simulate
 from netgen import folds, random_cnn, random_inputs

@@ -70,12 +70,32 @@ class PoolStage(Stage):
 
     def predict_counters(self, frames: int, inputs: np.ndarray | None = None
                          ) -> dict[Counter, int]:
+        """Every counter of the unit run alone at full rate (see :mod:`hdl.pool`).
+
+        ``issue`` counts the input beats up to the last one that closes a window (the dropped
+        tail of the last frame comes after the last output). Every beat of a column that
+        closes a window horizontally takes K - 1 maxima per element, and the K - 1 row-buffer
+        words of its column when it also closes a window vertically (K - 1 maxima more); a
+        row's maxima are buffered when a later window still needs that row.
+        """
         config = self.hdl_config
         assert isinstance(config, PoolConfig)
         span = pool_cycles(config, frames)
-        return {Counter.ISSUE: span - FILL_CYCLES, Counter.SPAN: span,
-                Counter.IN_BEATS: frames * self.in_beats_per_frame,
-                Counter.OUT_BEATS: frames * self.out_beats_per_frame}
+        out_beats = frames * config.out_frame_beats
+        k1 = config.k - 1
+        kept_rows = sum(config.kept(y, config.oh) for y in range(config.ih))
+        row_maxima = frames * config.ih * config.ow * config.folds
+        return {
+            Counter.ISSUE: span - FILL_CYCLES,
+            Counter.STALL_IN: 0,
+            Counter.STALL_OUT: 0,
+            Counter.SPAN: span,
+            Counter.IN_BEATS: frames * config.in_frame_beats,
+            Counter.OUT_BEATS: out_beats,
+            Counter.BUFFER_READS: k1 * out_beats,
+            Counter.BUFFER_WRITES: frames * kept_rows * config.ow * config.folds,
+            Counter.COMPARES: k1 * config.simd * (row_maxima + out_beats),
+        }
 
     def event_costs(self, table: EnergyTable) -> dict[str, EventCost]:
         """Row-maxima buffer words read and written, and the max comparisons."""

@@ -15,7 +15,7 @@ from codesign.arch.stage import Stage
 from codesign.energy import EnergyTable, EventCost
 from codesign.ir import IntType, SlidingWindow
 from hdl.perf import Counter
-from hdl.window import FILL_CYCLES, WindowConfig, window_cycles
+from hdl.window import FILL_CYCLES, WindowConfig, window_schedule
 
 
 @dataclass(eq=False)
@@ -77,13 +77,34 @@ class WindowStage(Stage):
 
     def predict_counters(self, frames: int, inputs: np.ndarray | None = None
                          ) -> dict[Counter, int]:
+        """Every counter of the generator run alone at full rate (see :mod:`hdl.window`).
+
+        The emitter issues every window element once (a line-buffer read, or a padding beat
+        where the element lies outside the image); the writer stores every input beat and is
+        blocked while the ring holds rows an unfinished output row still needs, which the
+        hardware's row-level schedule gives exactly (it also gives the span; the cycles the
+        emitter is not issuing, less the output register's fill, are waits for input rows).
+        """
         config = self.hdl_config
         assert isinstance(config, WindowConfig)
-        in_beats = frames * self.in_beats_per_frame
-        out_beats = frames * self.out_beats_per_frame
-        return {Counter.ISSUE: out_beats, Counter.SPAN: window_cycles(config, frames),
-                Counter.IN_BEATS: in_beats, Counter.OUT_BEATS: out_beats,
-                Counter.BUFFER_WRITES: in_beats}
+        schedule = window_schedule(config, frames)
+        in_beats = frames * config.in_frame_beats
+        out_beats = frames * config.out_frame_beats
+        rows_inside = sum(hi - lo + 1 for lo, hi in map(config.input_rows, range(config.oh)))
+        cols_inside = sum(hi - lo + 1 for lo, hi in map(config.input_cols, range(config.ow)))
+        reads = frames * rows_inside * cols_inside * config.folds
+        return {
+            Counter.ISSUE: out_beats,
+            Counter.STALL_IN: schedule.span - out_beats - FILL_CYCLES,
+            Counter.STALL_OUT: 0,
+            Counter.SPAN: schedule.span,
+            Counter.IN_BEATS: in_beats,
+            Counter.OUT_BEATS: out_beats,
+            Counter.BUFFER_READS: reads,
+            Counter.BUFFER_WRITES: in_beats,
+            Counter.PAD_BEATS: out_beats - reads,
+            Counter.IN_BLOCKED: schedule.input_cycles - in_beats,
+        }
 
     def event_costs(self, table: EnergyTable) -> dict[str, EventCost]:
         """Line-buffer words read and written, SIMD elements each."""
