@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from codesign.flow import compile_model
+from codesign.reference import execute
 from codesign.simulate import simulate
 from codesign.verify import compare
 
@@ -48,21 +49,21 @@ def main() -> None:
     x = rng.integers(0, 256, (args.frames, 32, 32, 3))
     start = time.perf_counter()
     result = simulate(design, x)
-    check = compare(design, x, result.outputs)
+    check = compare(design, execute(design.graph, x), result.outputs)
     print(f"CNV-W1A1, FINN folding, {args.frames} frames, bit_exact={check.bit_exact} "
-          f"({check.mismatches} mismatches); build {result.build_seconds:.0f} s, "
+          f"({check.mismatches} mismatches); build {result.timing.build_seconds:.0f} s, "
           f"total {time.perf_counter() - start:.0f} s")
     print(f"{'stage':>8} {'kind':>7} {'PE,SIMD':>8} {'cycles/frame (formula)':>23} "
           f"{'measured/frame':>15}")
-    for stage in design.layers:
-        fold = f"{stage.pe},{stage.simd}" if stage.kind == "mvu" else f"-,{stage.simd}"
+    for stage in design.stages:
+        fold = f"{getattr(stage, 'pe', '-')},{stage.simd}"
         print(f"{stage.name:>8} {stage.kind:>7} {fold:>8} {stage.cycles_per_frame:>23} "
               f"{result.measured_cycles(stage.name) / args.frames:>15.1f}")
-    bottleneck = design.bottleneck_cycles
+    bottleneck = design.cycles_per_frame
     # steady state: the extra cycles a second batch of frames costs (pipeline latency cancels)
     x2 = rng.integers(0, 256, (2 * args.frames, 32, 32, 3))
     longer = simulate(design, x2)
-    if not compare(design, x2, longer.outputs).bit_exact:
+    if not compare(design, execute(design.graph, x2), longer.outputs).bit_exact:
         raise AssertionError("the longer run differs from the reference")
     steady = (longer.total_cycles - result.total_cycles) / args.frames
     latency = result.total_cycles - (args.frames - 1) * steady
@@ -76,7 +77,7 @@ def main() -> None:
                        "total_cycles": result.total_cycles, "bottleneck": bottleneck,
                        "steady_cycles_per_frame": steady, "latency_cycles": latency,
                        "per_stage": {s.name: result.measured_cycles(s.name)
-                                     for s in design.layers}}, handle, indent=1)
+                                     for s in design.stages}}, handle, indent=1)
 
 
 if __name__ == "__main__":

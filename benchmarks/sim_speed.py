@@ -79,18 +79,18 @@ def network_design() -> BenchDesign:
     import numpy as np
 
     from codesign.flow import compile_model
-    from codesign.generate import TOP_NAME, generate_verilog
-    from codesign.mapping import pack_beats, unpack_beats
+    from codesign.generate import generate_verilog
     from codesign.reference import execute
+    from codesign.streams import pack_beats, unpack_beats
     from quant_models.data import load_digits_split
     from quant_models.zoo import SPLIT_PARAMS, builtin_binarized_mlp
 
     model, _ = builtin_binarized_mlp()
     design = compile_model(model, name="binarized-mlp", target_cycles=128)
-    top, verilog = generate_verilog(design)
-    first, last = design.layers[0], design.layers[-1]
+    artefact = generate_verilog(design)
+    first, last = design.stages[0], design.stages[-1]
     x_test = load_digits_split(**SPLIT_PARAMS).x_test
-    beats_per_frame = first.sf
+    beats_per_frame = first.in_beats_per_frame
 
     def frames_for(n_beats: int) -> np.ndarray:
         count = max(1, n_beats // beats_per_frame)
@@ -101,12 +101,12 @@ def network_design() -> BenchDesign:
         return pack_beats(execute(design.graph, frames), last.output_type, last.pe)
 
     return BenchDesign(
-        name=f"built-in binarized MLP ({design.bottleneck_cycles} cycles/frame)",
-        verilog=verilog, top=TOP_NAME, in_width=len(top.i.payload),
-        out_width=len(top.o.payload), n_counters=len(top.counter_names),
+        name=f"built-in binarized MLP ({design.cycles_per_frame} cycles/frame)",
+        verilog=artefact.text, top=artefact.top, in_width=artefact.in_width,
+        out_width=artefact.out_width, n_counters=len(artefact.counters),
         make_inputs=lambda n, rng: pack_beats(frames_for(n), first.input_type, first.simd),
         n_out_for=lambda n: max(1, n // beats_per_frame) * last.nf,
-        cycles_per_in_beat=design.bottleneck_cycles / beats_per_frame,
+        cycles_per_in_beat=design.cycles_per_frame / beats_per_frame,
         reference=reference)
 
 

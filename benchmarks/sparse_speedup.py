@@ -16,8 +16,8 @@ import argparse
 
 import numpy as np
 
+from codesign.arch import build_design
 from codesign.ir import Graph, IntType, MatVec, TensorInfo
-from codesign.mapping import build_design
 from codesign.reference import execute
 from codesign.simulate import simulate
 
@@ -37,13 +37,13 @@ def measure(weight: np.ndarray, folding: tuple[int, int], x: np.ndarray) -> dict
     expected = execute(graph, x)
     cycles = {}
     for sparse in (False, True):
-        design = build_design(graph, [folding], sparse=["fc"] if sparse else None)
+        design = build_design(graph, folding={"fc": folding}, sparse=["fc"] if sparse else None)
         result = simulate(design, x)
         if not np.array_equal(result.outputs, expected):
             raise AssertionError(f"{'sparse' if sparse else 'dense'} engine differs from the "
                                  "reference")
         cycles[sparse] = result.total_cycles
-        counters = result.layer_counters["fc"]
+        counters = result.stage_counters["fc"]
     nnz = int(np.count_nonzero(weight))
     ideal = weight.size / nnz
     speedup = cycles[False] / cycles[True]

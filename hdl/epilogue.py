@@ -1,14 +1,20 @@
 """Engine epilogues: what turns a finished accumulator into an output element.
 
 Every engine (dense or sparse, any PE family) ends a neuron fold with PE accumulators; the
-epilogue maps each to the output code of its element. Three kinds exist, each with its
-per-row parameters in an on-chip memory addressed by the neuron fold:
+epilogue maps each to the output code of its element. Three kinds exist:
 
 - ``ThresholdEpilogue``: count = sum_i [acc >= T_i], code = count + bias (FINN's
   MultiThreshold: batch-norm and quantized activations folded in);
 - ``RequantEpilogue``: code = saturate(round_half_even(acc * M_row / 2^shift)) (fixed-point
   requantization with an integer multiplier per row);
 - ``PassEpilogue``: the accumulator itself (integer scores of an output layer).
+
+Per-row parameters live in on-chip memories addressed by the neuron fold. The epilogue
+declares them as *banks* (:class:`ParamBank`): the engine builds one memory per bank, reads
+every bank of a fold together (one parameter read event), and hands the data back to
+:meth:`codes`. Splitting the parameters into banks keeps every memory row narrow whatever
+the folding: a threshold epilogue keeps one bank per level of its binary search and group
+of PEs, so a 255-threshold (8-bit) activation at any PE still builds.
 """
 
 from __future__ import annotations
@@ -16,11 +22,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth import Array, Cat, Module, Mux, Signal, Value, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
 
 from codesign.bits import range_bits
 from hdl.arith import shape_for_range
 from hdl.errors import HardwareConfigError
+
+MAX_BANK_BITS = 4096
+"""Widest memory row a bank may have (several PEs share a row up to this width)."""
+
+MAX_THRESHOLD_LEVELS = 10
+"""Binary-search levels a threshold epilogue supports: outputs of up to 10 bits (1023
+thresholds per channel); wider activations take a requantization instead."""
 
 
 def pack_row_words(values: np.ndarray, bits: int, rows_per_word: int) -> list[int]:
@@ -37,25 +50,44 @@ def pack_row_words(values: np.ndarray, bits: int, rows_per_word: int) -> list[in
 
 
 @dataclass(frozen=True)
+class ParamBank:
+    """One parameter memory: ``width`` bits per neuron fold, initialised with ``init``."""
+
+    name: str
+    width: int
+    init: tuple[int, ...]
+
+
+def _pe_groups(pe: int, bits_per_pe: int) -> list[range]:
+    """PEs grouped so a group's row stays within MAX_BANK_BITS (at least one PE each)."""
+    size = max(1, MAX_BANK_BITS // max(bits_per_pe, 1))
+    return [range(start, min(start + size, pe)) for start in range(0, pe, size)]
+
+
+def _rows_per_fold(values: np.ndarray, pe: int, group: range) -> np.ndarray:
+    """[MH, k] per-row values -> [NF, len(group) * k]: the group's PEs of each fold."""
+    rows, k = values.shape
+    folds = values.reshape(rows // pe, pe, k)
+    return folds[:, group.start:group.stop, :].reshape(rows // pe, -1)
+
+
+@dataclass(frozen=True)
 class PassEpilogue:
     """Output the accumulator, sign- or zero-extended to ``out_bits``."""
 
     out_bits: int
 
     kind = "accumulator"
-    params_per_row = 0
-    param_bits = 0
 
-    def param_words(self, pe: int) -> list[int]:
+    def banks(self, pe: int) -> list[ParamBank]:
         return []
 
-    def codes(self, m: Module, accs: list[Value], word: Value | None) -> list[Value]:
+    def codes(self, m: Module, accs: list[Value], banks: list[Value]) -> list[Value]:
         codes = []
         for p, acc in enumerate(accs):
             if self.out_bits < len(acc):
-                raise HardwareConfigError(
-                    f"{self.out_bits}-bit output cannot hold a {len(acc)}-bit "
-                                 "accumulator")
+                raise HardwareConfigError(f"{self.out_bits}-bit output cannot hold a "
+                                          f"{len(acc)}-bit accumulator")
             shape = signed(self.out_bits) if acc.shape().signed else unsigned(self.out_bits)
             wide = Signal(shape, name=f"out{p}")
             m.d.comb += wide.eq(acc)
@@ -71,6 +103,7 @@ class ThresholdEpilogue:
     comparisons per element, each choosing among the thresholds of one level of the
     search tree, instead of T parallel comparators (255 for an 8-bit activation). Rows are
     padded to 2^B - 1 thresholds with values above the accumulator range, never reached.
+    Level k (2^k thresholds per row) is a bank of its own (per group of PEs).
     """
 
     thresholds: np.ndarray
@@ -79,6 +112,14 @@ class ThresholdEpilogue:
     code_bias: int = 0
 
     kind = "threshold"
+
+    def __post_init__(self) -> None:
+        if self.levels > MAX_THRESHOLD_LEVELS:
+            raise HardwareConfigError(
+                f"{self.thresholds.shape[1]} thresholds per channel need {self.levels} "
+                f"binary-search levels; the threshold epilogue takes at most "
+                f"{(1 << MAX_THRESHOLD_LEVELS) - 1} (a {MAX_THRESHOLD_LEVELS}-bit output): "
+                "requantize wider activations")
 
     @property
     def levels(self) -> int:
@@ -100,26 +141,41 @@ class ThresholdEpilogue:
         pad = np.full((rows, self.params_per_row - count), never, dtype=np.int64)
         return np.concatenate([np.asarray(self.thresholds, dtype=np.int64), pad], axis=1)
 
-    def param_words(self, pe: int) -> list[int]:
-        return pack_row_words(self.padded(), self.param_bits, pe)
+    def level_indices(self, k: int) -> list[int]:
+        """Threshold indices compared at level k: (2q + 1) * 2^(B-k-1) - 1, q < 2^k."""
+        step = 1 << (self.levels - k - 1)
+        return [(2 * q + 1) * step - 1 for q in range(1 << k)]
 
-    def codes(self, m: Module, accs: list[Value], word: Value | None) -> list[Value]:
-        assert word is not None
+    def _layout(self, pe: int) -> list[tuple[int, range]]:
+        return [(k, group) for k in range(self.levels)
+                for group in _pe_groups(pe, (1 << k) * self.param_bits)]
+
+    def banks(self, pe: int) -> list[ParamBank]:
+        padded = self.padded()
+        banks = []
+        for k, group in self._layout(pe):
+            values = _rows_per_fold(padded[:, self.level_indices(k)], pe, group)
+            banks.append(ParamBank(f"thresholds_l{k}_p{group.start}",
+                                   values.shape[1] * self.param_bits,
+                                   tuple(pack_row_words(values, self.param_bits, 1))))
+        return banks
+
+    def codes(self, m: Module, accs: list[Value], banks: list[Value]) -> list[Value]:
         lo, hi = self.acc_range
         shape = shape_for_range(lo, hi + 1)
-        n, levels = self.params_per_row, self.levels
+        # data[(k, p)]: PE p's thresholds of level k, in search order
+        data: dict[tuple[int, int], Value] = {}
+        for (k, group), word in zip(self._layout(len(accs)), banks, strict=True):
+            per_pe = (1 << k) * shape.width
+            for j, p in enumerate(group):
+                data[(k, p)] = word.word_select(j, per_pe)
         codes = []
         for p, acc in enumerate(accs):
-            def threshold(index: int, p: int = p) -> Value:
-                raw = word.word_select(p * n + index, shape.width)
-                return raw.as_signed() if shape.signed else raw
-
             count: Value | None = None
-            for k in range(levels):
-                # level k compares with T[(2q + 1) * 2^(levels-k-1) - 1], q = bits so far
-                step = 1 << (levels - k - 1)
-                candidates = [threshold((2 * q + 1) * step - 1) for q in range(1 << k)]
-                chosen = candidates[0] if count is None else Array(candidates)[count]
+            for k in range(self.levels):
+                # level k's candidates side by side; the bits found so far pick one
+                raw = data[(k, p)].word_select(0 if count is None else count, shape.width)
+                chosen = raw.as_signed() if shape.signed else raw
                 bit = acc >= chosen
                 count = bit if count is None else Cat(bit, count)
             assert count is not None
@@ -145,16 +201,25 @@ class RequantEpilogue:
         m = np.asarray(self.multipliers, dtype=np.int64)
         return range_bits(int(min(m.min(), 0)), int(max(m.max(), 0)))[0]
 
-    def param_words(self, pe: int) -> list[int]:
-        return pack_row_words(np.asarray(self.multipliers).reshape(-1, 1), self.param_bits, pe)
+    def _groups(self, pe: int) -> list[range]:
+        return _pe_groups(pe, self.param_bits)
 
-    def codes(self, m: Module, accs: list[Value], word: Value | None) -> list[Value]:
-        assert word is not None
+    def banks(self, pe: int) -> list[ParamBank]:
+        values = np.asarray(self.multipliers, dtype=np.int64).reshape(-1, 1)
+        return [ParamBank(f"multipliers_p{group.start}", len(group) * self.param_bits,
+                          tuple(pack_row_words(_rows_per_fold(values, pe, group),
+                                               self.param_bits, 1)))
+                for group in self._groups(pe)]
+
+    def codes(self, m: Module, accs: list[Value], banks: list[Value]) -> list[Value]:
         mult_signed = bool(np.asarray(self.multipliers).min() < 0)
+        words = {p: word.word_select(j, self.param_bits)
+                 for group, word in zip(self._groups(len(accs)), banks, strict=True)
+                 for j, p in enumerate(group)}
         out_lo, out_hi = self.out_range
         codes = []
         for p, acc in enumerate(accs):
-            raw = word.word_select(p, self.param_bits)
+            raw = words[p]
             mult = raw.as_signed() if mult_signed else raw
             # wide enough that a shift past the product's magnitude still leaves a sign bit
             product = Signal(signed(max(len(acc) + self.param_bits + 1, self.shift + 2)),
@@ -179,3 +244,19 @@ class RequantEpilogue:
 
 
 Epilogue = PassEpilogue | ThresholdEpilogue | RequantEpilogue
+
+
+def build_param_banks(m: Module, epilogue: Epilogue, pe: int, depth: int, addr: Value,
+                      en: Value) -> list[Value]:
+    """One memory per parameter bank of ``epilogue``, all read at ``addr`` when ``en``;
+    returns the read data of each bank (what :meth:`codes` takes)."""
+    from amaranth.lib.memory import Memory
+
+    data = []
+    for bank in epilogue.banks(pe):
+        memory = Memory(shape=unsigned(bank.width), depth=depth, init=list(bank.init))
+        m.submodules[bank.name] = memory
+        port = memory.read_port()
+        m.d.comb += [port.addr.eq(addr), port.en.eq(en)]
+        data.append(port.data)
+    return data

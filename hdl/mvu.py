@@ -29,7 +29,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hdl.arith import adder_tree, shape_for_range
-from hdl.epilogue import Epilogue
+from hdl.epilogue import Epilogue, build_param_banks
 from hdl.errors import HardwareConfigError
 from hdl.lanes import Lane
 from hdl.perf import Counter, PerfCounters, perf_port
@@ -185,12 +185,10 @@ class MatrixVectorUnit(wiring.Component):
             shape=unsigned(pe * simd * c.lane.weight_bits), depth=nf_n * sf_n,
             init=c.weight_words())
         w_rd = wmem.read_port()
-        n_params = c.epilogue.params_per_row
-        if n_params:
-            m.submodules.params = pmem = Memory(
-                shape=unsigned(pe * n_params * c.epilogue.param_bits), depth=nf_n,
-                init=c.epilogue.param_words(pe))
-            t_rd = pmem.read_port()
+        param_addr = Signal(range(max(nf_n, 2)))
+        param_en = Signal()
+        param_data = build_param_banks(m, c.epilogue, pe, nf_n, param_addr, param_en)
+        n_params = len(param_data)
         if nf_n > 1:
             m.submodules.ibuf = ibuf = Memory(shape=unsigned(c.in_width), depth=sf_n, init=[])
             ib_rd = ibuf.read_port()
@@ -220,8 +218,7 @@ class MatrixVectorUnit(wiring.Component):
                 m.d.sync += sf.eq(sf + 1)
             m.d.sync += waddr.eq(Mux(waddr == nf_n * sf_n - 1, 0, waddr + 1))
         m.d.comb += [w_rd.addr.eq(waddr), w_rd.en.eq(issue)]
-        if n_params:
-            m.d.comb += [t_rd.addr.eq(nf), t_rd.en.eq(issue & sf_last)]
+        m.d.comb += [param_addr.eq(nf), param_en.eq(issue & sf_last)]
         if nf_n > 1:
             m.d.comb += [
                 ib_wr.addr.eq(sf), ib_wr.data.eq(self.i.payload), ib_wr.en.eq(accept),
@@ -267,7 +264,7 @@ class MatrixVectorUnit(wiring.Component):
             if c.lane.has_zero_weights and self.counters:
                 zero_lanes.append(c.lane.zero_weight_count(w_word, simd))
                 zero_acts.append(c.lane.zero_activation_count(x_word, w_word, simd))
-        codes = c.epilogue.codes(m, accs, t_rd.data if n_params else None)
+        codes = c.epilogue.codes(m, accs, param_data)
         out_word = Cat(*codes)
         produce = Signal()
         m.d.comb += produce.eq(s1_valid & s1_last & out_free)

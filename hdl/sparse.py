@@ -53,7 +53,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hdl.arith import adder_tree, shape_for_range
-from hdl.epilogue import Epilogue
+from hdl.epilogue import Epilogue, build_param_banks
 from hdl.errors import HardwareConfigError
 from hdl.lanes import Lane
 from hdl.mvu import FILL_CYCLES, PERF_COUNTERS
@@ -307,12 +307,10 @@ class SparseMatrixVectorUnit(wiring.Component):
         m.submodules.fold_ends = fmem = Memory(
             shape=range(max(c.steps + [2])), depth=nf_n, init=[s - 1 for s in c.steps])
         f_rd = fmem.read_port(domain="comb")
-        n_params = c.epilogue.params_per_row
-        if n_params:
-            m.submodules.params = pmem = Memory(
-                shape=unsigned(pe * n_params * c.epilogue.param_bits), depth=nf_n,
-                init=c.epilogue.param_words(pe))
-            t_rd = pmem.read_port()
+        param_addr = Signal(range(max(nf_n, 2)))
+        param_en = Signal()
+        param_data = build_param_banks(m, c.epilogue, pe, nf_n, param_addr, param_en)
+        n_params = len(param_data)
 
         # ---- loader: beats -> double-buffered register file --------------------------
         banks = [Signal(c.mw * xb, name=f"xbank{b}") for b in range(2)]
@@ -368,8 +366,7 @@ class SparseMatrixVectorUnit(wiring.Component):
             with m.If(vec_last):
                 m.d.sync += rsel.eq(~rsel)
         m.d.comb += [w_rd.addr.eq(addr), w_rd.en.eq(issue)]
-        if n_params:
-            m.d.comb += [t_rd.addr.eq(nf), t_rd.en.eq(issue & fold_last)]
+        m.d.comb += [param_addr.eq(nf), param_en.eq(issue & fold_last)]
 
         # ---- stage 1: gather, lanes, accumulate, epilogue, output register -------------
         s1_valid = Signal()
@@ -415,7 +412,7 @@ class SparseMatrixVectorUnit(wiring.Component):
             accs.append(acc_next)
             if self.counters:
                 zero_lanes.append(c.lane.zero_weight_count(w_word, simd))
-        codes = c.epilogue.codes(m, accs, t_rd.data if n_params else None)
+        codes = c.epilogue.codes(m, accs, param_data)
         produce = Signal()
         m.d.comb += produce.eq(s1_valid & s1_last & out_free)
         with m.If(self.o.valid & self.o.ready):

@@ -17,6 +17,7 @@ import numpy as np
 
 from codesign.energy import EnergyTable, EventCost
 from codesign.ir import IntType, Node
+from hdl.errors import HardwareConfigError
 from hdl.perf import Counter
 from hdl.stage import StageConfig
 
@@ -75,8 +76,16 @@ class Stage(ABC):
     # ---- hardware ------------------------------------------------------------------------
     @cached_property
     def hdl_config(self) -> StageConfig:
-        """The configuration the Verilog generator builds (computed once per stage)."""
-        return self.make_hdl_config()
+        """The configuration the Verilog generator builds (computed once per stage).
+
+        A configuration the generators cannot build is refused here, naming the stage.
+        """
+        try:
+            return self.make_hdl_config()
+        except HardwareConfigError as exc:
+            if repr(self.name) in str(exc):
+                raise
+            raise HardwareConfigError(f"stage {self.name!r}: {exc}") from None
 
     @abstractmethod
     def make_hdl_config(self) -> StageConfig:

@@ -167,3 +167,48 @@ def test_sparse_layer_inside_a_network():
     for layer in design.stages:
         assert compare_counters(layer.predict_counters(30), result.stage_counters[layer.name],
                                 in_network=True) == {}
+
+
+def test_wide_threshold_epilogue_builds_at_any_pe():
+    """255 thresholds (an 8-bit activation) of 18 bits x 16 PEs: a 73,440-bit parameter row
+    in one memory used to crash inside Amaranth (its limit is 65,536); the levels of the
+    binary search are banks of their own, no wider than 4,096 bits."""
+    from codesign.generate import generate_verilog
+
+    specs = [(16, "int8", ("threshold", "uint8")), (4, "int4", None)]
+    graph = random_layer_stack(4, IntType.uint(8), specs, seed=5)
+    design = build_design(graph, folding=folds(graph, [(16, 1), (1, 16)]))
+    epilogue = design.stages[0].hdl_config.epilogue
+    assert (epilogue.params_per_row, epilogue.param_bits) == (255, 18)
+    banks = epilogue.banks(16)
+    assert sum(bank.width for bank in banks) == 16 * 255 * 18
+    assert max(bank.width for bank in banks) <= 4096
+    assert "module codesign_top" in generate_verilog(design, counters=False).text
+
+
+def test_parameter_banks_split_across_pe_groups_bit_exact(monkeypatch):
+    """Banks narrower than one fold's parameters: every level and the multipliers are split
+    over groups of PEs, and the engine still computes exactly."""
+    import hdl.epilogue
+
+    monkeypatch.setattr(hdl.epilogue, "MAX_BANK_BITS", 24)
+    specs = [(6, "int3", ("threshold", "uint3")), (4, "ternary", ("requant", "int4")),
+             (3, "int4", None)]
+    graph = random_layer_stack(5, IntType.uint(3), specs, seed=8)
+    design = build_design(graph, folding=folds(graph, [(6, 5), (4, 2), (3, 1)]))
+    assert len(design.stages[0].hdl_config.epilogue.banks(6)) > 3
+    assert len(design.stages[1].hdl_config.epilogue.banks(4)) > 1
+    x = random_inputs(graph, 20, 8)
+    result = simulate(design, x)
+    assert np.array_equal(result.outputs, execute(graph, x))
+
+
+def test_threshold_epilogue_limit_is_named():
+    from hdl.errors import HardwareConfigError
+
+    graph = random_layer_stack(4, IntType.uint(4), [(2, "int4", ("threshold", "uint11"))],
+                               seed=1)
+    with pytest.raises(HardwareConfigError, match=r"stage 'fc0': 2047 thresholds per channel "
+                                                  r"need 11 binary-search levels; the "
+                                                  r"threshold epilogue takes at most 1023"):
+        build_design(graph)

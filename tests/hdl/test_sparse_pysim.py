@@ -159,7 +159,7 @@ def check_counts(c: dict[str, int], config: SparseMVUConfig, w: np.ndarray, fram
     assert c["skipped_weights"] == frames * (config.mh * config.mw - nnz)
     assert c["in_beats"] == c["ibuf_writes"] == frames * config.load_beats
     assert c["out_beats"] == frames * config.nf
-    assert c["param_reads"] == (frames * config.nf if config.epilogue.params_per_row else 0)
+    assert c["param_reads"] == (frames * config.nf if config.epilogue.banks(config.pe) else 0)
     assert c["span"] == c["issue"] + c["stall_in"] + c["stall_out"] + FILL_CYCLES
 
 

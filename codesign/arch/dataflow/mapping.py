@@ -103,6 +103,8 @@ def map_chain(graph: Graph, options: MappingOptions) -> list[Stage]:
         raise GraphError(f"{pending_window.describe()} must feed a MatVec")
     if not stages:
         raise GraphError(f"graph {graph.name!r} has no node that needs hardware")
+    for stage in stages:
+        stage.hdl_config        # noqa: B018 - a stage the generators cannot build fails now
     return stages
 
 
