@@ -39,10 +39,11 @@ def _levels(out_type: IntType) -> tuple[int, int, int]:
 
 
 def _evaluate(fmap: FloatMap, values: np.ndarray) -> np.ndarray:
-    """The map on a [C] vector of candidates, one per channel, in a batch of 8 rows."""
+    """The map on [R, C] candidates (one column per channel) in one batch of >= 8 rows."""
     assert fmap.evaluate is not None
-    out = np.asarray(fmap.evaluate(np.repeat(values[None, :].astype(np.float64), 8, axis=0)))
-    return out[0]
+    rows = values.shape[0]
+    batch = np.concatenate([values] + [values[-1:]] * max(0, 8 - rows)).astype(np.float64)
+    return np.asarray(fmap.evaluate(batch))[:rows]
 
 
 @dataclass(frozen=True)
@@ -65,35 +66,38 @@ class _Oriented:
         return _evaluate(self.fmap, np.clip(self.direction * a_prime, self.lo, self.hi))
 
 
-def _search(f: _Oriented, lo: int, hi: int, target: int) -> np.ndarray:
-    """Per channel: smallest a' in [lo, hi + 1] with f(a') >= target."""
-    channels = f.direction.size
-    low = np.full(channels, lo, dtype=np.int64)
-    high = np.full(channels, hi + 1, dtype=np.int64)
+def _search(f: _Oriented, lo: int, hi: int, targets: np.ndarray) -> np.ndarray:
+    """[C, L]: per channel and target, the smallest a' in [lo, hi + 1] with f(a') >= target.
+
+    All channels and targets are bisected together, one evaluation of the map per step.
+    """
+    shape = (targets.size, f.direction.size)
+    low = np.full(shape, lo, dtype=np.int64)
+    high = np.full(shape, hi + 1, dtype=np.int64)
     while np.any(low < high):
         mid = (low + high) // 2
-        ok = f(mid) >= target
+        ok = f(mid) >= targets[:, None]
         active = low < high
         high = np.where(active & ok, mid, high)
         low = np.where(active & ~ok, mid + 1, low)
-    return low
+    return low.T
 
 
 def _verify(f: _Oriented, thresholds: np.ndarray, lo: int, hi: int, bias: int, scale: int
             ) -> None:
     """f must equal the staircase just below and at every threshold, and at both ends."""
-    probes = [np.full(f.direction.size, lo), np.full(f.direction.size, hi)]
-    for column in thresholds.T:
-        probes += [np.clip(column - 1, lo, hi), np.clip(column, lo, hi)]
-    for probe in probes:
-        got = f(probe)
+    channels = f.direction.size
+    probes = np.concatenate([np.full((1, channels), lo), np.full((1, channels), hi),
+                             np.clip(thresholds.T - 1, lo, hi), np.clip(thresholds.T, lo, hi)])
+    got = f(probes)
+    for probe, value in zip(probes, got, strict=True):
         staircase = bias + scale * (probe[:, None] >= thresholds).sum(axis=1)
-        bad = np.flatnonzero(got != staircase)
+        bad = np.flatnonzero(value != staircase)
         if bad.size:
             c = int(bad[0])
             raise GraphError(f"{f.fmap.describe()}: channel {c} is not a monotone staircase of "
                              f"its accumulator (at {int(f.direction[c] * probe[c])}: map gives "
-                             f"{got[c]}, thresholds give {staircase[c]}); it cannot be folded")
+                             f"{value[c]}, thresholds give {staircase[c]}); it cannot be folded")
 
 
 def _negated_weight_type(weight: np.ndarray, original: IntType) -> IntType:
@@ -119,9 +123,7 @@ def fold_float_map(graph: Graph, matvec: MatVec, fmap: FloatMap
     (src,), (acc,) = matvec.inputs, matvec.outputs
     in_type = graph.tensor(src).dtype
     lo, hi = matvec.output_range(in_type)
-    channels = matvec.mh
-    at_lo = _evaluate(fmap, np.full(channels, lo))
-    at_hi = _evaluate(fmap, np.full(channels, hi))
+    at_lo, at_hi = _evaluate(fmap, np.array([[lo], [hi]]).repeat(matvec.mh, axis=1))
     direction = np.where(at_lo > at_hi, -1, 1).astype(np.int64)
     f = _Oriented(fmap, direction, lo, hi)
     new_mv = copy.copy(matvec)
@@ -135,8 +137,7 @@ def fold_float_map(graph: Graph, matvec: MatVec, fmap: FloatMap
             if not acc_info.dtype.contains(np.array([lo, hi])):
                 acc_info = TensorInfo(acc, acc_info.shape, IntType.for_range(lo, hi))
     bias, scale, count = _levels(fmap.out_type)
-    thresholds = np.stack([_search(f, lo, hi, bias + scale * k)
-                           for k in range(1, count + 1)], axis=1)
+    thresholds = _search(f, lo, hi, bias + scale * np.arange(1, count + 1))
     _verify(f, thresholds, lo, hi, bias, scale)
     mt = MultiThreshold(f"{matvec.name}_th", [acc], list(fmap.outputs),
                         thresholds=thresholds.astype(np.int64), out_type=fmap.out_type,
