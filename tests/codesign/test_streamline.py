@@ -1,4 +1,4 @@
-"""Streamlined integer graph == torch model, on random binarized networks."""
+"""Streamlined integer graph == torch model, on random networks of every layer type."""
 
 import numpy as np
 import pytest
@@ -9,14 +9,32 @@ from torch import nn
 
 from codesign.errors import UnsupportedLayerError
 from codesign.frontends import from_quant_model
-from codesign.ir import FloatMap, Graph, IntType, MatVec, MultiThreshold, TensorInfo
+from codesign.ir import (
+    FloatMap,
+    Graph,
+    IntType,
+    MatVec,
+    MaxPool,
+    MultiThreshold,
+    TensorInfo,
+)
 from codesign.passes import lower_convolutions, run_passes, streamline
 from codesign.reference import execute
+from netgen import quant_net_specs, random_model_inputs, random_quant_model, torch_layout
 from quant_models.conv import QuantConv2d, TernaryConv2d
-from quant_models.fixed_point import QuantAct, QuantLinear
+from quant_models.fixed_point import QuantAct, QuantLinear, Requant
 from quant_models.layers import BinaryLinear, IntegerInput, LogitScale, SignActivation
 from quant_models.models import BinarizedMLP
 from quant_models.ternary import TernaryLinear
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The threshold search evaluates tiny batches: fastest on one thread."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def randomize(model: BinarizedMLP, seed: int, gamma_mode: str) -> BinarizedMLP:
@@ -39,43 +57,64 @@ def randomize(model: BinarizedMLP, seed: int, gamma_mode: str) -> BinarizedMLP:
     return model.eval()
 
 
-def torch_hidden_signs(model: BinarizedMLP, x: np.ndarray) -> list[np.ndarray]:
-    """Every SignActivation output of the torch model, in order."""
+CODE_MODULES = (SignActivation, QuantAct, Requant, nn.MaxPool2d)
+"""The torch modules whose outputs are integer codes: the IR's MultiThreshold, Requantize
+and MaxPool outputs, in the same order."""
+
+
+def torch_codes(model: nn.Module, x: torch.Tensor) -> tuple[list[np.ndarray], np.ndarray]:
+    """Every code-producing module's output (images as HWC, like the IR), and the output."""
     captured: list[np.ndarray] = []
-    hooks = [m.register_forward_hook(lambda _m, _i, out: captured.append(out.numpy().copy()))
-             for m in model.modules() if isinstance(m, SignActivation)]
+
+    def keep(_module, _inputs, out):
+        value = out.detach().numpy()
+        captured.append(value.transpose(0, 2, 3, 1) if value.ndim == 4 else value.copy())
+
+    hooks = [m.register_forward_hook(keep) for m in model.modules()
+             if isinstance(m, CODE_MODULES)]
     with torch.no_grad():
-        model(torch.as_tensor(x, dtype=torch.float32))
+        out = model(x).numpy()
     for hook in hooks:
         hook.remove()
-    return captured
+    return captured, out
 
 
-@settings(max_examples=40, deadline=None)
-@given(in_features=st.sampled_from([4, 9, 16, 33]),
-       hidden=st.lists(st.integers(1, 24), min_size=1, max_size=3),
-       classes=st.integers(2, 7), input_bits=st.integers(2, 8), signed=st.booleans(),
-       seed=st.integers(0, 2**31), gamma_mode=st.sampled_from(["positive", "any", "with_zero"]))
-def test_reference_matches_torch(in_features, hidden, classes, input_bits, signed, seed,
-                                 gamma_mode):
-    model = randomize(BinarizedMLP(in_features, hidden, classes, input_bits, signed), seed,
-                      gamma_mode)
-    graph = streamline(from_quant_model(model))
-    rng = np.random.default_rng(seed)
-    lo, hi = graph.input_info.dtype.min, graph.input_info.dtype.max
-    x = rng.integers(lo, hi + 1, size=(64, in_features))
+def assert_graph_matches_torch(model: nn.Module, graph: Graph, x: np.ndarray) -> None:
+    """The integer graph's reference equals torch on every activation (element by element,
+    as integer codes: the outputs of engines with a fused epilogue and of max-pools) and on
+    the output: integer scores through the last layer's
+    own float scaling bit for bit, and through ``output_scale``/``output_offset``."""
     values = execute(graph, x, keep_all=True)
-    thresholds = [n for n in graph.nodes if isinstance(n, MultiThreshold)]
-    hidden_torch = torch_hidden_signs(model, x)
-    assert len(thresholds) == len(hidden_torch) == len(hidden)
-    for node, expected in zip(thresholds, hidden_torch, strict=True):
-        assert np.array_equal(values[node.outputs[0]], expected.astype(np.int64)), node.name
-    out = values[graph.output]
+    codes = [values[n.output] for n in graph.ordered_nodes()
+             if isinstance(n, MaxPool) or (isinstance(n, MatVec) and n.post is not None)]
+    expected, out = torch_codes(model, torch_layout(x))
+    assert len(codes) == len(expected)
+    for index, (got, want) in enumerate(zip(codes, expected, strict=True)):
+        assert np.array_equal(got, want.astype(np.int64)), f"activation {index}"
+    scores = values[graph.output]
+    last = graph.producer(graph.output)
+    if not isinstance(last, MatVec) or last.post is not None:     # codes out, not scores
+        assert np.array_equal(scores.reshape(out.shape), out)
+        return
+    dot = 2 * scores - last.mw if last.acc == "xnor_popcount" else scores
+    layers = list(model.layers)
+    position = max(i for i, m in enumerate(layers) if isinstance(m, (nn.Linear, nn.Conv2d)))
     with torch.no_grad():
-        logits = model(torch.as_tensor(x, dtype=torch.float32)).numpy()
-    assert np.array_equal(np.argmax(out, axis=1), np.argmax(logits, axis=1))
-    np.testing.assert_allclose(out * graph.output_scale + graph.output_offset, logits,
-                               rtol=1e-5, atol=1e-5)
+        value = torch.as_tensor(dot, dtype=torch.float32)
+        value = getattr(layers[position], "scale_accumulator", lambda a: a)(value)
+        for module in layers[position + 1:]:
+            value = module(value)
+    assert np.array_equal(value.numpy(), out)
+    np.testing.assert_allclose(scores * graph.output_scale + graph.output_offset, out,
+                               rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(out).max())))
+
+
+@settings(max_examples=150, deadline=None)
+@given(quant_net_specs(), st.integers(0, 2**31))
+def test_random_networks_match_torch_on_every_activation(spec, seed):
+    model = random_quant_model(spec, seed)
+    graph = run_passes(from_quant_model(model))
+    assert_graph_matches_torch(model, graph, random_model_inputs(spec, 48, seed))
 
 
 def test_threshold_tie_is_plus_one():
