@@ -19,7 +19,14 @@ from codesign.ir import (
 )
 from codesign.passes import lower_convolutions, run_passes, streamline
 from codesign.reference import execute
-from netgen import assert_matches_torch, quant_net_specs, random_model_inputs, random_quant_model
+from netgen import (
+    LayerSpec,
+    NetSpec,
+    assert_matches_torch,
+    quant_net_specs,
+    random_model_inputs,
+    random_quant_model,
+)
 from quant_models.conv import QuantConv2d, TernaryConv2d
 from quant_models.fixed_point import QuantAct, QuantLinear, Requant
 from quant_models.layers import BinaryLinear, IntegerInput, LogitScale, SignActivation
@@ -36,29 +43,11 @@ def one_thread():
     torch.set_num_threads(previous)
 
 
-def randomize(model: BinarizedMLP, seed: int, gamma_mode: str) -> BinarizedMLP:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, BinaryLinear):
-                module.weight.uniform_(-1, 1, generator=gen)
-            if isinstance(module, nn.BatchNorm1d):
-                c = module.num_features
-                module.running_mean.copy_(torch.randn(c, generator=gen) * 8)
-                module.running_var.copy_(torch.rand(c, generator=gen) * 30 + 0.1)
-                gamma = torch.randn(c, generator=gen)
-                if gamma_mode == "positive":
-                    gamma = gamma.abs() + 0.05
-                elif gamma_mode == "with_zero":
-                    gamma[::3] = 0.0
-                module.weight.copy_(gamma)
-                module.bias.copy_(torch.randn(c, generator=gen))
-    return model.eval()
-
-
 @settings(max_examples=150, deadline=None)
 @given(quant_net_specs(), st.integers(0, 2**31))
 def test_random_networks_match_torch_on_every_activation(spec, seed):
+    """Any mix of layer types, random weights and batch-norm statistics (negative and zero
+    gammas, zero variances): the integer graph equals torch element by element."""
     model = random_quant_model(spec, seed)
     graph = run_passes(from_quant_model(model))
     assert_matches_torch(model, graph, random_model_inputs(spec, 48, seed))
@@ -207,7 +196,9 @@ def test_negated_row_outside_its_type_widens_weights_and_accumulator():
 
 
 def test_xnor_layers_use_popcount():
-    model = randomize(BinarizedMLP(8, (16, 16), 4), 3, "any")
+    spec = NetSpec("uint5", (LayerSpec("binary", 16), LayerSpec("binary", 16),
+                             LayerSpec("binary", 4, act=None)), features=8, logit_scale=True)
+    model = random_quant_model(spec, 3)
     graph = streamline(from_quant_model(model))
     accs = [n.acc for n in graph.nodes if isinstance(n, MatVec)]
     assert accs == ["dot", "xnor_popcount", "xnor_popcount"]
