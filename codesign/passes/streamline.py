@@ -8,9 +8,12 @@ After this pass the graph is integer-only. Two rewrites, each exact:
    vectorised binary search that *evaluates the map itself* (the model's own torch modules)
    on candidate integers, so the integer graph reproduces torch's float rounding decisions,
    tie cases included, and is then checked on both sides of every threshold. A decreasing
-   channel (negative batch-norm scale) has its weight row negated (a' = -a) when the
-   accumulator range is symmetric, so every threshold is an ``a >= T`` comparison; a
-   constant channel gets thresholds at the bottom or above the top of the range.
+   channel (negative batch-norm scale) has its weight row negated (a' = -a), so every
+   threshold is an ``a' >= T`` comparison; the negated weights get the type their values
+   need (a non-narrow ``-2^(b-1)`` or an unsigned weight negates out of its type, a TTQ row's
+   levels change sides), and the thresholds are searched over the accumulator range of that
+   type, which the accumulator tensor's type is widened to hold. A constant channel gets
+   thresholds at the bottom or above the top of the range.
 2. ``MatVec`` over bipolar x bipolar switches to ``acc="xnor_popcount"``: the hardware
    accumulates P = popcount(XNOR) and the back-transform dot = 2P - K is folded into the
    thresholds (P >= ceil((T + K) / 2)) or, for the graph output, into the output scale.
@@ -20,11 +23,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Collection
+from dataclasses import dataclass
 
 import numpy as np
 
 from codesign.errors import GraphError
-from codesign.ir import FloatMap, Graph, IntType, MatVec, MultiThreshold
+from codesign.ir import FloatMap, Graph, IntType, MatVec, MultiThreshold, TensorInfo
 
 
 def _levels(out_type: IntType) -> tuple[int, int, int]:
@@ -35,73 +39,116 @@ def _levels(out_type: IntType) -> tuple[int, int, int]:
 
 
 def _evaluate(fmap: FloatMap, values: np.ndarray) -> np.ndarray:
-    """The map on a [C] vector of candidates, one per channel, in a batch of 8 rows."""
+    """The map on [R, C] candidates (one column per channel) in one batch of >= 8 rows."""
     assert fmap.evaluate is not None
-    out = np.asarray(fmap.evaluate(np.repeat(values[None, :].astype(np.float64), 8, axis=0)))
-    return out[0]
+    rows = values.shape[0]
+    batch = np.concatenate([values] + [values[-1:]] * max(0, 8 - rows)).astype(np.float64)
+    return np.asarray(fmap.evaluate(batch))[:rows]
 
 
-def _search(fmap: FloatMap, direction: np.ndarray, lo: int, hi: int, target: int) -> np.ndarray:
-    """Per channel: smallest a' in [lo, hi + 1] with f(direction * a') >= target."""
-    channels = direction.size
-    low = np.full(channels, lo, dtype=np.int64)
-    high = np.full(channels, hi + 1, dtype=np.int64)
+@dataclass(frozen=True)
+class _Oriented:
+    """The map as a function of the accumulator a' = direction * a the new MatVec computes.
+
+    The map is only evaluated where the original accumulator a can be ([lo, hi]); beyond
+    that it keeps its value at the nearer end. The search range (the new weights' range)
+    may be wider than the negated original one, and a channel that is constant wherever
+    its accumulator can be must stay constant there rather than show a slope nothing
+    reaches.
+    """
+
+    fmap: FloatMap
+    direction: np.ndarray
+    lo: int
+    hi: int
+
+    def __call__(self, a_prime: np.ndarray) -> np.ndarray:
+        return _evaluate(self.fmap, np.clip(self.direction * a_prime, self.lo, self.hi))
+
+
+def _search(f: _Oriented, lo: int, hi: int, targets: np.ndarray) -> np.ndarray:
+    """[C, L]: per channel and target, the smallest a' in [lo, hi + 1] with f(a') >= target.
+
+    All channels and targets are bisected together, one evaluation of the map per step.
+    """
+    shape = (targets.size, f.direction.size)
+    low = np.full(shape, lo, dtype=np.int64)
+    high = np.full(shape, hi + 1, dtype=np.int64)
     while np.any(low < high):
         mid = (low + high) // 2
-        ok = _evaluate(fmap, direction * mid) >= target
+        ok = f(mid) >= targets[:, None]
         active = low < high
         high = np.where(active & ok, mid, high)
         low = np.where(active & ~ok, mid + 1, low)
-    return low
+    return low.T
 
 
-def _verify(fmap: FloatMap, direction: np.ndarray, thresholds: np.ndarray, lo: int, hi: int,
-            bias: int, scale: int) -> None:
+def _verify(f: _Oriented, thresholds: np.ndarray, lo: int, hi: int, bias: int, scale: int
+            ) -> None:
     """f must equal the staircase just below and at every threshold, and at both ends."""
-    probes = [np.full(direction.size, lo), np.full(direction.size, hi)]
-    for column in thresholds.T:
-        probes += [np.clip(column - 1, lo, hi), np.clip(column, lo, hi)]
-    for probe in probes:
-        got = _evaluate(fmap, direction * probe)
+    channels = f.direction.size
+    probes = np.concatenate([np.full((1, channels), lo), np.full((1, channels), hi),
+                             np.clip(thresholds.T - 1, lo, hi), np.clip(thresholds.T, lo, hi)])
+    got = f(probes)
+    for probe, value in zip(probes, got, strict=True):
         staircase = bias + scale * (probe[:, None] >= thresholds).sum(axis=1)
-        bad = np.flatnonzero(got != staircase)
+        bad = np.flatnonzero(value != staircase)
         if bad.size:
             c = int(bad[0])
-            raise GraphError(f"{fmap.describe()}: channel {c} is not a monotone staircase of "
-                             f"its accumulator (at {int(probe[c])}: map gives {got[c]}, "
-                             f"thresholds give {staircase[c]}); it cannot be folded")
+            raise GraphError(f"{f.fmap.describe()}: channel {c} is not a monotone staircase of "
+                             f"its accumulator (at {int(f.direction[c] * probe[c])}: map gives "
+                             f"{value[c]}, thresholds give {staircase[c]}); it cannot be folded")
+
+
+def _negated_weight_type(weight: np.ndarray, original: IntType) -> IntType:
+    """The type of a weight matrix some of whose rows were negated.
+
+    Negation maps bipolar and ternary weights, and a symmetric range, onto themselves, so
+    the original type stays whenever it still holds every value; otherwise (an unsigned
+    weight, a non-narrow ``-2^(b-1)``, TTQ's asymmetric levels) the smallest intN/uintN
+    holding the actual values, as the frontend derives it.
+    """
+    if original.contains(weight):
+        return original
+    return IntType.for_range(int(min(weight.min(), 0)), int(max(weight.max(), 0)))
 
 
 def fold_float_map(graph: Graph, matvec: MatVec, fmap: FloatMap
-                   ) -> tuple[MatVec, MultiThreshold]:
-    """Thresholds reproducing ``fmap`` over the accumulator range of ``matvec``."""
-    (src,) = matvec.inputs
-    lo, hi = matvec.output_range(graph.tensor(src).dtype)
-    channels = matvec.mh
-    at_lo = _evaluate(fmap, np.full(channels, lo))
-    at_hi = _evaluate(fmap, np.full(channels, hi))
+                   ) -> tuple[MatVec, MultiThreshold, TensorInfo]:
+    """Thresholds reproducing ``fmap`` over the accumulator range of ``matvec``.
+
+    Returns the MatVec (decreasing channels' rows negated, its weight type re-derived), the
+    thresholds, and the accumulator tensor typed for the new MatVec's range.
+    """
+    (src,), (acc,) = matvec.inputs, matvec.outputs
+    in_type = graph.tensor(src).dtype
+    lo, hi = matvec.output_range(in_type)
+    at_lo, at_hi = _evaluate(fmap, np.array([[lo], [hi]]).repeat(matvec.mh, axis=1))
     direction = np.where(at_lo > at_hi, -1, 1).astype(np.int64)
-    if np.any(direction < 0) and lo != -hi:
-        c = int(np.flatnonzero(direction < 0)[0])
-        raise GraphError(f"{fmap.describe()}: channel {c} decreases with its accumulator (a "
-                         f"negative batch-norm scale) and the range [{lo}, {hi}] is not "
-                         "symmetric, so it cannot be folded by negating the weight row; "
-                         "use symmetric (narrow-range) weights or a positive scale")
-    bias, scale, count = _levels(fmap.out_type)
-    thresholds = np.stack([_search(fmap, direction, lo, hi, bias + scale * k)
-                           for k in range(1, count + 1)], axis=1)
-    _verify(fmap, direction, thresholds, lo, hi, bias, scale)
+    f = _Oriented(fmap, direction, lo, hi)
     new_mv = copy.copy(matvec)
-    new_mv.weight = matvec.weight * direction[:, None]
-    mt = MultiThreshold(f"{matvec.name}_th", [matvec.outputs[0]], list(fmap.outputs),
+    acc_info = graph.tensor(acc)
+    if np.any(direction < 0):
+        new_mv.weight = matvec.weight * direction[:, None]
+        new_mv.weight_type = _negated_weight_type(new_mv.weight, matvec.weight_type)
+        if new_mv.weight_type != matvec.weight_type:
+            # the negated rows can leave the old range: search and store over the new one
+            lo, hi = new_mv.output_range(in_type)
+            if not acc_info.dtype.contains(np.array([lo, hi])):
+                acc_info = TensorInfo(acc, acc_info.shape, IntType.for_range(lo, hi))
+    bias, scale, count = _levels(fmap.out_type)
+    thresholds = _search(f, lo, hi, bias + scale * np.arange(1, count + 1))
+    _verify(f, thresholds, lo, hi, bias, scale)
+    mt = MultiThreshold(f"{matvec.name}_th", [acc], list(fmap.outputs),
                         thresholds=thresholds.astype(np.int64), out_type=fmap.out_type,
                         out_scale=scale, out_bias=bias)
-    return new_mv, mt
+    return new_mv, mt, acc_info
 
 
 def fold_float_maps(graph: Graph) -> Graph:
     """Rewrite every ``MatVec -> FloatMap`` pair into ``MatVec -> MultiThreshold``."""
     nodes = list(graph.nodes)
+    tensors = dict(graph.tensors)
     for node in graph.nodes:
         if not isinstance(node, FloatMap):
             continue
@@ -113,11 +160,13 @@ def fold_float_maps(graph: Graph) -> Graph:
             raise GraphError(f"tensor {node.inputs[0]!r} has other consumers; cannot fold "
                              f"{node.describe()} into thresholds")
         position = nodes.index(producer)
-        new_mv, thresholds = fold_float_map(graph, producer, node)
+        new_mv, thresholds, acc_info = fold_float_map(graph, producer, node)
         nodes[position] = new_mv
         nodes[nodes.index(node)] = thresholds
+        tensors[acc_info.name] = acc_info
     result = copy.copy(graph)
     result.nodes = nodes
+    result.tensors = tensors
     return result
 
 

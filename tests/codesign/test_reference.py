@@ -1,9 +1,13 @@
+from fractions import Fraction
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from codesign.errors import GraphError, InputError
 from codesign.ir import Add, FloatMap, Graph, IntType, MatVec, MultiThreshold, TensorInfo
-from codesign.reference import execute, execute_all
+from codesign.reference import execute, execute_all, requantize
 
 
 def small_graph(acc="dot", thresholds=None):
@@ -120,3 +124,62 @@ def test_cycles_and_missing_producers_are_named():
     graph.node("a").inputs = ["z"]
     with pytest.raises(GraphError, match="has a cycle through"):
         graph.validate()
+
+
+def _requantize_referee(x: int, multiplier: int, shift: int, lo: int, hi: int) -> int:
+    """saturate(round_half_even(x * M / 2^s)) in exact rationals (Python rounds a Fraction
+    half to even)."""
+    return min(max(round(Fraction(x * multiplier, 2**shift)), lo), hi)
+
+
+@st.composite
+def requantize_cases(draw):
+    """(x, M, s, out type) with |x * M| < 2^63; about half the cases are exact ties
+    x * M = (2k + 1) * 2^(s - 1), the only inputs where half-to-even decides."""
+    shift = draw(st.integers(0, 62), label="shift")
+    multiplier = draw(st.integers(-(2**32) + 1, 2**32 - 1), label="multiplier")
+    limit = (2**63 - 1) // max(abs(multiplier), 1)
+    twos = (multiplier & -multiplier).bit_length() - 1 if multiplier else 0
+    step = 1 << max(shift - 1 - twos, 0)     # x = odd * step makes x * M an odd * 2^(s-1)
+    if multiplier and shift > 0 and twos <= shift - 1 and limit >= step \
+            and draw(st.booleans(), label="tie"):
+        odd = draw(st.integers(-(limit // step), limit // step).map(lambda k: 2 * (k // 2) + 1)
+                   .filter(lambda k: abs(k) * step <= limit), label="odd")
+        x = odd * step
+        assert (x * multiplier) % (1 << shift) == 1 << (shift - 1)
+    else:
+        x = draw(st.integers(-limit, limit), label="x")
+    out_type = draw(st.sampled_from(["int", "uint"]).flatmap(
+        lambda kind: st.integers(2 if kind == "int" else 1, 62).map(
+            lambda bits: IntType(kind, bits))), label="out type")
+    return x, multiplier, shift, out_type
+
+
+@settings(max_examples=600, deadline=None)
+@given(requantize_cases())
+def test_requantize_matches_exact_rational_rounding(case):
+    x, multiplier, shift, out_type = case
+    got = requantize(np.array([x, -x]), multiplier, shift, out_type.min, out_type.max)
+    assert got.tolist() == [_requantize_referee(v, multiplier, shift, out_type.min,
+                                                out_type.max) for v in (x, -x)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(requantize_cases(), min_size=1, max_size=8))
+def test_requantize_per_channel_multipliers(cases):
+    """An array of multipliers (one per channel) rounds each element on its own."""
+    x = np.array([c[0] for c in cases])
+    multipliers = np.array([c[1] for c in cases])
+    shift, out_type = cases[0][2], cases[0][3]
+    got = requantize(x, multipliers, shift, out_type.min, out_type.max)
+    assert got.tolist() == [_requantize_referee(int(v), int(m), shift, out_type.min,
+                                                out_type.max) for v, m in zip(x, multipliers,
+                                                                               strict=True)]
+
+
+def test_requantize_ties_go_to_even():
+    x = np.array([1, 3, 5, 7, -1, -3, -5, -7])           # x / 2: every one a tie
+    assert requantize(x, 1, 1, -100, 100).tolist() == [0, 2, 2, 4, 0, -2, -2, -4]
+    assert requantize(x, -3, 2, -100, 100).tolist() == [-1, -2, -4, -5, 1, 2, 4, 5]
+    assert requantize(np.array([2**62 - 1]), 1, 62, 0, 1).tolist() == [1]   # just below 1
+    assert requantize(np.array([-(2**61)]), 1, 62, -1, 0).tolist() == [0]   # -0.5 -> 0
