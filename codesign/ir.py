@@ -276,23 +276,31 @@ class Requantize(Node):
     """Fixed-point requantization: out = saturate(round_half_even(x * M[c] / 2^shift)).
 
     ``multiplier`` is one integer per channel (or a single one broadcast); the result is
-    clamped to ``out_type``'s range. Integer-only: the reference and the hardware compute it
-    with the same integer operations.
+    clamped to ``saturate`` (lo, hi), by default ``out_type``'s range (a narrow-range
+    quantizer clamps to -(2^(b-1) - 1) instead). Integer-only: the reference and the hardware
+    compute it with the same integer operations.
     """
 
     multiplier: np.ndarray = field(default_factory=lambda: np.ones(1, dtype=np.int64))
     shift: int = 0
     out_type: IntType = field(default_factory=lambda: IntType.int_(8))
+    saturate: tuple[int, int] | None = None
 
     op_type = "Requantize"
 
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """The clamp range: ``saturate`` or the output type's whole range."""
+        return self.saturate or (self.out_type.min, self.out_type.max)
+
     def detail(self) -> str:
-        return f"[x*M>>{self.shift}, saturate to {self.out_type}]"
+        lo, hi = self.bounds
+        return f"[x*M>>{self.shift}, saturate to {lo}..{hi} ({self.out_type})]"
 
     def apply(self, x: Batch) -> Batch:
         mult = np.asarray(self.multiplier, dtype=np.int64).reshape(-1)
-        return requantize(x, mult if mult.size > 1 else mult[0], self.shift,
-                          self.out_type.min, self.out_type.max)
+        lo, hi = self.bounds
+        return requantize(x, mult if mult.size > 1 else mult[0], self.shift, lo, hi)
 
     def check(self, graph: Graph) -> None:
         x, y = self._io(graph)
@@ -308,6 +316,10 @@ class Requantize(Node):
         if y.dtype != self.out_type:
             raise GraphError(f"{self.describe()}: output tensor is {y.dtype}, node saturates "
                              f"to {self.out_type}")
+        lo, hi = self.bounds
+        if not (self.out_type.min <= lo <= hi <= self.out_type.max):
+            raise GraphError(f"{self.describe()}: saturation {lo}..{hi} is not within "
+                             f"{self.out_type}")
 
     def execute(self, inputs: Sequence[Batch], graph: Graph) -> Batch:
         return self.apply(inputs[0])

@@ -298,7 +298,8 @@ def from_quant_model(model: nn.Module, *, name: str = "network",
             b.tensor(f"{node_name}_out", current.shape, out_type)
             current = b.add(Requantize(node_name, [current.name], [f"{node_name}_out"],
                                        multiplier=np.array([module.multiplier], dtype=np.int64),
-                                       shift=module.shift, out_type=out_type))
+                                       shift=module.shift, out_type=out_type,
+                                       saturate=(module.min_value, module.max_value)))
             pending = None
         elif isinstance(module, LogitScale):
             output_scale = module.scale

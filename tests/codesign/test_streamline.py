@@ -53,9 +53,6 @@ def test_random_networks_match_torch_on_every_activation(spec, seed):
     assert_matches_torch(model, graph, random_model_inputs(spec, 48, seed))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="the frontend lowers Requant(narrow_range=True) to a "
-                   "Requantize saturating at the full intN range")
 def test_narrow_requant_saturates_like_torch():
     """int4 narrow: torch saturates at -7, so must the integer graph."""
     model = nn.Sequential(IntegerInput(4, True), BinaryLinear(6, 3),

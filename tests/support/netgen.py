@@ -287,8 +287,10 @@ def _draw_layer(draw, in_type: IntType, in_channels: int, hw: tuple[int, int] | 
         fields.update(act=None, batch_norm=False, per_channel=False)
         return LayerSpec(**fields)
     if kind == "binary" and draw(st.integers(0, 3), label="requant") == 0:
-        fields.update(act="requant", batch_norm=False,
-                      act_type=str(_int_types(draw, 1, 8, "requant bits")))
+        act_type = _int_types(draw, 1, 8, "requant bits")
+        fields.update(act="requant", batch_norm=False, act_type=str(act_type),
+                      act_narrow=act_type.kind == "int" and act_type.bits > 1
+                      and draw(st.booleans(), label="narrow requant"))
         return LayerSpec(**fields)
     fields["batch_norm"] = draw(st.integers(0, 4), label="batch norm") > 0
     fields["relu"] = draw(st.integers(0, 4), label="relu") == 0
@@ -441,7 +443,7 @@ def _calibrated_activation(layer: LayerSpec, h: torch.Tensor, rng) -> nn.Module:
     if layer.act == "requant":
         multiplier, shift = requant_params(t.max / max(peak, 1.0) * jitter,
                                            int(rng.integers(8, 17)))
-        return Requant(multiplier, shift, t.bits, t.signed)
+        return Requant(multiplier, shift, t.bits, t.signed, narrow_range=layer.act_narrow)
     scale = peak / t.max * jitter if peak > 0 else 1.0
     return QuantAct(t.bits, t.signed, layer.act_narrow, init_scale=max(scale, 1e-4))
 
