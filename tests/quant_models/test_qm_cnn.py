@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +31,6 @@ from quant_models.fixed_point import IntegerLinear, QuantAct
 from quant_models.layers import BinaryLinear, IntegerInput, LogitScale, SignActivation
 from quant_models.models import integer_signature
 from quant_models.train import evaluate, predict, train_classifier
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """These small networks train and run fastest on one thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
@@ -298,7 +288,7 @@ def test_cnn_zoo_cache_round_trip(
     model, report = zoo.builtin_example("binary-cnn")
     assert isinstance(model, BinaryCNN) and not model.training
     assert len(tiny_cnns) == 1 and tiny_cnns[0]["threads"] == cnn_zoo.TRAINING_THREADS
-    assert torch.get_num_threads() == 1  # restored to the fixture's setting
+    assert torch.get_num_threads() == 1  # restored to the session's setting
     files = list((isolated_cache / "models").glob("binary-cnn-*.pt"))
     assert len(files) == 1
     _forbid_training(monkeypatch)
