@@ -16,8 +16,47 @@ import quant_models.catalog as catalog
 import quant_models.zoo as zoo
 from codesign.errors import CodesignError
 from quant_models.catalog import Example
+from quant_models.data import load_digits_split
 from quant_models.models import BinarizedMLP
-from quant_models.train import TrainReport
+from quant_models.train import TrainReport, evaluate
+
+# -- the shipped weights of every built-in example ----------------------------------------
+
+
+def forbid_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a stored model was retrained")
+
+    monkeypatch.setattr(cache, "train_classifier", fail)
+
+
+@pytest.fixture(scope="module")
+def split() -> Any:
+    return load_digits_split(**catalog.SPLIT_PARAMS)
+
+
+@pytest.mark.parametrize("name", catalog.example_names())
+def test_every_example_loads_its_shipped_weights_without_training(
+    name: str, empty_cache: Path, monkeypatch: pytest.MonkeyPatch, split: Any
+) -> None:
+    forbid_training(monkeypatch)
+    model, report = zoo.builtin_example(name)
+    shipped = cache.read_weights(cache.shipped_path(name))
+    assert (shipped.name, shipped.key) == (name, zoo.example_key(catalog.example(name)))
+    assert report == shipped.report
+    assert evaluate(model, split.x_test, split.y_test) == shipped.report.test_accuracy
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, shipped.state_dict[key]), key
+    assert not (empty_cache / "models").exists()  # nothing was written to the cache
+
+
+def test_shipped_weights_are_all_there_and_small() -> None:
+    files = sorted(cache.SHIPPED_DIR.iterdir())
+    assert [f.name for f in files] == sorted(
+        f"{name}{cache.WEIGHTS_SUFFIX}" for name in catalog.example_names()
+    )
+    assert sum(f.stat().st_size for f in files) < 2_000_000
+
 
 # -- precedence: shipped (matching key), cache, training, with tiny models ------------------
 
