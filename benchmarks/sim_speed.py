@@ -82,8 +82,9 @@ def network_design() -> BenchDesign:
     from codesign.generate import generate_verilog
     from codesign.reference import execute
     from codesign.streams import pack_beats, unpack_beats
+    from quant_models.catalog import SPLIT_PARAMS
     from quant_models.data import load_digits_split
-    from quant_models.zoo import SPLIT_PARAMS, builtin_binarized_mlp
+    from quant_models.zoo import builtin_binarized_mlp
 
     model, _ = builtin_binarized_mlp()
     design = compile_model(model, name="binarized-mlp", target_cycles=128)

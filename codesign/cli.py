@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "examples":
-        for name, (description, _) in EXAMPLES.items():
+        for name, description in EXAMPLES.items():
             print(f"{name}: {description}")
         return 0
     from codesign.flow import check_frames, run_example

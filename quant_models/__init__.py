@@ -2,7 +2,8 @@
 
 The package provides the compression primitives (binarization, ternary weights, k-bit fixed
 point, magnitude pruning), the layers and models the compiler lowers, the digits data split,
-deterministic training, and cached built-in examples.
+deterministic training, and the built-in examples (:mod:`quant_models.catalog`) with their
+trained weights.
 """
 
 from typing import Any

@@ -2,7 +2,7 @@
 
 Training is seeded end to end (model-independent global seed plus a dedicated generator for
 shuffling) so that the same configuration yields the same weights on the same machine, which
-is what makes the weight cache in :mod:`quant_models.zoo` trustworthy.
+is what makes the weight cache in :mod:`quant_models.cache` trustworthy.
 """
 
 from __future__ import annotations

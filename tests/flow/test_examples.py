@@ -1,16 +1,36 @@
-"""Every built-in example: the integer reference agrees with torch prediction by prediction,
-and the mixed-precision network runs bit-exactly through `codesign run`."""
+"""Every built-in example: loaded from the shipped weights, the integer reference agrees with
+torch prediction by prediction, and the mixed-precision network runs bit-exactly through
+`codesign run`."""
 
 import json
 
 import numpy as np
 import pytest
 
+import quant_models.cache as cache
 from codesign.cli import main
 from codesign.examples import EXAMPLES, load_example
 from codesign.flow import compile_model
 from codesign.reference import execute
-from quant_models.train import predict
+from quant_models.catalog import example as catalog_example
+from quant_models.train import evaluate, predict
+
+
+@pytest.mark.parametrize("name", list(EXAMPLES))
+def test_examples_load_the_shipped_weights_without_training(name, empty_cache, monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError(f"{name} was trained")
+
+    monkeypatch.setattr(cache, "train_classifier", fail)
+    example = load_example(name)
+    entry = catalog_example(name)
+    shipped = cache.read_weights(cache.shipped_path(name)).report
+    baseline = cache.read_weights(cache.shipped_path(entry.baseline)).report
+    assert example.float_accuracy == baseline.test_accuracy
+    assert evaluate(example.model, example.x_test, example.y_test) == shipped.test_accuracy
+    assert (example.description, example.target_cycles, example.sparse) == (
+        entry.description, entry.target_cycles, entry.sparse)
+    assert len(example.x_test) == 450 and not (empty_cache / "models").exists()
 
 
 @pytest.mark.slow

@@ -40,9 +40,10 @@ def test_builtin_run_end_to_end(tmp_path):
 
 
 def test_python_api_compile_and_reference(tmp_path):
+    from quant_models.catalog import SPLIT_PARAMS
     from quant_models.data import load_digits_split
     from quant_models.train import predict
-    from quant_models.zoo import SPLIT_PARAMS, builtin_binarized_mlp
+    from quant_models.zoo import builtin_binarized_mlp
 
     model, _ = builtin_binarized_mlp()
     split = load_digits_split(**SPLIT_PARAMS)

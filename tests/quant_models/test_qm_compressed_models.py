@@ -272,11 +272,12 @@ ZOO_TARGETS = [
 @pytest.mark.parametrize(("name", "target"), ZOO_TARGETS)
 def test_builtin_compressed_models(name: str, target: float) -> None:
     import quant_models.zoo as zoo
+    from quant_models.catalog import SPLIT_PARAMS
     from quant_models.pruning import sparsity_report
     from quant_models.train import evaluate
 
     model, report = zoo.builtin_example(name)
-    split = load_digits_split(**zoo.SPLIT_PARAMS)
+    split = load_digits_split(**SPLIT_PARAMS)
     assert report.test_accuracy >= target
     assert evaluate(model, split.x_test, split.y_test) == report.test_accuracy
     assert_matches_reference(model, split.x_test)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -25,15 +24,6 @@ from quant_models.conv import (
 from quant_models.fixed_point import QuantAct, QuantLinear, link_input_scales
 from quant_models.layers import BinaryLinear, IntegerInput, SignActivation
 from quant_models.ternary import TernaryLinear
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny convolutions run fastest on one thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def reference_conv(

@@ -1,0 +1,230 @@
+"""Trained weights: the copies shipped with the package, the user's cache, and training.
+
+A weights file holds one trained model: its name, the key of everything that determined the
+weights (:func:`cache_key`), the state dict and the :class:`TrainReport` of the run, as an
+xz-compressed torch archive. The same format serves two places:
+
+- the shipped files, ``quant_models/weights/<name>.pt.xz``, installed with the package so
+  every machine gets the very weights (and accuracies) the documentation reports;
+- the user's cache, ``cache_root() / "models" / f"{name}-{key}.pt.xz"``, for models whose
+  configuration no longer matches a shipped file, and for ``retrain=True``.
+
+:func:`load_or_train` prefers a shipped file whose recorded key equals the current one,
+then the cache, then trains and caches. A shipped file that cannot be read is a broken
+installation and raises :class:`ShippedWeightsError` rather than quietly training weights
+that would differ from the documented ones; a cache file that cannot be read is treated as
+missing and retrained.
+
+Training runs on one torch thread: these networks are so small that one thread is also the
+fastest (thread start-up dominates), and a fixed thread count keeps the float reduction
+order, and so the trained weights, the same from run to run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import lzma
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+from codesign.errors import CodesignError
+from codesign.paths import atomic_write_bytes, cache_root
+from quant_models.data import load_digits_split
+from quant_models.train import EpochCallback, ProgressFn, TrainReport, train_classifier
+
+__all__ = [
+    "CACHE_FORMAT",
+    "SHIPPED_DIR",
+    "TRAINING_THREADS",
+    "WEIGHTS_SUFFIX",
+    "ShippedWeightsError",
+    "WeightsFile",
+    "cache_key",
+    "cache_path",
+    "load_or_train",
+    "read_weights",
+    "save_weights",
+    "shipped_path",
+]
+
+CACHE_FORMAT = 2
+"""Bumped whenever the layout of a weights file changes, so old files are never misread
+(it is part of every key). 2: xz-compressed, the file records its name and key."""
+
+WEIGHTS_SUFFIX = ".pt.xz"
+
+SHIPPED_DIR: Path = Path(__file__).resolve().parent / "weights"
+"""Where the package's trained weights are installed (package data)."""
+
+TRAINING_THREADS = 1
+"""torch threads while an example trains (see the module docstring)."""
+
+M = TypeVar("M", bound=nn.Module)
+
+
+class ShippedWeightsError(CodesignError):
+    """A weights file installed with the package cannot be read."""
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """The decoded content of a weights file."""
+
+    name: str
+    key: str
+    """The :func:`cache_key` of the configuration the weights were trained with."""
+    state_dict: dict[str, Any]
+    report: TrainReport
+
+
+def cache_key(config: dict[str, Any], training: dict[str, Any], split: dict[str, Any]) -> str:
+    """Short sha256 over everything that determines a trained model's weights.
+
+    The torch release counts, its local build label does not: the CPU and the CUDA wheels of
+    one release (``2.13.0+cpu``, ``2.13.0``) train the same CPU code and share the weights.
+    """
+    payload = {
+        "format": CACHE_FORMAT,
+        "config": config,
+        "training": training,
+        "split": split,
+        "torch": torch.__version__.split("+")[0],
+    }
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def cache_path(name: str, key: str) -> Path:
+    """Where the user's cache keeps the weights of model ``name`` with key ``key``."""
+    return cache_root() / "models" / f"{name}-{key}{WEIGHTS_SUFFIX}"
+
+
+def shipped_path(name: str) -> Path:
+    """Where the package ships the weights of model ``name`` (the file may not exist)."""
+    return SHIPPED_DIR / f"{name}{WEIGHTS_SUFFIX}"
+
+
+def save_weights(path: Path, name: str, key: str, model: nn.Module, report: TrainReport) -> Path:
+    """Write ``model``'s weights and training report to ``path`` atomically."""
+    buffer = io.BytesIO()
+    torch.save(
+        {
+            "name": name,
+            "key": key,
+            "state_dict": model.state_dict(),
+            "report": asdict(report),
+        },
+        buffer,
+    )
+    return atomic_write_bytes(path, lzma.compress(buffer.getvalue(), preset=9))
+
+
+def read_weights(path: Path) -> WeightsFile:
+    """Decode a weights file; any damage raises (``OSError``, ``lzma.LZMAError``, ...)."""
+    raw = lzma.decompress(path.read_bytes())
+    blob = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    return WeightsFile(
+        name=str(blob["name"]),
+        key=str(blob["key"]),
+        state_dict=blob["state_dict"],
+        report=TrainReport(**blob["report"]),
+    )
+
+
+def _load_shipped(name: str, key: str, model: nn.Module) -> TrainReport | None:
+    """The shipped report after loading its weights into ``model``; ``None`` if no shipped
+    file has this name and key (none at all, or one for another configuration)."""
+    path = shipped_path(name)
+    if not path.is_file():
+        return None
+    try:
+        weights = read_weights(path)
+        if (weights.name, weights.key) != (name, key):
+            return None
+        model.load_state_dict(weights.state_dict, strict=True)
+    except Exception as exc:
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())  # one line
+        if len(reason) > 200:
+            reason = reason[:197] + "..."
+        raise ShippedWeightsError(
+            f"shipped weights {path} cannot be read ({reason}); reinstall the package, or "
+            f"retrain the model (--retrain, retrain=True) to use freshly trained weights"
+        ) from exc
+    return weights.report
+
+
+def _load_cached(path: Path, name: str, key: str, model: nn.Module) -> TrainReport | None:
+    """Load cached weights into ``model`` and return the stored report, or ``None``."""
+    try:
+        weights = read_weights(path)
+        if (weights.name, weights.key) != (name, key):
+            return None
+        model.load_state_dict(weights.state_dict, strict=True)
+        return weights.report
+    except Exception:
+        # Missing, truncated, corrupt or mismatched files all mean the same thing: retrain.
+        return None
+
+
+@contextmanager
+def _training_threads(threads: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _build(build: Callable[[], M], seed: int) -> M:
+    # Build under the training seed so initial weights are reproducible without disturbing
+    # the caller's random stream.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def load_or_train(
+    name: str,
+    key: str,
+    build: Callable[[], M],
+    training: dict[str, Any],
+    split_params: dict[str, Any],
+    *,
+    retrain: bool,
+    progress: ProgressFn | None,
+    epoch_callback: Callable[[M], EpochCallback] | None = None,
+) -> tuple[M, TrainReport]:
+    """Model ``name`` (eval mode) and its report: shipped, cached, or trained and cached.
+
+    ``key`` is the :func:`cache_key` of the model's configuration; a shipped or cached file
+    is used only if it records the same key. Training runs
+    ``train_classifier(**training)`` on ``load_digits_split(**split_params)``;
+    ``epoch_callback(model)`` builds its ``step_callback`` (e.g. a pruning schedule), and
+    whatever shapes that callback must be part of ``key``. ``retrain`` skips both files.
+    """
+    seed = int(training["seed"])
+    model = _build(build, seed)
+    if not retrain:
+        report = _load_shipped(name, key, model)
+        if report is None:
+            report = _load_cached(cache_path(name, key), name, key, model)
+        if report is not None:
+            return model.eval(), report
+        model = _build(build, seed)  # a failed load may have left the model partly overwritten
+    split = load_digits_split(**split_params)
+    step_callback = None if epoch_callback is None else epoch_callback(model)
+    with _training_threads(TRAINING_THREADS):
+        report = train_classifier(
+            model, split, progress=progress, step_callback=step_callback, **training
+        )
+    save_weights(cache_path(name, key), name, key, model, report)
+    return model.eval(), report

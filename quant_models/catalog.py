@@ -1,0 +1,450 @@
+"""The built-in examples, one record each: what to build, how to train it, how to run it.
+
+:func:`examples` is the one table every tool reads: :mod:`quant_models.zoo` trains and loads
+the models, ``codesign`` runs the records that carry hardware defaults (``target_cycles``,
+``sparse``), and each compressed example names the float baseline of its topology. The
+configuration constants below are the examples' architectures and training runs; the table
+is built from them on every call, so it always reflects their current values.
+
+Test accuracies on the fixed split (seed 0) are those of the shipped weights
+(``python -m quant_models.zoo --train-all --cnn`` prints them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+from torch import nn
+
+from codesign.errors import CodesignError
+from quant_models.cnn import BinaryCNN, DepthwiseSeparableCNN, FixedPointCNN, FloatCNN, TernaryCNN
+from quant_models.models import BinarizedMLP, FixedPointMLP, FloatMLP, MixedMLP, TernaryMLP
+
+__all__ = [
+    "BINARIZED_MLP_CONFIG",
+    "BINARIZED_MLP_TRAINING",
+    "BINARY_CNN_CONFIG",
+    "BINARY_CNN_TRAINING",
+    "DEPTHWISE_CNN_CONFIG",
+    "DEPTHWISE_CNN_TRAINING",
+    "FIXED_POINT_CNN_CONFIG",
+    "FIXED_POINT_CNN_TRAINING",
+    "FIXED_POINT_MLP_CONFIG",
+    "FIXED_POINT_MLP_TRAINING",
+    "FIXED_POINT_VARIANTS",
+    "FLOAT_CNN_CONFIG",
+    "FLOAT_CNN_TRAINING",
+    "FLOAT_MLP_CONFIG",
+    "FLOAT_MLP_TRAINING",
+    "MIXED_MLP_CONFIG",
+    "MIXED_MLP_TRAINING",
+    "PRUNED_MLP_CONFIG",
+    "PRUNED_MLP_SCHEDULE",
+    "PRUNED_MLP_SPARSITIES",
+    "PRUNED_MLP_TRAINING",
+    "SPLIT_PARAMS",
+    "TERNARY_CNN_CONFIG",
+    "TERNARY_CNN_TRAINING",
+    "TERNARY_MLP_CONFIG",
+    "TERNARY_MLP_TRAINING",
+    "Example",
+    "UnknownExampleError",
+    "binarized_mlp",
+    "binary_cnn",
+    "depthwise_separable_cnn",
+    "example",
+    "example_names",
+    "examples",
+    "fixed_point_cnn",
+    "fixed_point_mlp",
+    "float_cnn",
+    "float_mlp",
+    "mixed_mlp",
+    "pruned_mlp",
+    "ternary_cnn",
+    "ternary_mlp",
+]
+
+M = TypeVar("M", bound=nn.Module)
+
+Kind = Literal["mlp", "cnn"]
+
+
+@dataclass(frozen=True)
+class Example(Generic[M]):
+    """One built-in example: a model class, its configuration and training run, metadata."""
+
+    name: str
+    description: str
+    kind: Kind
+    model: Callable[..., M]
+    """Called with ``**config`` to build the untrained network."""
+    config: dict[str, Any]
+    training: dict[str, Any]
+    """Keyword arguments of :func:`quant_models.train.train_classifier`."""
+    baseline: str | None = None
+    """Name of the float example of the same topology (``None`` for the baselines)."""
+    target_cycles: int | None = None
+    """Cycles per frame ``codesign run`` folds the network for by default; ``None``: not one
+    of the examples codesign runs (the float baselines, and ``ternary-cnn-ttq``)."""
+    sparse: float | None = None
+    """Weight sparsity from which ``codesign run`` puts a layer on the zero-skipping engine."""
+    pruning: dict[str, Any] | None = None
+    """Keyword arguments of :class:`quant_models.pruning.PruningSchedule`, if pruned."""
+
+    def build(self) -> M:
+        """The untrained network (call under the training seed for reproducible weights)."""
+        return self.model(**self.config)
+
+
+class UnknownExampleError(CodesignError):
+    """A built-in example name that does not exist."""
+
+    def __init__(self, name: str, available: list[str]) -> None:
+        super().__init__(f"unknown example {name!r}; available: {', '.join(available)}")
+
+
+SPLIT_PARAMS: dict[str, Any] = {"test_fraction": 0.25, "seed": 0}
+"""Arguments to :func:`quant_models.data.load_digits_split` shared by all built-in models."""
+
+# -- MLPs ----------------------------------------------------------------------------------
+
+BINARIZED_MLP_CONFIG: dict[str, Any] = {
+    "in_features": 64,
+    "hidden": [128, 128],
+    "num_classes": 10,
+    "input_bits": 5,
+    "input_signed": False,
+}
+"""Two hidden layers of 128 (multiples of 16 for hardware folding): about 95% test accuracy,
+and little gained from 256."""
+BINARIZED_MLP_TRAINING: dict[str, Any] = {"epochs": 40, "lr": 3e-3, "batch_size": 64, "seed": 0}
+
+FLOAT_MLP_CONFIG: dict[str, Any] = {"in_features": 64, "hidden": [128, 128], "num_classes": 10}
+FLOAT_MLP_TRAINING: dict[str, Any] = {"epochs": 30, "lr": 1e-3, "batch_size": 64, "seed": 0}
+
+TERNARY_MLP_CONFIG: dict[str, Any] = {
+    "in_features": 64,
+    "hidden": [128, 64],
+    "num_classes": 10,
+    "input_bits": 5,
+    "input_signed": False,
+    "act_bits": 2,
+    "ratio_frac_bits": 4,
+}
+"""Ternary weights with 2-bit unsigned activations; ``method`` ("twn"/"ttq") is added by
+:func:`ternary_mlp`. About 97% test accuracy either way."""
+TERNARY_MLP_TRAINING: dict[str, Any] = {"epochs": 40, "lr": 3e-3, "batch_size": 64, "seed": 0}
+
+FIXED_POINT_MLP_CONFIG: dict[str, Any] = {
+    "in_features": 64,
+    "hidden": [128, 64],
+    "num_classes": 10,
+    "input_bits": 5,
+    "input_signed": False,
+}
+"""Architecture of the fixed-point examples; ``weight_bits``/``act_bits`` are added by
+:func:`fixed_point_mlp`."""
+FIXED_POINT_MLP_TRAINING: dict[str, Any] = {
+    "epochs": 40,
+    "lr": 3e-3,
+    "batch_size": 64,
+    "seed": 0,
+}
+FIXED_POINT_VARIANTS: tuple[tuple[int, int], ...] = ((4, 4), (8, 8))
+"""``(weight_bits, act_bits)`` of the fixed-point examples in the table."""
+
+PRUNED_MLP_CONFIG: dict[str, Any] = {**FIXED_POINT_MLP_CONFIG, "weight_bits": 8, "act_bits": 8}
+PRUNED_MLP_TRAINING: dict[str, Any] = {"epochs": 60, "lr": 3e-3, "batch_size": 64, "seed": 0}
+PRUNED_MLP_SCHEDULE: dict[str, Any] = {
+    "initial_sparsity": 0.0,
+    "start_epoch": 11,
+    "num_steps": 10,
+    "frequency": 2,
+    "scope": "layer",
+}
+"""10 dense epochs, the cubic schedule over epochs 11..31 (a step every 2 epochs), then 29
+epochs of fine-tuning at the final sparsity; every layer gets exactly the same sparsity."""
+PRUNED_MLP_SPARSITIES: tuple[float, ...] = (0.5, 0.75, 0.9)
+
+MIXED_MLP_CONFIG: dict[str, Any] = {
+    "in_features": 64,
+    "num_classes": 10,
+    "input_width": 256,
+    "binary_widths": [256],
+    "ternary_width": 64,
+    "fixed_width": 64,
+    "fixed_bits": 4,
+    "act_bits": 4,
+    "input_weight_bits": 8,
+    "output_weight_bits": 8,
+    "input_bits": 5,
+    "input_signed": False,
+}
+MIXED_MLP_TRAINING: dict[str, Any] = {"epochs": 40, "lr": 1e-3, "batch_size": 64, "seed": 0}
+"""The binary layer needs width (256: about 97% test accuracy, 128: about 95%) and a gentler
+learning rate than the all-fixed-point models."""
+
+# -- CNNs ----------------------------------------------------------------------------------
+
+_DIGITS_CNN: dict[str, Any] = {"channels": [16, 32, 32], "hidden": [], "num_classes": 10}
+"""Topology shared by the float, binary, ternary and fixed-point digits CNNs: three 3x3
+convolutions (16, 32, 32 channels; 8x8 -> 8x8 -> 4x4 after pooling -> 2x2) and the
+classifier on the 128 flattened features. A hidden linear layer of 64 made the binary
+network worse (about 89% against 97%), so there is none."""
+
+FLOAT_CNN_CONFIG: dict[str, Any] = dict(_DIGITS_CNN)
+FLOAT_CNN_TRAINING: dict[str, Any] = {"epochs": 40, "lr": 3e-3, "batch_size": 64, "seed": 0}
+
+BINARY_CNN_CONFIG: dict[str, Any] = {**_DIGITS_CNN, "input_bits": 5, "input_signed": False}
+BINARY_CNN_TRAINING: dict[str, Any] = {"epochs": 60, "lr": 1e-2, "batch_size": 64, "seed": 0}
+"""Binary layers like a larger learning rate (97.1% here against 96.9% with 40 epochs at
+3e-3): sign flips of the latent weights need larger steps."""
+
+TERNARY_CNN_CONFIG: dict[str, Any] = {
+    **_DIGITS_CNN,
+    "input_bits": 5,
+    "input_signed": False,
+    "act_bits": 2,
+    "ratio_frac_bits": 4,
+}
+"""``method`` ("twn"/"ttq") is added by :func:`ternary_cnn`."""
+TERNARY_CNN_TRAINING: dict[str, Any] = {"epochs": 40, "lr": 3e-3, "batch_size": 64, "seed": 0}
+
+FIXED_POINT_CNN_CONFIG: dict[str, Any] = {**_DIGITS_CNN, "input_bits": 5, "input_signed": False}
+"""``weight_bits``/``act_bits`` are added by :func:`fixed_point_cnn`."""
+FIXED_POINT_CNN_TRAINING: dict[str, Any] = {
+    "epochs": 40,
+    "lr": 3e-3,
+    "batch_size": 64,
+    "seed": 0,
+}
+
+DEPTHWISE_CNN_CONFIG: dict[str, Any] = {
+    "stem": 16,
+    "blocks": [32, 32],
+    "num_classes": 10,
+    "weight_bits": 4,
+    "act_bits": 4,
+    "input_bits": 5,
+    "input_signed": False,
+}
+DEPTHWISE_CNN_TRAINING: dict[str, Any] = {"epochs": 60, "lr": 1e-2, "batch_size": 64, "seed": 0}
+
+# -- records -------------------------------------------------------------------------------
+
+
+def _check_method(method: str) -> None:
+    if method not in ("twn", "ttq"):
+        raise ValueError(f"method must be 'twn' or 'ttq', got {method!r}")
+
+
+def float_mlp() -> Example[FloatMLP]:
+    """The float baseline of the MLP examples."""
+    return Example(
+        "float-mlp",
+        "float MLP 64-128-128-10, the baseline of the MLP examples",
+        "mlp",
+        FloatMLP,
+        dict(FLOAT_MLP_CONFIG),
+        dict(FLOAT_MLP_TRAINING),
+    )
+
+
+def binarized_mlp() -> Example[BinarizedMLP]:
+    """The default example: binarized MLP on digits."""
+    return Example(
+        "binarized-mlp",
+        "binarized MLP: uint5 pixels x binary weights, binary hidden layers, integer scores "
+        "(default)",
+        "mlp",
+        BinarizedMLP,
+        dict(BINARIZED_MLP_CONFIG),
+        dict(BINARIZED_MLP_TRAINING),
+        baseline="float-mlp",
+        target_cycles=128,
+    )
+
+
+_TERNARY_MLP_DESCRIPTIONS = {
+    "twn": "ternary-weight (TWN) MLP with 2-bit activations",
+    "ttq": "trained-ternary (TTQ) MLP: asymmetric levels {+2^f, 0, -R} on MAC engines",
+}
+
+
+def ternary_mlp(method: str = "twn") -> Example[TernaryMLP]:
+    """Ternary-weight MLP, ``method`` "twn" (threshold) or "ttq" (trained levels)."""
+    _check_method(method)
+    return Example(
+        f"ternary-mlp-{method}",
+        _TERNARY_MLP_DESCRIPTIONS[method],
+        "mlp",
+        TernaryMLP,
+        {**TERNARY_MLP_CONFIG, "method": method},
+        dict(TERNARY_MLP_TRAINING),
+        baseline="float-mlp",
+        target_cycles=128,
+    )
+
+
+def fixed_point_mlp(weight_bits: int = 4, act_bits: int = 4) -> Example[FixedPointMLP]:
+    """Fixed-point MLP with ``weight_bits`` weights and ``act_bits`` activations (2..8 bits
+    work; ``FIXED_POINT_VARIANTS`` are the ones in the table)."""
+    weight_bits, act_bits = int(weight_bits), int(act_bits)
+    return Example(
+        f"fixed-point-mlp-w{weight_bits}a{act_bits}",
+        f"{weight_bits}-bit weights, {act_bits}-bit activations",
+        "mlp",
+        FixedPointMLP,
+        {**FIXED_POINT_MLP_CONFIG, "weight_bits": weight_bits, "act_bits": act_bits},
+        dict(FIXED_POINT_MLP_TRAINING),
+        baseline="float-mlp",
+        target_cycles=128,
+    )
+
+
+def pruned_mlp(sparsity: float = 0.75) -> Example[FixedPointMLP]:
+    """The 8-bit fixed-point MLP pruned to ``sparsity`` in every layer.
+
+    Trained from scratch in one run: dense epochs, then :class:`PruningSchedule` (cubic,
+    Zhu & Gupta 2017) up to ``sparsity``, then fine-tuning with the final masks. The masks
+    are the layers' ``weight_mask`` buffers, so pruned weights are exact integer zeros.
+    """
+    if not 0.0 < float(sparsity) < 1.0:
+        raise ValueError(f"sparsity must be in (0, 1), got {sparsity}")
+    sparsity = float(sparsity)
+    return Example(
+        f"pruned-mlp-{sparsity:g}",
+        f"w8a8 MLP, {sparsity:.0%} unstructured sparsity, zero-skipping engines",
+        "mlp",
+        FixedPointMLP,
+        dict(PRUNED_MLP_CONFIG),
+        dict(PRUNED_MLP_TRAINING),
+        baseline="float-mlp",
+        target_cycles=512,
+        sparse=0.4,
+        pruning={**PRUNED_MLP_SCHEDULE, "final_sparsity": sparsity},
+    )
+
+
+def mixed_mlp() -> Example[MixedMLP]:
+    """Mixed precision: int8 input layer, binary, ternary and 4-bit layers, int8 output."""
+    return Example(
+        "mixed-mlp",
+        "mixed precision: int8 input layer, binary, ternary, 4-bit layers, integer scores",
+        "mlp",
+        MixedMLP,
+        dict(MIXED_MLP_CONFIG),
+        dict(MIXED_MLP_TRAINING),
+        baseline="float-mlp",
+        target_cycles=256,
+    )
+
+
+def float_cnn() -> Example[FloatCNN]:
+    """The float baseline of the binary, ternary and fixed-point CNNs' topology."""
+    return Example(
+        "float-cnn",
+        "float CNN (3x3 convs 16-32-32, max-pool), the baseline of the CNN examples",
+        "cnn",
+        FloatCNN,
+        dict(FLOAT_CNN_CONFIG),
+        dict(FLOAT_CNN_TRAINING),
+    )
+
+
+def binary_cnn() -> Example[BinaryCNN]:
+    """Binarized digits CNN."""
+    return Example(
+        "binary-cnn",
+        "binarized CNN (3x3 convs, max-pool, padding with +1 on binary maps)",
+        "cnn",
+        BinaryCNN,
+        dict(BINARY_CNN_CONFIG),
+        dict(BINARY_CNN_TRAINING),
+        baseline="float-cnn",
+        target_cycles=2048,
+    )
+
+
+def ternary_cnn(method: str = "twn") -> Example[TernaryCNN]:
+    """Ternary-weight digits CNN, ``method`` "twn" or "ttq"; codesign runs the TWN one."""
+    _check_method(method)
+    return Example(
+        f"ternary-cnn-{method}",
+        "ternary-weight CNN" if method == "twn" else "trained-ternary (TTQ) CNN",
+        "cnn",
+        TernaryCNN,
+        {**TERNARY_CNN_CONFIG, "method": method},
+        dict(TERNARY_CNN_TRAINING),
+        baseline="float-cnn",
+        target_cycles=2048 if method == "twn" else None,
+    )
+
+
+def fixed_point_cnn(weight_bits: int = 4, act_bits: int = 4) -> Example[FixedPointCNN]:
+    """Fixed-point digits CNN with ``weight_bits`` weights and ``act_bits`` activations."""
+    weight_bits, act_bits = int(weight_bits), int(act_bits)
+    return Example(
+        f"fixed-point-cnn-w{weight_bits}a{act_bits}",
+        f"{weight_bits}-bit CNN" if weight_bits == act_bits
+        else f"CNN with {weight_bits}-bit weights, {act_bits}-bit activations",
+        "cnn",
+        FixedPointCNN,
+        {**FIXED_POINT_CNN_CONFIG, "weight_bits": weight_bits, "act_bits": act_bits},
+        dict(FIXED_POINT_CNN_TRAINING),
+        baseline="float-cnn",
+        target_cycles=2048,
+    )
+
+
+def depthwise_separable_cnn() -> Example[DepthwiseSeparableCNN]:
+    """Compact 4-bit CNN of depthwise-separable blocks."""
+    return Example(
+        "depthwise-separable-cnn",
+        "compact CNN: 3x3 depthwise + 1x1 pointwise convolutions, 4-bit; depthwise layers "
+        "on the zero-skipping engine",
+        "cnn",
+        DepthwiseSeparableCNN,
+        dict(DEPTHWISE_CNN_CONFIG),
+        dict(DEPTHWISE_CNN_TRAINING),
+        baseline="float-cnn",
+        target_cycles=2048,
+        sparse=0.8,
+    )
+
+
+def examples() -> tuple[Example[Any], ...]:
+    """Every built-in example once, in training order: the MLPs, then the CNNs, each group
+    starting with its float baseline."""
+    return (
+        float_mlp(),
+        binarized_mlp(),
+        ternary_mlp("twn"),
+        ternary_mlp("ttq"),
+        *(fixed_point_mlp(w, a) for w, a in FIXED_POINT_VARIANTS),
+        *(pruned_mlp(s) for s in PRUNED_MLP_SPARSITIES),
+        mixed_mlp(),
+        float_cnn(),
+        binary_cnn(),
+        ternary_cnn("twn"),
+        ternary_cnn("ttq"),
+        fixed_point_cnn(4, 4),
+        depthwise_separable_cnn(),
+    )
+
+
+def example_names(kind: Kind | None = None) -> list[str]:
+    """Names in the table, in order; only those of ``kind`` ("mlp"/"cnn") if given."""
+    return [entry.name for entry in examples() if kind is None or entry.kind == kind]
+
+
+def example(name: str) -> Example[Any]:
+    """The record called ``name``; an unknown name raises :class:`UnknownExampleError`."""
+    table = examples()
+    for entry in table:
+        if entry.name == name:
+            return entry
+    raise UnknownExampleError(name, [entry.name for entry in table])
