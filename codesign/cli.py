@@ -55,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="run directory (default runs/<example>-<timestamp>)")
     run.add_argument("--frames", type=int, default=None,
                      help="simulate only the first N test frames, N >= 1 (default: all)")
-    run.add_argument("--retrain", action="store_true", help="ignore cached trained weights")
+    run.add_argument("--retrain", action="store_true",
+                     help="train the example again (ignoring the shipped and cached weights)")
     run.add_argument("--energy-table", type=Path, default=None,
                      help="YAML energy table (default: 45 nm, Horowitz ISSCC 2014)")
     run.add_argument("--fold", type=_folding, action="append", default=[],

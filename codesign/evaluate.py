@@ -34,7 +34,9 @@ class StageEvaluation:
     record: dict[str, Any]
     """The stage's own fields (see :meth:`codesign.arch.stage.Stage.record`)."""
     formula_cycles: int
-    """The stage's cycle formula for the whole run (issue cycles at full rate)."""
+    """Issue cycles of the whole run as the stage's model predicts them (dense engine:
+    N·(MH/PE)·(MW/SIMD); sparse engine: its busiest PEs' steps; window: output beats; pool:
+    input beats up to the last window)."""
     fill_cycles: int
     counters: dict[str, int]
     """Measured (RTL) or, without RTL, predicted counters."""
@@ -108,7 +110,7 @@ def evaluate(design: Design, inputs: np.ndarray, reference_values: Mapping[str, 
                     if sim is not None else guess)
         stages.append(StageEvaluation(
             name=stage.name, kind=stage.kind, record=stage.record(),
-            formula_cycles=n * stage.cycles_per_frame, fill_cycles=stage.fill_cycles,
+            formula_cycles=guess["issue"], fill_cycles=stage.fill_cycles,
             counters=counters, predicted=guess,
             analytical_mismatches=(compare_counters(guess, counters, in_network=True)
                                    if sim is not None else {}),
