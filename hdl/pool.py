@@ -41,6 +41,7 @@ from amaranth.lib.wiring import In, Out
 
 from hdl.errors import HardwareConfigError
 from hdl.perf import Counter, PerfCounters, perf_port
+from hdl.stage import SameElementStream
 
 FILL_CYCLES = 1
 
@@ -58,7 +59,7 @@ PERF_COUNTERS = (
 
 
 @dataclass(frozen=True)
-class PoolConfig:
+class PoolConfig(SameElementStream):
     """Everything that fixes one max-pool unit.
 
     ``signed`` selects two's-complement elements; ``bipolar`` selects 1-bit {-1, +1} codes
@@ -105,32 +106,13 @@ class PoolConfig:
         """Beats per pixel (C / SIMD)."""
         return self.channels // self.simd
 
-    # ---- the StageConfig protocol (hdl.stage) -----------------------------------------
-    @property
-    def in_elems(self) -> int:
-        return self.simd
-
-    @property
-    def out_elems(self) -> int:
-        return self.simd
-
-    @property
-    def in_elem_bits(self) -> int:
-        return self.elem_bits
-
-    @property
-    def out_elem_bits(self) -> int:
-        return self.elem_bits
-
+    # ---- the StageConfig protocol (hdl.stage; elements and widths: SameElementStream) --
     @property
     def counter_names(self) -> tuple[Counter, ...]:
         return PERF_COUNTERS
 
     def build(self, counters: bool = True) -> MaxPool:
         return MaxPool(self, counters)
-
-    def input_fifo_depth(self, minimum: int) -> int:
-        return max(minimum, 4)
 
     @property
     def width(self) -> int:

@@ -53,3 +53,31 @@ class StageConfig(Protocol):
     def input_fifo_depth(self, minimum: int) -> int:
         """Depth of the FIFO in front of this stage, at least ``minimum`` beats."""
         ...
+
+
+class SameElementStream:
+    """StageConfig members of a stage that takes and emits ``simd`` elements of
+    ``elem_bits`` per beat (window generators, pools); the host defines ``simd``,
+    ``elem_bits``, ``counter_names`` and ``build``."""
+
+    simd: int
+    elem_bits: int
+
+    @property
+    def in_elems(self) -> int:
+        return self.simd
+
+    @property
+    def out_elems(self) -> int:
+        return self.simd
+
+    @property
+    def in_elem_bits(self) -> int:
+        return self.elem_bits
+
+    @property
+    def out_elem_bits(self) -> int:
+        return self.elem_bits
+
+    def input_fifo_depth(self, minimum: int) -> int:
+        return max(minimum, 4)

@@ -44,6 +44,7 @@ from amaranth.lib.wiring import In, Out
 
 from hdl.errors import HardwareConfigError
 from hdl.perf import Counter, PerfCounters, perf_port
+from hdl.stage import SameElementStream
 
 FILL_CYCLES = 1
 
@@ -62,7 +63,7 @@ PERF_COUNTERS = (
 
 
 @dataclass(frozen=True)
-class WindowConfig:
+class WindowConfig(SameElementStream):
     """Everything that fixes one sliding-window generator.
 
     ``pad_code`` is the storage code every padding element carries. ``buffer_rows`` (R)
@@ -132,32 +133,13 @@ class WindowConfig:
         """Beats per pixel (C / SIMD)."""
         return self.channels // self.simd
 
-    # ---- the StageConfig protocol (hdl.stage) -----------------------------------------
-    @property
-    def in_elems(self) -> int:
-        return self.simd
-
-    @property
-    def out_elems(self) -> int:
-        return self.simd
-
-    @property
-    def in_elem_bits(self) -> int:
-        return self.elem_bits
-
-    @property
-    def out_elem_bits(self) -> int:
-        return self.elem_bits
-
+    # ---- the StageConfig protocol (hdl.stage; elements and widths: SameElementStream) --
     @property
     def counter_names(self) -> tuple[Counter, ...]:
         return PERF_COUNTERS
 
     def build(self, counters: bool = True) -> SlidingWindow:
         return SlidingWindow(self, counters)
-
-    def input_fifo_depth(self, minimum: int) -> int:
-        return max(minimum, 4)
 
     @property
     def width(self) -> int:

@@ -8,49 +8,25 @@ from typing import Any
 
 import numpy as np
 
-from codesign.arch.stage import Stage
+from codesign.arch.stages.stream import MapStage
 from codesign.energy import EnergyTable, EventCost
-from codesign.ir import IntType, MaxPool
+from codesign.ir import MaxPool
 from hdl.perf import Counter
 from hdl.pool import FILL_CYCLES, PoolConfig, pool_cycles
 
 
 @dataclass(eq=False)
-class PoolStage(Stage):
+class PoolStage(MapStage):
     """A streaming max-pool unit taking ``simd`` channels per beat."""
 
-    name: str
     node: MaxPool
-    input_type: IntType
-    in_shape: tuple[int, int, int]
-    simd: int
 
     kind = "pool"
-
-    @property
-    def output_type(self) -> IntType:  # type: ignore[override]
-        return self.input_type
-
-    @property
-    def in_elems(self) -> int:
-        return self.simd
-
-    @property
-    def out_elems(self) -> int:
-        return self.simd
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
         h, w, c = self.in_shape
         return (*self.node.output_hw(h, w), c)
-
-    @property
-    def in_beats_per_frame(self) -> int:
-        return int(np.prod(self.in_shape)) // self.simd
-
-    @property
-    def out_beats_per_frame(self) -> int:
-        return int(np.prod(self.out_shape)) // self.simd
 
     @property
     def cycles_per_frame(self) -> int:

@@ -11,50 +11,26 @@ from typing import Any
 
 import numpy as np
 
-from codesign.arch.stage import Stage
+from codesign.arch.stages.stream import MapStage
 from codesign.energy import EnergyTable, EventCost
-from codesign.ir import IntType, SlidingWindow
+from codesign.ir import SlidingWindow
 from hdl.perf import Counter
 from hdl.window import FILL_CYCLES, WindowConfig, window_schedule
 
 
 @dataclass(eq=False)
-class WindowStage(Stage):
+class WindowStage(MapStage):
     """A sliding-window generator streaming ``simd`` channels per beat."""
 
-    name: str
     node: SlidingWindow
-    input_type: IntType
-    in_shape: tuple[int, int, int]
-    simd: int
 
     kind = "window"
-
-    @property
-    def output_type(self) -> IntType:  # type: ignore[override]
-        return self.input_type
-
-    @property
-    def in_elems(self) -> int:
-        return self.simd
-
-    @property
-    def out_elems(self) -> int:
-        return self.simd
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
         h, w, c = self.in_shape
         kh, kw = self.node.kernel
         return (*self.node.output_hw(h, w), kh * kw * c)
-
-    @property
-    def in_beats_per_frame(self) -> int:
-        return int(np.prod(self.in_shape)) // self.simd
-
-    @property
-    def out_beats_per_frame(self) -> int:
-        return int(np.prod(self.out_shape)) // self.simd
 
     @property
     def cycles_per_frame(self) -> int:
