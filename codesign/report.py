@@ -118,16 +118,19 @@ def render_markdown(summary: dict[str, Any]) -> str:
 
 
 def write_run_directory(out_dir: Path, summary: dict[str, Any], verilog: str) -> dict[str, Path]:
-    """Write summary.json, report.md, the plots and the Verilog; returns their paths."""
+    """Write the Verilog, summary.json, report.md and the plots; returns their paths.
+
+    The results go first, so a failure while plotting loses nothing already computed.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "verilog": atomic_write_text(out_dir / "verilog" / "codesign_top.v", verilog),
-        "cycles_plot": atomic_write_bytes(out_dir / "cycles.png", _plot_cycles(summary)),
-        "energy_plot": atomic_write_bytes(out_dir / "energy.png", _plot_energy(summary)),
+        "summary": atomic_write_text(out_dir / "summary.json",
+                                     json.dumps(summary, indent=2) + "\n"),
         "report": atomic_write_text(out_dir / "report.md", render_markdown(summary)),
     }
-    paths["summary"] = atomic_write_text(out_dir / "summary.json",
-                                         json.dumps(summary, indent=2) + "\n")
+    paths["cycles_plot"] = atomic_write_bytes(out_dir / "cycles.png", _plot_cycles(summary))
+    paths["energy_plot"] = atomic_write_bytes(out_dir / "energy.png", _plot_energy(summary))
     return paths
 
 
