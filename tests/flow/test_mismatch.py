@@ -31,10 +31,10 @@ def inject_fault(monkeypatch, stage_name):
 
 def test_fault_in_middle_layer_is_localized(monkeypatch):
     graph = random_chain([8, 12, 6, 4], IntType.uint(3), seed=21)
+    inject_fault(monkeypatch, "fc1")        # before mapping: stages build their configs there
     # deep FIFOs: localisation must simulate every prefix with the design's own options
     design = build_design(graph, folding=folds(graph, [(4, 2), (3, 4), (2, 3)]), fifo_depth=16)
     x = random_inputs(graph, 30, 21)
-    inject_fault(monkeypatch, "fc1")
     evaluation = evaluate(design, x, execute_all(graph, x), EnergyTable.load())
     verification = evaluation.verification
     assert not verification.bit_exact and verification.mismatches > 0
