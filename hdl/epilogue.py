@@ -9,12 +9,15 @@ epilogue maps each to the output code of its element. Three kinds exist:
   requantization with an integer multiplier per row);
 - ``PassEpilogue``: the accumulator itself (integer scores of an output layer).
 
-Per-row parameters live in on-chip memories addressed by the neuron fold. The epilogue
-declares them as *banks* (:class:`ParamBank`): the engine builds one memory per bank, reads
-every bank of a fold together (one parameter read event), and hands the data back to
-:meth:`codes`. Splitting the parameters into banks keeps every memory row narrow whatever
-the folding: a threshold epilogue keeps one bank per level of its binary search and group
-of PEs, so a 255-threshold (8-bit) activation at any PE still builds.
+Each is a pipeline of its own behind the engine's accumulator stage
+(:meth:`pipeline`): ``latency`` register stages (0, the binary search's B levels, or 3), all
+frozen together with the engine when the output is blocked. Per-row parameters live in
+on-chip memories the epilogue declares as *banks* (:class:`ParamBank`) and reads itself,
+each bank exactly when its stage needs it: a threshold epilogue keeps one bank per level of
+its binary search and PE, and each level reads the one threshold its search has reached
+(B reads of one threshold per element, not the 2^B - 1 of the whole row), so a 255-threshold
+(8-bit) activation at any PE builds and reads 8 thresholds per element. A requantization
+reads one multiplier per row from banks of PE groups no wider than ``MAX_BANK_BITS``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.lib.memory import Memory
 
 from codesign.bits import range_bits
 from hdl.arith import shape_for_range
@@ -34,6 +38,9 @@ MAX_BANK_BITS = 4096
 MAX_THRESHOLD_LEVELS = 10
 """Binary-search levels a threshold epilogue supports: outputs of up to 10 bits (1023
 thresholds per channel); wider activations take a requantization instead."""
+
+REQUANT_STAGES = 3
+"""Pipeline stages of a requantization: multiply, round, saturate."""
 
 
 def pack_row_words(values: np.ndarray, bits: int, rows_per_word: int) -> list[int]:
@@ -51,11 +58,34 @@ def pack_row_words(values: np.ndarray, bits: int, rows_per_word: int) -> list[in
 
 @dataclass(frozen=True)
 class ParamBank:
-    """One parameter memory: ``width`` bits per neuron fold, initialised with ``init``."""
+    """One parameter memory: ``len(init)`` words of ``width`` bits."""
 
     name: str
     width: int
     init: tuple[int, ...]
+
+    @property
+    def depth(self) -> int:
+        return len(self.init)
+
+    def build(self, m: Module) -> Memory:
+        memory = Memory(shape=unsigned(self.width), depth=self.depth, init=list(self.init))
+        m.submodules[self.name] = memory
+        return memory
+
+
+@dataclass
+class EpilogueOutput:
+    """What an epilogue's pipeline hands back to its engine (all combinational)."""
+
+    valid: Value
+    """The last stage holds a finished neuron fold: ``codes`` go to the output register."""
+    codes: list[Value]
+    """The output code of every PE in the last stage."""
+    busy: Value
+    """Some stage after the accumulator stage holds a neuron fold."""
+    reads: Value
+    """The parameters of a neuron fold are read in this cycle (one ``param_reads`` event)."""
 
 
 def _pe_groups(pe: int, bits_per_pe: int) -> list[range]:
@@ -71,6 +101,24 @@ def _rows_per_fold(values: np.ndarray, pe: int, group: range) -> np.ndarray:
     return folds[:, group.start:group.stop, :].reshape(rows // pe, -1)
 
 
+def _any(values: list[Value]) -> Value:
+    result: Value = Const(0, 1)
+    for value in values:
+        result = result | value
+    return result
+
+
+def _stage_flags(m: Module, count: int, start: Value, advance: Value, name: str
+                 ) -> list[Signal]:
+    """Valid flags of ``count`` stages: flag 0 takes ``start``, flag k flag k-1, each time
+    the pipeline advances."""
+    flags = [Signal(name=f"{name}{k}_valid") for k in range(count)]
+    with m.If(advance):
+        for k, flag in enumerate(flags):
+            m.d.sync += flag.eq(start if k == 0 else flags[k - 1])
+    return flags
+
+
 @dataclass(frozen=True)
 class PassEpilogue:
     """Output the accumulator, sign- or zero-extended to ``out_bits``."""
@@ -78,32 +126,38 @@ class PassEpilogue:
     out_bits: int
 
     kind = "accumulator"
+    latency = 0
 
     def banks(self, pe: int) -> list[ParamBank]:
         return []
 
-    def codes(self, m: Module, accs: list[Value], banks: list[Value]) -> list[Value]:
+    def pipeline(self, m: Module, *, acc_next: list[Value], acc: list[Value], start: Value,
+                 nf: Value, advance: Value) -> EpilogueOutput:
+        """No stage of its own: the accumulator stage's sums are the codes."""
         codes = []
-        for p, acc in enumerate(accs):
-            if self.out_bits < len(acc):
+        for p, value in enumerate(acc_next):
+            if self.out_bits < len(value):
                 raise HardwareConfigError(f"{self.out_bits}-bit output cannot hold a "
-                                          f"{len(acc)}-bit accumulator")
-            shape = signed(self.out_bits) if acc.shape().signed else unsigned(self.out_bits)
+                                          f"{len(value)}-bit accumulator")
+            shape = signed(self.out_bits) if value.shape().signed else unsigned(self.out_bits)
             wide = Signal(shape, name=f"out{p}")
-            m.d.comb += wide.eq(acc)
+            m.d.comb += wide.eq(value)
             codes.append(wide.as_unsigned())
-        return codes
+        return EpilogueOutput(start, codes, Const(0, 1), Const(0, 1))
 
 
 @dataclass(frozen=True, eq=False)
 class ThresholdEpilogue:
     """code = (sum_i [acc >= T[row, i]]) + code_bias, in ``out_bits``.
 
-    With thresholds sorted ascending the count is found by binary search: B = log2(T + 1)
-    comparisons per element, each choosing among the thresholds of one level of the
-    search tree, instead of T parallel comparators (255 for an 8-bit activation). Rows are
-    padded to 2^B - 1 thresholds with values above the accumulator range, never reached.
-    Level k (2^k thresholds per row) is a bank of its own (per group of PEs).
+    With thresholds sorted ascending the count is found by binary search, one level per
+    pipeline stage: B = log2(T + 1) comparisons per element instead of T parallel
+    comparators (255 for an 8-bit activation). Rows are padded to 2^B - 1 thresholds with
+    values above the accumulator range, never reached. Level k of PE p is a bank of its own,
+    NF * 2^k thresholds deep: word nf * 2^k + q holds the threshold the search compares at
+    level k after the first k comparisons gave the bits q (first comparison highest). The
+    stage of level k - 1 addresses it with its own comparison's bit, so every level reads
+    one threshold per element.
     """
 
     thresholds: np.ndarray
@@ -127,6 +181,11 @@ class ThresholdEpilogue:
         return int(self.thresholds.shape[1]).bit_length()
 
     @property
+    def latency(self) -> int:
+        """One pipeline stage per level of the search."""
+        return self.levels
+
+    @property
     def params_per_row(self) -> int:
         return (1 << self.levels) - 1
 
@@ -134,6 +193,11 @@ class ThresholdEpilogue:
     def param_bits(self) -> int:
         lo, hi = self.acc_range
         return range_bits(lo, hi + 1)[0]
+
+    @property
+    def param_shape(self) -> Shape:
+        lo, hi = self.acc_range
+        return shape_for_range(lo, hi + 1)
 
     def padded(self) -> np.ndarray:
         rows, count = self.thresholds.shape
@@ -146,46 +210,64 @@ class ThresholdEpilogue:
         step = 1 << (self.levels - k - 1)
         return [(2 * q + 1) * step - 1 for q in range(1 << k)]
 
-    def _layout(self, pe: int) -> list[tuple[int, range]]:
-        return [(k, group) for k in range(self.levels)
-                for group in _pe_groups(pe, (1 << k) * self.param_bits)]
-
     def banks(self, pe: int) -> list[ParamBank]:
+        """Level-major, then PE: bank ``k * PE + p`` is level k of PE p."""
         padded = self.padded()
         banks = []
-        for k, group in self._layout(pe):
-            values = _rows_per_fold(padded[:, self.level_indices(k)], pe, group)
-            banks.append(ParamBank(f"thresholds_l{k}_p{group.start}",
-                                   values.shape[1] * self.param_bits,
-                                   tuple(pack_row_words(values, self.param_bits, 1))))
+        for k in range(self.levels):
+            values = padded[:, self.level_indices(k)]          # [MH, 2^k]
+            for p in range(pe):
+                words = values[p::pe].reshape(-1)              # fold-major, then q
+                banks.append(ParamBank(f"thresholds_l{k}_p{p}", self.param_bits,
+                                       tuple(pack_row_words(words.reshape(-1, 1),
+                                                            self.param_bits, 1))))
         return banks
 
-    def codes(self, m: Module, accs: list[Value], banks: list[Value]) -> list[Value]:
-        lo, hi = self.acc_range
-        shape = shape_for_range(lo, hi + 1)
-        # data[(k, p)]: PE p's thresholds of level k, in search order
-        data: dict[tuple[int, int], Value] = {}
-        for (k, group), word in zip(self._layout(len(accs)), banks, strict=True):
-            per_pe = (1 << k) * shape.width
-            for j, p in enumerate(group):
-                data[(k, p)] = word.word_select(j, per_pe)
+    def pipeline(self, m: Module, *, acc_next: list[Value], acc: list[Value], start: Value,
+                 nf: Value, advance: Value) -> EpilogueOutput:
+        """Level k compares in stage k; the accumulator stage addresses level 0."""
+        pe, levels, shape = len(acc), self.levels, self.param_shape
+        ports = [[bank.build(m).read_port() for bank in self.banks(pe)[k * pe:(k + 1) * pe]]
+                 for k in range(levels)]
+        valid = _stage_flags(m, levels, start, advance, "search")
+        # the fold, the accumulator and the bits found so far, per stage
+        folds = [Signal.like(nf, name=f"search{k}_nf") for k in range(levels)]
+        values: list[list[Value]] = [list(acc)]
+        found: list[list[Value]] = [[Const(0, 0)] * pe]
+        for k in range(1, levels):
+            values.append([Signal.like(acc[p], name=f"search{k}_acc{p}") for p in range(pe)])
+            found.append([Signal(k, name=f"search{k}_bits{p}") for p in range(pe)])
+        for port in ports[0]:
+            m.d.comb += [port.addr.eq(nf), port.en.eq(start & advance)]
+        with m.If(advance):
+            m.d.sync += folds[0].eq(nf)
         codes = []
-        for p, acc in enumerate(accs):
-            count: Value | None = None
-            for k in range(self.levels):
-                # level k's candidates side by side; the bits found so far pick one
-                raw = data[(k, p)].word_select(0 if count is None else count, shape.width)
-                chosen = raw.as_signed() if shape.signed else raw
-                bit = acc >= chosen
-                count = bit if count is None else Cat(bit, count)
-            assert count is not None
-            codes.append((count + self.code_bias)[:self.out_bits])
-        return codes
+        for k in range(levels):
+            for p in range(pe):
+                data = ports[k][p].data
+                bit = values[k][p] >= (data.as_signed() if shape.signed else data)
+                bits = Cat(bit, found[k][p])        # the first comparison is the highest bit
+                if k + 1 < levels:
+                    port = ports[k + 1][p]
+                    m.d.comb += [port.addr.eq(Cat(bits, folds[k])),
+                                 port.en.eq(valid[k] & advance)]
+                    with m.If(advance):
+                        m.d.sync += [values[k + 1][p].eq(values[k][p]),
+                                     found[k + 1][p].eq(bits)]
+                else:
+                    codes.append((bits + self.code_bias)[:self.out_bits])
+            if k + 1 < levels:
+                with m.If(advance):
+                    m.d.sync += folds[k + 1].eq(folds[k])
+        return EpilogueOutput(valid[-1], codes, _any(valid), start & advance)
 
 
 @dataclass(frozen=True, eq=False)
 class RequantEpilogue:
-    """code = clamp(round_half_even(acc * M[row] / 2^shift), out_lo, out_hi)."""
+    """code = clamp(round_half_even(acc * M[row] / 2^shift), out_lo, out_hi).
+
+    Three stages: the product, the rounded quotient, the saturated code.
+    """
 
     multipliers: np.ndarray
     shift: int
@@ -195,6 +277,7 @@ class RequantEpilogue:
 
     kind = "requant"
     params_per_row = 1
+    latency = REQUANT_STAGES
 
     @property
     def param_bits(self) -> int:
@@ -211,52 +294,44 @@ class RequantEpilogue:
                                                self.param_bits, 1)))
                 for group in self._groups(pe)]
 
-    def codes(self, m: Module, accs: list[Value], banks: list[Value]) -> list[Value]:
+    def pipeline(self, m: Module, *, acc_next: list[Value], acc: list[Value], start: Value,
+                 nf: Value, advance: Value) -> EpilogueOutput:
+        pe = len(acc)
         mult_signed = bool(np.asarray(self.multipliers).min() < 0)
-        words = {p: word.word_select(j, self.param_bits)
-                 for group, word in zip(self._groups(len(accs)), banks, strict=True)
-                 for j, p in enumerate(group)}
+        words: dict[int, Value] = {}
+        for group, bank in zip(self._groups(pe), self.banks(pe), strict=True):
+            port = bank.build(m).read_port()
+            m.d.comb += [port.addr.eq(nf), port.en.eq(start & advance)]
+            for j, p in enumerate(group):
+                words[p] = port.data.word_select(j, self.param_bits)
+        valid = _stage_flags(m, REQUANT_STAGES, start, advance, "requant")
         out_lo, out_hi = self.out_range
         codes = []
-        for p, acc in enumerate(accs):
+        for p, value in enumerate(acc):
             raw = words[p]
             mult = raw.as_signed() if mult_signed else raw
             # wide enough that a shift past the product's magnitude still leaves a sign bit
-            product = Signal(signed(max(len(acc) + self.param_bits + 1, self.shift + 2)),
+            product = Signal(signed(max(len(value) + self.param_bits + 1, self.shift + 2)),
                              name=f"prod{p}")
-            m.d.comb += product.eq(acc * mult)
+            rounded = Signal(signed(len(product) - self.shift + 2), name=f"rounded{p}")
+            with m.If(advance):
+                m.d.sync += product.eq(value * mult)
             if self.shift:
-                floor = Signal(signed(len(product) - self.shift + 1), name=f"floor{p}")
-                m.d.comb += floor.eq(product >> self.shift)
+                floor = product >> self.shift
                 rem = product.as_unsigned()[:self.shift]
                 half = 1 << (self.shift - 1)
                 round_up = (rem > half) | ((rem == half) & floor[0])
-                rounded = Signal(signed(len(floor) + 1), name=f"rounded{p}")
-                m.d.comb += rounded.eq(floor + round_up)
+                quotient = floor + round_up
             else:
-                rounded = product
+                quotient = product
+            with m.If(advance):
+                m.d.sync += rounded.eq(quotient)
             clamped = Signal(signed(self.out_bits) if out_lo < 0 else unsigned(self.out_bits),
                              name=f"sat{p}")
             m.d.comb += clamped.eq(Mux(rounded < out_lo, out_lo,
                                        Mux(rounded > out_hi, out_hi, rounded)))
             codes.append(clamped.as_unsigned())
-        return codes
+        return EpilogueOutput(valid[-1], codes, _any(valid), start & advance)
 
 
 Epilogue = PassEpilogue | ThresholdEpilogue | RequantEpilogue
-
-
-def build_param_banks(m: Module, epilogue: Epilogue, pe: int, depth: int, addr: Value,
-                      en: Value) -> list[Value]:
-    """One memory per parameter bank of ``epilogue``, all read at ``addr`` when ``en``;
-    returns the read data of each bank (what :meth:`codes` takes)."""
-    from amaranth.lib.memory import Memory
-
-    data = []
-    for bank in epilogue.banks(pe):
-        memory = Memory(shape=unsigned(bank.width), depth=depth, init=list(bank.init))
-        m.submodules[bank.name] = memory
-        port = memory.read_port()
-        m.d.comb += [port.addr.eq(addr), port.en.eq(en)]
-        data.append(port.data)
-    return data

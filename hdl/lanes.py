@@ -2,8 +2,10 @@
 
 The matrix-vector engine (:mod:`hdl.mvu`) is the same for every PE family; only the lane
 arithmetic differs. A lane turns the SIMD-wide activation word and one PE's SIMD-wide
-weight word into a partial sum that the engine accumulates. Lanes whose weights can be zero
-also report how many lanes were gated by a zero weight (no add happens; the cycle does).
+weight word into SIMD *terms* (an XNOR bit, +-x, a product); the engine registers the terms,
+sums them in an adder tree (registered again) and accumulates the sum, one pipeline stage
+each (:mod:`hdl.datapath`). Lanes whose weights can be zero also report
+how many lanes were gated by a zero weight (no add happens; the cycle does).
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ class XnorPopcountLane:
     weight_bits = 1
     has_zero_weights = False
 
-    def partial_sum(self, x: Value, w: Value, simd: int) -> Value:
-        return adder_tree([~(x[j] ^ w[j]) for j in range(simd)])
+    def terms(self, x: Value, w: Value, simd: int) -> list[Value]:
+        return [~(x[j] ^ w[j]) for j in range(simd)]
 
 
 @dataclass(frozen=True)
@@ -49,12 +51,12 @@ class BinaryWeightLane:
     weight_bits = 1
     has_zero_weights = False
 
-    def partial_sum(self, x: Value, w: Value, simd: int) -> Value:
+    def terms(self, x: Value, w: Value, simd: int) -> list[Value]:
         terms = []
         for j in range(simd):
             xj = _element(x, j, self.input_bits, self.input_signed, self.input_bipolar)
             terms.append(Mux(w[j], xj, -xj))
-        return adder_tree(terms)
+        return terms
 
 
 @dataclass(frozen=True)
@@ -71,14 +73,14 @@ class TernaryLane:
     weight_bits = 2
     has_zero_weights = True
 
-    def partial_sum(self, x: Value, w: Value, simd: int) -> Value:
+    def terms(self, x: Value, w: Value, simd: int) -> list[Value]:
         terms = []
         for j in range(simd):
             xj = _element(x, j, self.input_bits, self.input_signed, self.input_bipolar)
             wj = w.word_select(j, 2)
             # 01 = +1, 11 = -1, 00 = 0 (10 never stored)
             terms.append(Mux(wj[0], Mux(wj[1], -xj, xj), 0))
-        return adder_tree(terms)
+        return terms
 
     def zero_weight_count(self, w: Value, simd: int) -> Value:
         return adder_tree([~w.word_select(j, 2)[0] for j in range(simd)])
@@ -103,13 +105,13 @@ class MacLane:
     family = "mac"
     has_zero_weights = True
 
-    def partial_sum(self, x: Value, w: Value, simd: int) -> Value:
+    def terms(self, x: Value, w: Value, simd: int) -> list[Value]:
         products = []
         for j in range(simd):
             xj = _element(x, j, self.input_bits, self.input_signed, self.input_bipolar)
             wj = _element(w, j, self.weight_bits, self.weight_signed)
             products.append(xj * wj)
-        return adder_tree(products)
+        return products
 
     def zero_weight_count(self, w: Value, simd: int) -> Value:
         return adder_tree([w.word_select(j, self.weight_bits) == 0 for j in range(simd)])

@@ -6,16 +6,28 @@ and SIMD weights. An input vector arrives as SF beats of SIMD elements during th
 neuron fold and is kept in an input buffer for the other NF - 1 folds; each neuron fold
 ends with one output beat of PE elements. So a vector costs exactly NF * SF issue cycles,
 and a run of N vectors with no stalls takes N * NF * SF + FILL cycles from the first input
-accepted to the last output produced, with FILL = 2 (weight-memory read, then the
-accumulate + threshold stage that loads the output register).
+accepted to the last output produced, with FILL = :func:`fill_cycles` = 5 + the
+epilogue's latency (5 for an accumulator output, 5 + B for B-bit thresholds, 8 for a
+requantization).
+
+Pipeline, one clock per stage, initiation interval 1:
+
+    issue   (nf, sf) counters address the weight memory and the input buffer
+    read    the memories' data (and the input beat) registered as the lanes' operands
+    T, P, A lane terms, adder tree, accumulator (:mod:`hdl.datapath`)
+    E       the epilogue's stages (:mod:`hdl.epilogue`), then the output register
+
+so no path runs from a memory's output through arithmetic, and none through more than one
+of lanes, adder tree, accumulator or one comparison of the threshold search.
 
 Weights and epilogue parameters (thresholds or requantization multipliers, see
 :mod:`hdl.epilogue`) live in on-chip memories initialised from the design. Output
-backpressure freezes the pipeline (read ports hold their data); the engine never drops or
-repeats a beat.
+backpressure freezes the whole pipeline (read ports hold their data); the engine never
+drops or repeats a beat.
 
-Performance counters (see ``PERF_COUNTERS``) make every cycle in the active window
-accountable: span = issue + stall_in + stall_out + FILL, for any input/output pattern.
+Performance counters (see ``PERF_COUNTERS``, built only with ``counters=True``) make every
+cycle in the active window accountable: span = issue + stall_in + stall_out + FILL, for any
+input/output pattern.
 """
 
 from __future__ import annotations
@@ -23,18 +35,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth import Cat, Module, Mux, Signal, unsigned
+from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdl.arith import adder_tree, shape_for_range
-from hdl.epilogue import Epilogue, build_param_banks
+from hdl.arith import adder_tree
+from hdl.datapath import DATAPATH_STAGES, StepControl, build_datapath, next_stage
+from hdl.epilogue import Epilogue
 from hdl.errors import HardwareConfigError
 from hdl.lanes import Lane
 from hdl.perf import Counter, PerfCounters, perf_port
 
-FILL_CYCLES = 2
+FRONT_STAGES = 2
+"""Issue (memory addresses) and read (the memories' data registered as the lanes' operands)."""
+
+
+def fill_cycles(epilogue: Epilogue) -> int:
+    """Cycles from a dense engine's last issue to its last output beat, inclusive, with the
+    output taken at once: the front stages, the datapath's (:mod:`hdl.datapath`) and the
+    epilogue's; the output register is loaded at the end of the last of them and the beat
+    leaves in the cycle after."""
+    return FRONT_STAGES + DATAPATH_STAGES + epilogue.latency
 
 PERF_COUNTERS = (
     Counter.ISSUE,              # fold steps issued: N * NF * SF
@@ -48,7 +70,7 @@ PERF_COUNTERS = (
     Counter.WEIGHT_READS,       # weight-memory words read
     Counter.IBUF_WRITES,        # input-buffer words written
     Counter.IBUF_READS,         # input-buffer words read
-    Counter.PARAM_READS,        # epilogue-parameter (threshold / multiplier) words read
+    Counter.PARAM_READS,        # neuron folds whose epilogue parameters are read
     Counter.ZERO_WEIGHT_LANES,  # lane operations whose weight is zero (gated: no add, a cycle)
     Counter.ZERO_ACT_LANES,     # lanes with a non-zero weight but a zero activation (gated)
 )
@@ -145,6 +167,11 @@ class MVUConfig:
     def out_width(self) -> int:
         return self.pe * self.out_bits
 
+    @property
+    def fill_cycles(self) -> int:
+        """Cycles from the last issue to the last output beat (see :func:`fill_cycles`)."""
+        return fill_cycles(self.epilogue)
+
     def weight_words(self) -> list[int]:
         """Weight memory image: address nf*SF + sf holds PE rows x SIMD columns."""
         wb = self.lane.weight_bits
@@ -174,40 +201,36 @@ class MatrixVectorUnit(wiring.Component):
             **perf_port(PERF_COUNTERS, counters),
         })
 
-    def elaborate(self, platform):  # noqa: C901 - one pipeline, read top to bottom
+    def elaborate(self, platform):
         m = Module()
         c = self.config
         nf_n, sf_n, pe, simd = c.nf, c.sf, c.pe, c.simd
-        perf = PerfCounters(PERF_COUNTERS, self.counters)
+        wb = c.lane.weight_bits
+        stall = Signal()
+        advance = ~stall
 
         # ---- memories -------------------------------------------------------------
         m.submodules.weights = wmem = Memory(
-            shape=unsigned(pe * simd * c.lane.weight_bits), depth=nf_n * sf_n,
-            init=c.weight_words())
+            shape=unsigned(pe * simd * wb), depth=nf_n * sf_n, init=c.weight_words())
         w_rd = wmem.read_port()
-        param_addr = Signal(range(max(nf_n, 2)))
-        param_en = Signal()
-        param_data = build_param_banks(m, c.epilogue, pe, nf_n, param_addr, param_en)
-        n_params = len(param_data)
         if nf_n > 1:
             m.submodules.ibuf = ibuf = Memory(shape=unsigned(c.in_width), depth=sf_n, init=[])
             ib_rd = ibuf.read_port()
             ib_wr = ibuf.write_port()
 
-        # ---- issue stage: (nf, sf) counters ---------------------------------------
+        # ---- issue stage: (nf, sf) counters, memory addresses ------------------------
         nf = _counter(nf_n)
         sf = _counter(sf_n)
         waddr = _counter(nf_n * sf_n)
         need_input = Signal()
-        stall = Signal()
         issue = Signal()
         accept = Signal()
         sf_last = Signal()
         m.d.comb += [
             need_input.eq(nf == 0),
             sf_last.eq(sf == sf_n - 1),
-            issue.eq(~stall & (~need_input | self.i.valid)),
-            self.i.ready.eq(need_input & ~stall),
+            issue.eq(advance & (~need_input | self.i.valid)),
+            self.i.ready.eq(need_input & advance),
             accept.eq(issue & need_input),
         ]
         with m.If(issue):
@@ -218,91 +241,76 @@ class MatrixVectorUnit(wiring.Component):
                 m.d.sync += sf.eq(sf + 1)
             m.d.sync += waddr.eq(Mux(waddr == nf_n * sf_n - 1, 0, waddr + 1))
         m.d.comb += [w_rd.addr.eq(waddr), w_rd.en.eq(issue)]
-        m.d.comb += [param_addr.eq(nf), param_en.eq(issue & sf_last)]
         if nf_n > 1:
             m.d.comb += [
                 ib_wr.addr.eq(sf), ib_wr.data.eq(self.i.payload), ib_wr.en.eq(accept),
                 ib_rd.addr.eq(sf), ib_rd.en.eq(issue & ~need_input),
             ]
-
-        # ---- stage 1: lanes, accumulate, threshold, output register -----------------
-        s1_valid = Signal()
-        s1_first = Signal()
-        s1_last = Signal()
-        s1_from_stream = Signal()
-        s1_in = Signal(c.in_width)
-        with m.If(~stall):
-            m.d.sync += [
-                s1_valid.eq(issue),
-                s1_first.eq(sf == 0),
-                s1_last.eq(sf_last),
-                s1_from_stream.eq(need_input),
-            ]
+        x_in = Signal(c.in_width)
         with m.If(accept):
-            m.d.sync += s1_in.eq(self.i.payload)
-        x_word = Mux(s1_from_stream, s1_in, ib_rd.data) if nf_n > 1 else s1_in
+            m.d.sync += x_in.eq(self.i.payload)
 
-        acc_shape = shape_for_range(*c.acc_range)
-        out_free = Signal()
-        m.d.comb += [
-            out_free.eq(~self.o.valid | self.o.ready),
-            stall.eq(s1_valid & s1_last & ~out_free),
-        ]
-        wb = c.lane.weight_bits
-        accs = []
-        zero_lanes = []
-        zero_acts = []
-        for p in range(pe):
-            acc = Signal(acc_shape, name=f"acc{p}")
-            acc_next = Signal(acc_shape, name=f"acc_next{p}")
-            w_word = w_rd.data.word_select(p, simd * wb)
-            partial = c.lane.partial_sum(x_word, w_word, simd)
-            m.d.comb += acc_next.eq(Mux(s1_first, 0, acc) + partial)
-            with m.If(s1_valid & ~stall):
-                m.d.sync += acc.eq(acc_next)
-            accs.append(acc_next)
-            if c.lane.has_zero_weights and self.counters:
-                zero_lanes.append(c.lane.zero_weight_count(w_word, simd))
-                zero_acts.append(c.lane.zero_activation_count(x_word, w_word, simd))
-        codes = c.epilogue.codes(m, accs, param_data)
-        out_word = Cat(*codes)
-        produce = Signal()
-        m.d.comb += produce.eq(s1_valid & s1_last & out_free)
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(produce):
-            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(out_word)]
+        # ---- read stage: the memories' data, registered as the datapath's operands ----
+        at_read = StepControl(Signal(name="read_valid"), Signal(name="read_first"),
+                              Signal(name="read_last"), Signal.like(nf, name="read_nf"))
+        from_stream = Signal()
+        with m.If(advance):
+            m.d.sync += [at_read.valid.eq(issue), at_read.first.eq(sf == 0),
+                         at_read.last.eq(sf_last), at_read.nf.eq(nf),
+                         from_stream.eq(need_input)]
+        x_word = Mux(from_stream, x_in, ib_rd.data) if nf_n > 1 else x_in
+        x_op = Signal(c.in_width)
+        w_op = Signal(pe * simd * wb)
+        with m.If(advance):
+            m.d.sync += [x_op.eq(x_word), w_op.eq(w_rd.data)]
+        at_lanes = next_stage(m, at_read, advance, "operands")
+        w_words = [w_op.word_select(p, simd * wb) for p in range(pe)]
+        path = build_datapath(m, lane=c.lane, simd=simd, acc_range=c.acc_range,
+                              epilogue=c.epilogue, x_words=[x_op] * pe, w_words=w_words,
+                              step=at_lanes, stall=stall, out=self.o)
 
         # ---- performance counters -----------------------------------------------------
         if self.counters:
-            self._count(m, perf, issue=issue, accept=accept, stall=stall,
-                        need_input=need_input, sf_last=sf_last, s1_valid=s1_valid,
-                        zero_lanes=zero_lanes, zero_acts=zero_acts, n_params=n_params)
+            zero_lanes, zero_acts = [], []
+            if c.lane.has_zero_weights:
+                zero_lanes = [c.lane.zero_weight_count(w, simd) for w in w_words]
+                zero_acts = [c.lane.zero_activation_count(x_op, w, simd) for w in w_words]
+            self._count(m, issue=issue, accept=accept, stall=stall, need_input=need_input,
+                        busy=at_read.valid | path.busy, lanes_step=at_lanes.valid & advance,
+                        zero_lanes=zero_lanes, zero_acts=zero_acts,
+                        param_reads=path.param_reads)
         return m
 
-    def _count(self, m: Module, perf: PerfCounters, *, issue, accept, stall, need_input,
-               sf_last, s1_valid, zero_lanes, zero_acts, n_params) -> None:
+    def _count(self, m: Module, *, issue, accept, stall, need_input, busy, lanes_step,
+               zero_lanes, zero_acts, param_reads) -> None:
         """Counter logic: accounts for every cycle of the active window (see module doc)."""
         c = self.config
         nf_n, pe, simd = c.nf, c.pe, c.simd
+        perf = PerfCounters(PERF_COUNTERS, True)
         started = Signal()
         elapsed = Signal(32)
         wait_run = Signal(32)
         out_fire = Signal()
-        m.d.comb += out_fire.eq(self.o.valid & self.o.ready)
+        blocked_out = Signal()
+        m.d.comb += [
+            out_fire.eq(self.o.valid & self.o.ready),
+            # the output register holds a beat the consumer does not take, and that holds
+            # the engine back: it is frozen, or has nothing left but that beat
+            blocked_out.eq(started & ~issue & self.o.valid & ~self.o.ready & (stall | ~busy)),
+        ]
         with m.If(accept & ~started):
             m.d.sync += [started.eq(1), elapsed.eq(1)]
         with m.Elif(started):
             m.d.sync += elapsed.eq(elapsed + 1)
         with m.If(out_fire):
             m.d.sync += perf[Counter.SPAN].eq(elapsed + 1)
-        waiting = started & ~issue & ~stall & ~(self.o.valid & ~self.o.ready)
+        # idle cycles become input stalls when an input beat ends them; the idle cycles after
+        # the last issue are the fill
         with m.If(accept):
             m.d.sync += [perf[Counter.STALL_IN].eq(perf[Counter.STALL_IN] + wait_run),
-                             wait_run.eq(0)]
-        with m.Elif(waiting):
+                         wait_run.eq(0)]
+        with m.Elif(started & ~issue & ~blocked_out):
             m.d.sync += wait_run.eq(wait_run + 1)
-        blocked_out = started & ~issue & self.o.valid & ~self.o.ready
         perf.count(m, Counter.ISSUE, issue)
         perf.count(m, Counter.STALL_OUT, blocked_out)
         perf.count(m, Counter.IN_BEATS, accept)
@@ -313,13 +321,12 @@ class MatrixVectorUnit(wiring.Component):
         if nf_n > 1:
             perf.count(m, Counter.IBUF_WRITES, accept)
             perf.count(m, Counter.IBUF_READS, issue & ~need_input)
-        if n_params:
-            perf.count(m, Counter.PARAM_READS, issue & sf_last)
+        perf.count(m, Counter.PARAM_READS, param_reads)
         if zero_lanes:
             zeros = Signal(range(pe * simd + 1))
             m.d.comb += zeros.eq(adder_tree(zero_lanes))
-            perf.count(m, Counter.ZERO_WEIGHT_LANES, s1_valid & ~stall, zeros)
+            perf.count(m, Counter.ZERO_WEIGHT_LANES, lanes_step, zeros)
             idle = Signal(range(pe * simd + 1))
             m.d.comb += idle.eq(adder_tree(zero_acts))
-            perf.count(m, Counter.ZERO_ACT_LANES, s1_valid & ~stall, idle)
+            perf.count(m, Counter.ZERO_ACT_LANES, lanes_step, idle)
         perf.drive(m, self.perf)

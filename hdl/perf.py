@@ -34,7 +34,7 @@ class Counter(StrEnum):
     WEIGHT_READS = "weight_reads"      # weight-memory words read
     IBUF_WRITES = "ibuf_writes"        # input-buffer words written
     IBUF_READS = "ibuf_reads"          # input-buffer words read
-    PARAM_READS = "param_reads"        # epilogue-parameter (threshold/multiplier) words read
+    PARAM_READS = "param_reads"        # neuron folds whose epilogue parameters are read
     ZERO_WEIGHT_LANES = "zero_weight_lanes"  # lanes whose weight is zero (gated)
     ZERO_ACT_LANES = "zero_act_lanes"  # lanes with a non-zero weight and a zero activation
     SKIPPED_WEIGHTS = "skipped_weights"  # zero weights a sparse engine never issues

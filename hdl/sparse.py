@@ -19,26 +19,36 @@ Weights with no zero code (bipolar) cannot be skipped; such lanes are refused.
 Input. A vector arrives as L = MW/in_simd beats and is written into a register file that
 the lanes gather from by column index (x[index] per slot). The register file has two banks:
 loading vector k+1 overlaps computing vector k, so a vector costs max(L, C) cycles in steady
-state, with C = sum_nf steps(nf). The first step of a vector issues in the cycle its last
-beat is accepted: the gather happens one cycle later, after that beat is written. A bank is
-released when its vector's last step leaves the gather stage, never earlier, so output
-backpressure (which freezes the gather stage) cannot see a bank being overwritten.
+state, with C = sum_nf steps(nf). The first step of a vector issues in the cycle after its
+last beat is accepted, and gathers its activations in that very cycle; a bank is released
+when its vector's last step issues (its activations are in the gather registers by then),
+so the loader refills it while the rest of the pipeline finishes that step.
+
+Pipeline, one clock per stage, initiation interval 1:
+
+    issue   the step's weight word, prefetched into a register (the schedule is static, so
+            the memory reads two steps ahead), gathers its activations -> registered
+    T, P, A lane terms, adder tree, accumulator (:mod:`hdl.datapath`)
+    E       the epilogue's stages (:mod:`hdl.epilogue`), then the output register
+
+Each weight word also carries two flags, last step of its fold and of the vector, so the
+issue stage needs no step counter and no table of fold lengths.
 
 Timing. With an always-valid input and an always-ready output, N vectors take exactly
 
-    sparse_cycles = (L - 1) + C + (N - 1) * max(L, C) + FILL_CYCLES
+    sparse_cycles = L + C + (N - 1) * max(L, C) + FILL
 
 cycles from the first input beat accepted to the last output beat produced (inclusive),
-where ``FILL_CYCLES`` = 2 is the dense engine's constant (weight-memory read, then the
-gather + accumulate + epilogue stage that loads the output register) and L - 1 is the wait
-for the first vector's remaining beats. For L = 1 and no zero weights this is the dense
-engine's N * NF * SF + FILL_CYCLES.
+where L is the wait for the first vector's beats and FILL = :func:`fill_cycles` = 4 + the
+epilogue's latency (the issue stage, the datapath's three, the epilogue's; the output
+register is loaded at the end of the last and the beat leaves in the cycle after).
 
-Counters: the dense engine's names (``hdl.mvu.PERF_COUNTERS``) plus ``skipped_weights``.
-Every cycle of the active window is accounted: span = issue + stall_in + stall_out +
-FILL_CYCLES for any input and output pattern, where stall_in counts the cycles before the
-last step in which no step could issue for want of a loaded vector, and stall_out the cycles
-in which the output register holds a beat the consumer does not take (and nothing issues).
+Counters: the dense engine's names (``hdl.mvu.PERF_COUNTERS``) plus ``skipped_weights``,
+built only with ``counters=True``. Every cycle of the active window is accounted:
+span = issue + stall_in + stall_out + FILL for any input and output pattern, where stall_in
+counts the cycles before the last step in which no step could issue for want of a loaded
+vector, and stall_out the cycles in which the output register holds a beat the consumer
+does not take while that holds the engine back (and nothing issues).
 """
 
 from __future__ import annotations
@@ -52,12 +62,16 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdl.arith import adder_tree, shape_for_range
-from hdl.epilogue import Epilogue, build_param_banks
+from hdl.arith import adder_tree
+from hdl.datapath import DATAPATH_STAGES, StepControl, build_datapath
+from hdl.epilogue import Epilogue
 from hdl.errors import HardwareConfigError
 from hdl.lanes import Lane
-from hdl.mvu import FILL_CYCLES, PERF_COUNTERS
+from hdl.mvu import PERF_COUNTERS
 from hdl.perf import Counter, PerfCounters, perf_port
+
+FRONT_STAGES = 1
+"""The issue stage: the prefetched weight word gathers its activations into registers."""
 
 SPARSE_PERF_COUNTERS = (*PERF_COUNTERS, Counter.SKIPPED_WEIGHTS)
 """The dense engine's counters, with these meanings here:
@@ -65,10 +79,10 @@ SPARSE_PERF_COUNTERS = (*PERF_COUNTERS, Counter.SKIPPED_WEIGHTS)
 - ``issue``: compute steps issued (N * sum_nf steps(nf));
 - ``lane_ops``: PE * SIMD slots per step, padding included; ``zero_weight_lanes``: the
   padding slots among them; ``acc_adds``: PE per step;
-- ``weight_reads``: compressed weight words read (one per step);
+- ``weight_reads``: compressed weight words read (one per step, two steps ahead);
 - ``ibuf_writes``: input beats written into the register file; ``ibuf_reads``: register-file
   gathers (one per step, PE * SIMD elements each);
-- ``param_reads``: epilogue-parameter words read (one per neuron fold);
+- ``param_reads``: neuron folds whose epilogue parameters are read (one per fold);
 - ``skipped_weights``: zero weights never issued, (MH * MW - nnz) per vector.
 """
 
@@ -96,12 +110,20 @@ def fold_steps(weights: np.ndarray, pe: int, simd: int) -> list[int]:
     return [max(1, max(-(-int(n) // simd) for n in fold)) for fold in per_row]
 
 
-def sparse_cycles(weights: np.ndarray, pe: int, simd: int, in_simd: int, frames: int) -> int:
+def fill_cycles(epilogue: Epilogue) -> int:
+    """Cycles from a sparse engine's last issue to its last output beat, inclusive: the
+    issue stage, the datapath's and the epilogue's (see the module docstring)."""
+    return FRONT_STAGES + DATAPATH_STAGES + epilogue.latency
+
+
+def sparse_cycles(weights: np.ndarray, pe: int, simd: int, in_simd: int, frames: int,
+                  fill: int) -> int:
     """Exact cycles for ``frames`` vectors at full input and output rate.
 
     From the first input beat accepted to the last output beat produced, inclusive:
-    (L - 1) + C + (frames - 1) * max(L, C) + FILL_CYCLES, with L = MW / in_simd load beats
-    and C = sum(fold_steps) compute steps per vector (see the module docstring).
+    L + C + (frames - 1) * max(L, C) + fill, with L = MW / in_simd load beats, C =
+    sum(fold_steps) compute steps per vector and ``fill`` the engine's
+    :func:`fill_cycles` (see the module docstring).
     """
     mw = _nonzero_mask(weights).shape[1]
     if in_simd < 1 or mw % in_simd:
@@ -110,7 +132,7 @@ def sparse_cycles(weights: np.ndarray, pe: int, simd: int, in_simd: int, frames:
         return 0
     load = mw // in_simd
     compute = sum(fold_steps(weights, pe, simd))
-    return (load - 1) + compute + (frames - 1) * max(load, compute) + FILL_CYCLES
+    return load + compute + (frames - 1) * max(load, compute) + fill
 
 
 @dataclass(eq=False)
@@ -234,10 +256,21 @@ class SparseMVUConfig:
         """One whole input vector (load beats + 1), as the dense engine."""
         return max(minimum, self.load_beats + 1)
 
+    @property
+    def fill_cycles(self) -> int:
+        """Cycles from the last issue to the last output beat (see :func:`fill_cycles`)."""
+        return fill_cycles(self.epilogue)
+
     def cycles(self, frames: int) -> int:
         """Exact full-rate cycle count for ``frames`` vectors (see :func:`sparse_cycles`)."""
         assert self.in_simd is not None
-        return sparse_cycles(self.weight_codes, self.pe, self.simd, self.in_simd, frames)
+        return sparse_cycles(self.weight_codes, self.pe, self.simd, self.in_simd, frames,
+                             self.fill_cycles)
+
+    @property
+    def slots_width(self) -> int:
+        """Bits of a weight word's slots (PE * SIMD slots); the two flags sit above them."""
+        return self.pe * self.simd * self.slot_bits
 
     def weight_words(self) -> list[int]:
         """Compressed weight image, one word per step, folds in order.
@@ -245,6 +278,8 @@ class SparseMVUConfig:
         Word layout: PE p's slot j at slot position p*SIMD + j, each slot ``slot_bits`` wide
         with the column index in its low ``index_bits`` and the weight code above. A row's
         non-zeros fill its slots in column order; the rest of the fold is padding (0, 0).
+        Above the slots (bit ``slots_width``) a flag marks the last step of a fold, and the
+        bit above it the last step of the vector.
         """
         ib, sb = self.index_bits, self.slot_bits
         words = []
@@ -262,6 +297,10 @@ class SparseMVUConfig:
                         if k < len(slots[p]):
                             col, code = slots[p][k]
                             word |= (col | (code << ib)) << ((p * self.simd + j) * sb)
+                if step == n_steps - 1:
+                    word |= 1 << self.slots_width
+                    if nf == self.nf - 1:
+                        word |= 2 << self.slots_width
                 words.append(word)
         return words
 
@@ -296,21 +335,10 @@ class SparseMatrixVectorUnit(wiring.Component):
         assert c.in_simd is not None
         nf_n, pe, simd, load_n = c.nf, c.pe, c.simd, c.load_beats
         total = c.compute_steps
-        xb, ib, sb = c.lane.input_bits, c.index_bits, c.slot_bits
-        perf = PerfCounters(SPARSE_PERF_COUNTERS, self.counters)
-
-        # ---- memories -------------------------------------------------------------
-        m.submodules.weights = wmem = Memory(
-            shape=unsigned(pe * simd * sb), depth=total, init=c.weight_words())
-        w_rd = wmem.read_port()
-        # last step index of each fold, read combinationally to steer the issue counters
-        m.submodules.fold_ends = fmem = Memory(
-            shape=range(max(c.steps + [2])), depth=nf_n, init=[s - 1 for s in c.steps])
-        f_rd = fmem.read_port(domain="comb")
-        param_addr = Signal(range(max(nf_n, 2)))
-        param_en = Signal()
-        param_data = build_param_banks(m, c.epilogue, pe, nf_n, param_addr, param_en)
-        n_params = len(param_data)
+        xb, ib, sb, wb = c.lane.input_bits, c.index_bits, c.slot_bits, c.lane.weight_bits
+        slots = c.slots_width
+        stall = Signal()
+        advance = ~stall
 
         # ---- loader: beats -> double-buffered register file --------------------------
         banks = [Signal(c.mw * xb, name=f"xbank{b}") for b in range(2)]
@@ -319,12 +347,10 @@ class SparseMatrixVectorUnit(wiring.Component):
         lbeat = _counter(load_n)
         lbeat_last = Signal()
         accept = Signal()
-        load_done = Signal()
         m.d.comb += [
             lbeat_last.eq(lbeat == load_n - 1),
             self.i.ready.eq(Mux(wsel, full[1], full[0]) == 0),
             accept.eq(self.i.valid & self.i.ready),
-            load_done.eq(accept & lbeat_last),
         ]
         with m.If(accept):
             for b in range(2):
@@ -338,90 +364,63 @@ class SparseMatrixVectorUnit(wiring.Component):
             with m.Else():
                 m.d.sync += lbeat.eq(lbeat + 1)
 
-        # ---- issue stage: step counters over the compressed image --------------------
-        rsel = Signal()
-        addr = _counter(total)
-        nf = _counter(nf_n)
-        step = _counter(max(c.steps))
-        fold_last = Signal()
-        vec_last = Signal()
-        have_vec = Signal()
-        stall = Signal()
+        # ---- weight prefetch: ``head`` holds the next step's word, the read port the one
+        # after it; the port reads two steps ahead whenever a step issues ------------------
+        words = c.weight_words()
+        m.submodules.weights = wmem = Memory(shape=unsigned(slots + 2), depth=total,
+                                             init=words)
+        w_rd = wmem.read_port()
+        head = Signal(slots + 2, init=words[0])
+        primed = Signal()
+        fetch_addr = Signal(range(max(total, 2)), init=1 % total)
+        fetch = Signal()
         issue = Signal()
-        m.d.comb += [
-            f_rd.addr.eq(nf),
-            fold_last.eq(step == f_rd.data),
-            vec_last.eq(fold_last & (nf == nf_n - 1)),
-            # a loaded bank, or the beat completing it in this very cycle (the gather reads
-            # the register file one cycle later, after that beat is written)
-            have_vec.eq(Mux(rsel, full[1], full[0]) | (load_done & (wsel == rsel))),
-            issue.eq(~stall & have_vec),
-        ]
+        m.d.comb += [fetch.eq(issue | ~primed), w_rd.addr.eq(fetch_addr), w_rd.en.eq(fetch)]
+        m.d.sync += primed.eq(1)
+        with m.If(fetch):
+            m.d.sync += fetch_addr.eq(Mux(fetch_addr == total - 1, 0, fetch_addr + 1))
         with m.If(issue):
-            m.d.sync += addr.eq(Mux(addr == total - 1, 0, addr + 1))
+            m.d.sync += head.eq(w_rd.data)
+
+        # ---- issue stage: gather the step's activations ---------------------------------
+        rsel = Signal()
+        nf = _counter(nf_n)
+        fold_start = Signal(init=1)
+        fold_last = head[slots]
+        vec_last = head[slots + 1]
+        m.d.comb += issue.eq(advance & Mux(rsel, full[1], full[0]))
+        with m.If(issue):
+            m.d.sync += fold_start.eq(fold_last)
             with m.If(fold_last):
-                m.d.sync += [step.eq(0), nf.eq(Mux(nf == nf_n - 1, 0, nf + 1))]
-            with m.Else():
-                m.d.sync += step.eq(step + 1)
-            with m.If(vec_last):
+                m.d.sync += nf.eq(Mux(nf == nf_n - 1, 0, nf + 1))
+            with m.If(vec_last):           # the gather registers hold the last step's data
                 m.d.sync += rsel.eq(~rsel)
-        m.d.comb += [w_rd.addr.eq(addr), w_rd.en.eq(issue)]
-        m.d.comb += [param_addr.eq(nf), param_en.eq(issue & fold_last)]
-
-        # ---- stage 1: gather, lanes, accumulate, epilogue, output register -------------
-        s1_valid = Signal()
-        s1_first = Signal()
-        s1_last = Signal()
-        s1_vec_last = Signal()
-        s1_bank = Signal()
-        with m.If(~stall):
-            m.d.sync += [
-                s1_valid.eq(issue),
-                s1_first.eq(step == 0),
-                s1_last.eq(fold_last),
-                s1_vec_last.eq(vec_last),
-                s1_bank.eq(rsel),
-            ]
-        out_free = Signal()
-        m.d.comb += [
-            out_free.eq(~self.o.valid | self.o.ready),
-            stall.eq(s1_valid & s1_last & ~out_free),
-        ]
-        # the bank stays loaded until its vector's last step has left this stage
-        with m.If(s1_valid & s1_vec_last & ~stall):
-            for b in range(2):
-                with m.If(s1_bank == b):
-                    m.d.sync += full[b].eq(0)
-
-        x_file = Signal(c.mw * xb)
-        m.d.comb += x_file.eq(Mux(s1_bank, banks[1], banks[0]))
-        acc_shape = shape_for_range(*c.acc_range)
-        accs = []
-        zero_lanes = []
+                for b in range(2):
+                    with m.If(rsel == b):
+                        m.d.sync += full[b].eq(0)
+        x_file = Mux(rsel, banks[1], banks[0])
+        x_ops, w_ops = [], []
         for p in range(pe):
-            slots = [w_rd.data.word_select(p * simd + j, sb) for j in range(simd)]
-            x_word = Signal(simd * xb, name=f"gather{p}")
-            m.d.comb += x_word.eq(Cat(*(_select(x_file, s[:ib], xb, ib) for s in slots)))
-            w_word = Cat(*(s[ib:] for s in slots))
-            partial = c.lane.partial_sum(x_word, w_word, simd)
-            acc = Signal(acc_shape, name=f"acc{p}")
-            acc_next = Signal(acc_shape, name=f"acc_next{p}")
-            m.d.comb += acc_next.eq(Mux(s1_first, 0, acc) + partial)
-            with m.If(s1_valid & ~stall):
-                m.d.sync += acc.eq(acc_next)
-            accs.append(acc_next)
-            if self.counters:
-                zero_lanes.append(c.lane.zero_weight_count(w_word, simd))
-        codes = c.epilogue.codes(m, accs, param_data)
-        produce = Signal()
-        m.d.comb += produce.eq(s1_valid & s1_last & out_free)
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(produce):
-            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(Cat(*codes))]
+            fields = [head.word_select(p * simd + j, sb) for j in range(simd)]
+            x_op = Signal(simd * xb, name=f"gather{p}")
+            w_op = Signal(simd * wb, name=f"codes{p}")
+            with m.If(advance):
+                m.d.sync += [x_op.eq(Cat(*(_select(x_file, f[:ib], xb, ib) for f in fields))),
+                             w_op.eq(Cat(*(f[ib:] for f in fields)))]
+            x_ops.append(x_op)
+            w_ops.append(w_op)
+        at_lanes = StepControl(Signal(name="lanes_valid"), Signal(name="lanes_first"),
+                               Signal(name="lanes_last"), Signal.like(nf, name="lanes_nf"))
+        with m.If(advance):
+            m.d.sync += [at_lanes.valid.eq(issue), at_lanes.first.eq(fold_start),
+                         at_lanes.last.eq(fold_last), at_lanes.nf.eq(nf)]
+        path = build_datapath(m, lane=c.lane, simd=simd, acc_range=c.acc_range,
+                              epilogue=c.epilogue, x_words=x_ops, w_words=w_ops,
+                              step=at_lanes, stall=stall, out=self.o)
 
         # ---- performance counters -----------------------------------------------------
         if self.counters:
+            perf = PerfCounters(SPARSE_PERF_COUNTERS, True)
             started = Signal()
             active = Signal()
             elapsed = Signal(32)
@@ -431,7 +430,10 @@ class SparseMatrixVectorUnit(wiring.Component):
             m.d.comb += [
                 active.eq(started | accept),
                 out_fire.eq(self.o.valid & self.o.ready),
-                blocked_out.eq(active & ~issue & self.o.valid & ~self.o.ready),
+                # the output register holds a beat the consumer does not take, and that
+                # holds the engine back: it is frozen, or has nothing left but that beat
+                blocked_out.eq(active & ~issue & self.o.valid & ~self.o.ready
+                               & (stall | ~path.busy)),
             ]
             with m.If(accept & ~started):
                 m.d.sync += [started.eq(1), elapsed.eq(1)]
@@ -440,7 +442,7 @@ class SparseMatrixVectorUnit(wiring.Component):
             with m.If(out_fire):
                 m.d.sync += perf[Counter.SPAN].eq(elapsed + 1)
             # idle cycles become input stalls once a later step issues; the idle cycles after
-            # the last step are the fill (exactly FILL_CYCLES of them)
+            # the last step are the fill (exactly fill_cycles of them)
             with m.If(issue):
                 m.d.sync += [perf[Counter.STALL_IN].eq(perf[Counter.STALL_IN] + wait_run),
                              wait_run.eq(0)]
@@ -455,11 +457,11 @@ class SparseMatrixVectorUnit(wiring.Component):
             perf.count(m, Counter.WEIGHT_READS, issue)
             perf.count(m, Counter.IBUF_WRITES, accept)
             perf.count(m, Counter.IBUF_READS, issue)
-            if n_params:
-                perf.count(m, Counter.PARAM_READS, issue & fold_last)
+            perf.count(m, Counter.PARAM_READS, path.param_reads)
             zeros = Signal(range(pe * simd + 1))
-            m.d.comb += zeros.eq(adder_tree(zero_lanes))
-            perf.count(m, Counter.ZERO_WEIGHT_LANES, s1_valid & ~stall, zeros)
+            m.d.comb += zeros.eq(adder_tree([c.lane.zero_weight_count(w, simd)
+                                             for w in w_ops]))
+            perf.count(m, Counter.ZERO_WEIGHT_LANES, at_lanes.valid & advance, zeros)
             perf.count(m, Counter.SKIPPED_WEIGHTS, issue & vec_last, c.mh * c.mw - c.nnz)
             perf.drive(m, self.perf)
         return m

@@ -9,7 +9,7 @@ import random
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pysim_driver import run_pysim
+from pysim_driver import drive, run_pysim
 
 from codesign.arch.dataflow.folding import divisors
 from codesign.ir import IntType, dot_range
@@ -17,7 +17,7 @@ from codesign.reference import requantize
 from codesign.streams import pack_beats, unpack_beats
 from hdl.epilogue import PassEpilogue, RequantEpilogue, ThresholdEpilogue
 from hdl.lanes import BinaryWeightLane, MacLane, TernaryLane, XnorPopcountLane
-from hdl.mvu import FILL_CYCLES, PERF_COUNTERS, MatrixVectorUnit, MVUConfig
+from hdl.mvu import PERF_COUNTERS, MatrixVectorUnit, MVUConfig
 
 
 def counters(perf: int) -> dict[str, int]:
@@ -88,10 +88,11 @@ def test_engine_exact_outputs_and_cycles(data, mw, mh, family, frames, seed, epi
     c = counters(perf)
     ideal = frames * (mh // pe) * (mw // simd)
     assert c["issue"] == ideal
-    assert c["span"] == ideal + FILL_CYCLES        # full rate: no stall, exact fill
+    assert c["span"] == ideal + config.fill_cycles    # full rate: no stall, exact fill
     assert c["stall_in"] == c["stall_out"] == 0
     assert c["lane_ops"] == ideal * pe * simd
     assert c["weight_reads"] == ideal
+    assert c["param_reads"] == (0 if epilogue == "pass" else frames * (mh // pe))
     assert c["in_beats"] == frames * (mw // simd)
     assert c["out_beats"] == frames * (mh // pe)
     nf = mh // pe
@@ -103,19 +104,46 @@ def test_engine_exact_outputs_and_cycles(data, mw, mh, family, frames, seed, epi
     assert c["zero_act_lanes"] == gated
 
 
-@settings(max_examples=10, deadline=None)
-@given(st.sampled_from([(8, 6, 2, 4), (8, 6, 6, 8), (6, 4, 1, 1), (4, 8, 8, 2)]),
-       st.integers(0, 10**6), st.floats(0.1, 0.9))
-def test_backpressure_keeps_outputs_and_accounts_every_cycle(shape, seed, ready_rate):
-    mw, mh, pe, simd = shape
-    config, beats, expected, out_type, _, _ = engine_case(mw, mh, pe, simd, "xnor", 3, seed,
-                                                          "threshold")
+@settings(max_examples=60, deadline=None)
+@given(st.data(), st.integers(1, 8), st.integers(1, 8), st.sampled_from(FAMILIES),
+       st.integers(1, 3), st.integers(0, 10**6), st.sampled_from(EPILOGUES),
+       st.floats(0.1, 1.0), st.floats(0.1, 1.0))
+def test_backpressure_and_input_gaps_keep_outputs_and_account_every_cycle(
+        data, mw, mh, family, frames, seed, epilogue, ready_rate, valid_rate):
+    """Random output backpressure and input gaps: the same outputs, the same events, and
+    every cycle of the span accounted for (span = issue + stall_in + stall_out + FILL)."""
+    pe = data.draw(st.sampled_from(divisors(mh)))
+    simd = data.draw(st.sampled_from(divisors(mw)))
+    config, beats, expected, out_type, w, x = engine_case(mw, mh, pe, simd, family, frames,
+                                                          seed, epilogue)
     rng = random.Random(seed)
-    pattern: dict[int, bool] = {}
-    outs, perf, _ = run_pysim(MatrixVectorUnit(config), beats, 3 * mh // pe,
-                              ready_pattern=lambda cyc: pattern.setdefault(
-                                  cyc, rng.random() < ready_rate))
+    ready: dict[int, bool] = {}
+    valid: dict[int, bool] = {}
+    outs, c = drive(MatrixVectorUnit(config), beats, frames * mh // pe, PERF_COUNTERS,
+                    ready=lambda cyc: ready.setdefault(cyc, rng.random() < ready_rate),
+                    valid=lambda cyc: valid.setdefault(cyc, rng.random() < valid_rate))
     assert np.array_equal(unpack_beats(outs, out_type, pe, mh), expected)
-    c = counters(perf)
-    assert c["issue"] == 3 * (mh // pe) * (mw // simd)
-    assert c["span"] == c["issue"] + c["stall_in"] + c["stall_out"] + FILL_CYCLES
+    ideal = frames * (mh // pe) * (mw // simd)
+    assert c["issue"] == c["weight_reads"] == ideal
+    assert c["lane_ops"] == ideal * pe * simd
+    assert c["param_reads"] == (0 if epilogue == "pass" else frames * (mh // pe))
+    zeros = int(np.count_nonzero(w == 0)) * frames if family in ("ternary", "mac") else 0
+    assert c["zero_weight_lanes"] == zeros
+    assert c["span"] == c["issue"] + c["stall_in"] + c["stall_out"] + config.fill_cycles
+
+
+def test_fill_is_front_datapath_and_epilogue_stages():
+    """FILL = 2 (issue, read) + 3 (terms, adder tree, accumulator) + the epilogue's stages:
+    none for the accumulator, one per binary-search level, three to requantize; a one-step
+    run of each takes exactly 1 + FILL cycles."""
+    lane = XnorPopcountLane()
+    w = np.ones((1, 1), dtype=np.int64)
+    cases = [(PassEpilogue(2), 5),
+             (ThresholdEpilogue(np.ones((1, 1)), (0, 1), 1), 6),
+             (ThresholdEpilogue(np.array([[0, 1, 1, 2, 2]]), (0, 1), 3), 8),
+             (RequantEpilogue(np.ones(1), 1, (0, 1), (0, 1), 1), 8)]
+    for epilogue, fill in cases:
+        config = MVUConfig("one", 1, 1, 1, 1, lane, w, (0, 1), epilogue)
+        assert config.fill_cycles == fill
+        _, perf, _ = run_pysim(MatrixVectorUnit(config), [1], 1)
+        assert counters(perf)["span"] == 1 + fill

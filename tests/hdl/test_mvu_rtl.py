@@ -15,7 +15,6 @@ from codesign.arch.dataflow.folding import divisors
 from codesign.ir import IntType
 from codesign.reference import execute
 from codesign.simulate import simulate
-from hdl.mvu import FILL_CYCLES
 from netgen import folds, random_chain, random_inputs, random_layer_stack
 
 # every shrinking step would be another Verilator build: report the first failure as found
@@ -37,11 +36,15 @@ def test_single_engine_matches_reference_with_exact_cycles(data, mw, mh, in_name
     result = simulate(design, x)
     assert np.array_equal(result.outputs, execute(graph, x))
     ideal = frames * (mh // pe) * (mw // simd)
-    layer = design.stages[0].name
+    stage = design.stages[0]
+    # the pipeline: issue, read, terms, adder tree, accumulator, one stage per threshold
+    # level (a bipolar output: one), the output register
+    assert stage.fill_cycles == (6 if thresholds else 5)
+    layer = stage.name
     assert result.stage_counters[layer]["issue"] == ideal
-    assert result.measured_cycles(layer) == ideal + FILL_CYCLES
+    assert result.measured_cycles(layer) == ideal + stage.fill_cycles
     # the wrapper's own clock: first input accepted to last output, both inclusive
-    assert result.total_cycles == ideal + FILL_CYCLES
+    assert result.total_cycles == ideal + stage.fill_cycles
 
 
 @pytest.mark.parametrize("folding", [
@@ -59,11 +62,13 @@ def test_chain_bit_exact_and_per_layer_cycles(folding):
     for layer in design.stages:
         counters = result.stage_counters[layer.name]
         assert counters["issue"] == frames * layer.cycles_per_frame
-        assert result.measured_cycles(layer.name) == frames * layer.cycles_per_frame + FILL_CYCLES
+        assert result.measured_cycles(layer.name) == (frames * layer.cycles_per_frame
+                                                      + layer.fill_cycles)
     # steady state is set by the slowest layer: the whole run costs at most its cycles
     # plus every layer's latency
     bottleneck = max(layer.cycles_per_frame for layer in design.stages)
-    latency_bound = sum(layer.cycles_per_frame + FILL_CYCLES + 4 for layer in design.stages)
+    latency_bound = sum(layer.cycles_per_frame + layer.fill_cycles + 4
+                        for layer in design.stages)
     assert result.total_cycles <= frames * bottleneck + latency_bound
 
 
@@ -76,7 +81,7 @@ def test_chain_under_random_stalls():
     for layer in design.stages:
         c = result.stage_counters[layer.name]
         assert c["issue"] == 40 * layer.cycles_per_frame
-        assert c["span"] == c["issue"] + c["stall_in"] + c["stall_out"] + FILL_CYCLES
+        assert c["span"] == c["issue"] + c["stall_in"] + c["stall_out"] + layer.fill_cycles
     assert result.stage_counters["fc2"]["stall_out"] > 0
 
 
@@ -171,8 +176,9 @@ def test_sparse_layer_inside_a_network():
 
 def test_wide_threshold_epilogue_builds_at_any_pe():
     """255 thresholds (an 8-bit activation) of 18 bits x 16 PEs: a 73,440-bit parameter row
-    in one memory used to crash inside Amaranth (its limit is 65,536); the levels of the
-    binary search are banks of their own, no wider than 4,096 bits."""
+    in one memory used to crash inside Amaranth (its limit is 65,536); every level of the
+    binary search of every PE is a bank of its own, one 18-bit threshold wide and 2^k deep
+    for level k (one neuron fold), and holds each threshold of its level once."""
     from codesign.generate import generate_verilog
 
     specs = [(16, "int8", ("threshold", "uint8")), (4, "int4", None)]
@@ -181,14 +187,16 @@ def test_wide_threshold_epilogue_builds_at_any_pe():
     epilogue = design.stages[0].hdl_config.epilogue
     assert (epilogue.params_per_row, epilogue.param_bits) == (255, 18)
     banks = epilogue.banks(16)
-    assert sum(bank.width for bank in banks) == 16 * 255 * 18
-    assert max(bank.width for bank in banks) <= 4096
+    assert [(bank.width, bank.depth) for bank in banks] == [
+        (18, 1 << k) for k in range(8) for _ in range(16)]
+    assert sum(bank.width * bank.depth for bank in banks) == 16 * 255 * 18
     assert "module codesign_top" in generate_verilog(design, counters=False).text
 
 
 def test_parameter_banks_split_across_pe_groups_bit_exact(monkeypatch):
-    """Banks narrower than one fold's parameters: every level and the multipliers are split
-    over groups of PEs, and the engine still computes exactly."""
+    """Banks narrower than one fold's parameters: the multipliers are split over groups of
+    PEs (every threshold level is a bank per PE anyway), and the engine still computes
+    exactly."""
     import hdl.epilogue
 
     monkeypatch.setattr(hdl.epilogue, "MAX_BANK_BITS", 24)

@@ -20,7 +20,6 @@ from codesign.reference import requantize
 from codesign.streams import pack_beats, unpack_beats
 from hdl.epilogue import PassEpilogue, RequantEpilogue, ThresholdEpilogue
 from hdl.lanes import BinaryWeightLane, MacLane, TernaryLane, XnorPopcountLane
-from hdl.mvu import FILL_CYCLES
 from hdl.sparse import (
     SPARSE_PERF_COUNTERS,
     SparseMatrixVectorUnit,
@@ -160,7 +159,7 @@ def check_counts(c: dict[str, int], config: SparseMVUConfig, w: np.ndarray, fram
     assert c["in_beats"] == c["ibuf_writes"] == frames * config.load_beats
     assert c["out_beats"] == frames * config.nf
     assert c["param_reads"] == (frames * config.nf if config.epilogue.banks(config.pe) else 0)
-    assert c["span"] == c["issue"] + c["stall_in"] + c["stall_out"] + FILL_CYCLES
+    assert c["span"] == c["issue"] + c["stall_in"] + c["stall_out"] + config.fill_cycles
 
 
 @settings(max_examples=200, deadline=None)
@@ -173,7 +172,8 @@ def test_sparse_exact_outputs_cycles_and_counters(case):
     c = counters(perf)
     check_counts(c, config, w, frames)
     # full rate: the stated formula, exactly
-    assert c["span"] == sparse_cycles(w, config.pe, config.simd, config.in_simd, frames)
+    assert c["span"] == sparse_cycles(w, config.pe, config.simd, config.in_simd, frames,
+                                      config.fill_cycles)
     assert c["span"] == config.cycles(frames)
     assert c["stall_out"] == 0
 
@@ -204,7 +204,9 @@ def test_zero_matrix_outputs_epilogue_of_zero():
     outs, perf = drive(SparseMatrixVectorUnit(config), beats, 2 * config.nf)
     assert np.array_equal(unpack_beats(outs, out_type, 2, 4), expected)
     c = counters(perf)
-    assert c["span"] == config.cycles(2) == (2 - 1) + 2 + 1 * 2 + FILL_CYCLES
+    # L = 2 beats, C = 2 steps, fill: issue, three datapath stages, three of requantization
+    assert config.fill_cycles == 1 + 3 + 3
+    assert c["span"] == config.cycles(2) == 2 + 2 + 1 * 2 + 7
     assert c["skipped_weights"] == 2 * 24
 
 
@@ -217,20 +219,37 @@ def test_fold_steps_and_cycle_formula_by_hand():
     assert fold_steps(w, pe=2, simd=2) == [2, 1]
     assert fold_steps(w, pe=1, simd=4) == [1, 1, 1, 1]
     assert fold_steps(w, pe=4, simd=1) == [3]
-    # L = 4 load beats, C = 4 steps: (L-1) + C + (N-1) max(L, C) + FILL
-    assert sparse_cycles(w, 2, 1, 1, 3) == 3 + 4 + 2 * 4 + 2
-    assert sparse_cycles(w, 2, 2, 1, 3) == 3 + 3 + 2 * 4 + 2     # load-bound
-    assert sparse_cycles(w, 2, 1, 4, 3) == 0 + 4 + 2 * 4 + 2     # one beat per vector
-    assert sparse_cycles(w, 2, 1, 4, 0) == 0
+    # L = 4 load beats, C = 4 steps: L + C + (N-1) max(L, C) + FILL
+    assert sparse_cycles(w, 2, 1, 1, 3, 4) == 4 + 4 + 2 * 4 + 4
+    assert sparse_cycles(w, 2, 2, 1, 3, 4) == 4 + 3 + 2 * 4 + 4     # load-bound
+    assert sparse_cycles(w, 2, 1, 4, 3, 4) == 1 + 4 + 2 * 4 + 4     # one beat per vector
+    assert sparse_cycles(w, 2, 1, 4, 0, 4) == 0
 
 
-def test_dense_matrix_with_one_beat_vectors_matches_dense_engine_formula():
-    """No zero weights and single-beat vectors: N * NF * SF + FILL, the dense timing."""
+def test_fill_is_issue_datapath_and_epilogue_stages():
+    """FILL = 1 (issue and gather) + 3 (terms, adder tree, accumulator) + the epilogue's
+    stages: none for the accumulator, one per binary-search level, three to requantize."""
+    ternary = TernaryLane(3, False)
+    w = np.ones((2, 2), dtype=np.int64)
+
+    def fill(epilogue) -> int:
+        return SparseMVUConfig("s", 2, 2, 1, 1, ternary, w, (-14, 14), epilogue).fill_cycles
+
+    assert fill(PassEpilogue(5)) == 4
+    assert fill(ThresholdEpilogue(np.zeros((2, 1)), (-14, 14), 1)) == 5
+    assert fill(ThresholdEpilogue(np.zeros((2, 7)), (-14, 14), 3)) == 7
+    assert fill(ThresholdEpilogue(np.zeros((2, 5)), (-14, 14), 3)) == 7
+    assert fill(RequantEpilogue(np.ones(2), 2, (-14, 14), (-8, 7), 4)) == 7
+
+
+def test_dense_matrix_with_one_beat_vectors_takes_the_dense_steps():
+    """No zero weights and single-beat vectors: 1 + N * NF * SF + FILL, the dense engine's
+    steps, the first one issued the cycle after the beat is loaded."""
     w = np.ones((6, 8), dtype=np.int64)
     for pe, simd in [(1, 1), (2, 4), (3, 8), (6, 2)]:
         nf, sf = 6 // pe, 8 // simd
         assert fold_steps(w, pe, simd) == [sf] * nf
-        assert sparse_cycles(w, pe, simd, 8, 5) == 5 * nf * sf + FILL_CYCLES
+        assert sparse_cycles(w, pe, simd, 8, 5, 4) == 1 + 5 * nf * sf + 4
 
 
 def test_compressed_image_holds_exactly_the_non_zeros():
@@ -240,8 +259,10 @@ def test_compressed_image_holds_exactly_the_non_zeros():
     rebuilt = np.zeros_like(config.weight_codes)
     words = iter(config.weight_words())
     for nf, n_steps in enumerate(config.steps):
-        for _ in range(n_steps):
+        for step in range(n_steps):
             word = next(words)
+            flags = word >> config.slots_width
+            assert flags == (step == n_steps - 1) * (1 + 2 * (nf == config.nf - 1))
             for p in range(pe):
                 for j in range(simd):
                     slot = (word >> ((p * simd + j) * sb)) & ((1 << sb) - 1)
@@ -297,7 +318,7 @@ def test_loaded_bank_survives_a_frozen_last_step(shape, period):
     """Output held off while the next-but-one vector is waiting to load.
 
     With single-beat (or short) vectors the loader refills a bank in one cycle, so a bank
-    released before its vector's last step has left the frozen gather stage would be
+    released before its vector's last step has gathered its activations would be
     overwritten under that step; the outputs would then mix two vectors.
     """
     mw, mh, pe, simd, in_simd = shape
@@ -307,4 +328,4 @@ def test_loaded_bank_survives_a_frozen_last_step(shape, period):
                        ready=lambda cyc: cyc % period == 0)
     assert np.array_equal(unpack_beats(outs, out_type, pe, mh), expected)
     c = counters(perf)
-    assert c["span"] == c["issue"] + c["stall_in"] + c["stall_out"] + FILL_CYCLES
+    assert c["span"] == c["issue"] + c["stall_in"] + c["stall_out"] + config.fill_cycles

@@ -23,7 +23,6 @@ from codesign.errors import EnergyTableError, GraphError
 from codesign.ir import IntType, MatVec, MultiThreshold, Requantize
 from hdl.epilogue import Epilogue, PassEpilogue, RequantEpilogue, ThresholdEpilogue
 from hdl.lanes import Lane
-from hdl.mvu import FILL_CYCLES
 from hdl.perf import Counter
 
 
@@ -82,7 +81,9 @@ class EngineStage(Stage):
 
     @property
     def fill_cycles(self) -> int:
-        return FILL_CYCLES
+        """The engine's pipeline depth behind its last issue, the epilogue's stages
+        included (``hdl.mvu.fill_cycles``, ``hdl.sparse.fill_cycles``)."""
+        return self.hdl_config.fill_cycles
 
     @property
     def weight_sparsity(self) -> float:
@@ -169,14 +170,17 @@ class EngineStage(Stage):
         if isinstance(post, MultiThreshold):
             levels = post.thresholds.shape[1].bit_length()
             thr_bits = IntType.for_range(acc_lo, acc_hi + 1).bits
+            # param_reads counts neuron folds; the pipelined binary search of each of the
+            # fold's PE elements reads one threshold per level, from that level's bank
             costs[Counter.PARAM_READS] = EventCost(
-                "epilogue memory", table.sram_read(self.pe * ((1 << levels) - 1) * thr_bits))
+                "epilogue memory", table.sram_read(self.pe * levels * thr_bits))
             # each output element: a binary search, one comparison per level of the tree
             costs[Counter.OUT_BEATS] = EventCost("epilogue",
                                                  self.pe * levels * table.add(thr_bits))
         elif isinstance(post, Requantize):
             m_bits = IntType.for_range(int(min(np.min(post.multiplier), 0)),
                                        int(max(np.max(post.multiplier), 0))).bits
+            # param_reads counts neuron folds: one multiplier per PE element
             costs[Counter.PARAM_READS] = EventCost("epilogue memory",
                                                    table.sram_read(self.pe * m_bits))
             # multiply by M, round, saturate: one multiplier and two adds per element

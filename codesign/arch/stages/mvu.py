@@ -1,7 +1,10 @@
 """The dense matrix-vector engine stage (FINN's MVAU organisation; :mod:`hdl.mvu`).
 
 Every weight costs its lane a cycle (a zero weight is gated, not skipped): a frame of
-``vectors`` input vectors takes exactly vectors * (MH/PE) * (MW/SIMD) issue cycles.
+``vectors`` input vectors takes exactly vectors * (MH/PE) * (MW/SIMD) issue cycles, and a
+run's last output leaves ``fill_cycles`` = 5 + the epilogue's stages after its last issue
+(:func:`hdl.mvu.fill_cycles`: 5 for accumulator outputs, 5 + B for B-bit thresholds, 8 for
+a requantization).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from codesign.arch.stages.engine import EngineStage
-from hdl.mvu import FILL_CYCLES, MVUConfig
+from hdl.mvu import MVUConfig
 from hdl.perf import Counter
 
 
@@ -50,7 +53,7 @@ class DenseEngine(EngineStage):
             Counter.ISSUE: issue,
             Counter.STALL_IN: 0,
             Counter.STALL_OUT: 0,
-            Counter.SPAN: issue + FILL_CYCLES,
+            Counter.SPAN: issue + self.fill_cycles,
             Counter.IN_BEATS: vectors * sf,
             Counter.OUT_BEATS: vectors * nf,
             Counter.LANE_OPS: issue * pe * simd,

@@ -2,7 +2,9 @@
 
 Weights are stored compressed per PE; zero weights cost neither cycles nor energy. Each
 neuron fold costs its busiest PE's ceil(nnz / SIMD) steps (at least one), input loading
-overlaps compute (two register-file banks), so a vector costs max(load beats, steps).
+overlaps compute (two register-file banks), so a vector costs max(load beats, steps). A run
+of N vectors takes L + C + (N - 1) * max(L, C) + fill_cycles (:func:`hdl.sparse.sparse_cycles`,
+fill 4 + the epilogue's stages).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from codesign.arch.stages.engine import EngineStage
-from hdl.mvu import FILL_CYCLES
 from hdl.perf import Counter
 from hdl.sparse import SparseMVUConfig, fold_steps, sparse_cycles
 
@@ -71,11 +72,12 @@ class SparseEngine(EngineStage):
         nnz = int(np.count_nonzero(weight))
         load = self.load_beats
         issue = vectors * steps
-        span = sparse_cycles(weight, self.pe, self.simd, self.in_simd, vectors)
+        span = sparse_cycles(weight, self.pe, self.simd, self.in_simd, vectors,
+                             self.fill_cycles)
         counters = {
             Counter.ISSUE: issue,
             # a load-bound layer (more input beats than compute steps) waits for its input
-            Counter.STALL_IN: span - issue - FILL_CYCLES,
+            Counter.STALL_IN: span - issue - self.fill_cycles,
             Counter.STALL_OUT: 0,
             Counter.SPAN: span,
             Counter.IN_BEATS: vectors * load,
