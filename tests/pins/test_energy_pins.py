@@ -253,17 +253,19 @@ def expected_tiny_energy(n: dict[str, dict[str, int]]) -> dict[str, dict[str, Fr
                  + n["conv1_window"]["buffer_writes"] * write(8)},
         # weights int3, inputs int4: lane a 3 x 4 multiplier and a 3 + 4 bit add;
         # accumulator 16 * [-4 * 7, -4 * -8] = [-448, 512]: 11 bits; thresholds over
-        # [-448, 513]: 11 bits, 3 of them (uint2) found in 2 comparisons, padded to 2^2 - 1
-        # = 3 per row, PE 3 rows per word
+        # [-448, 513]: 11 bits, 3 of them (uint2) found in 2 comparisons; the binary search
+        # reads one threshold per level, so a neuron fold reads 2 thresholds for each of its
+        # PE 3 rows (not the whole padded row of 3)
         "conv1": {"lanes": effective("conv1") * (mult(3, 4) + add(3 + 4)),
                   "accumulators": n["conv1"]["acc_adds"] * add(11),
                   "weight memory": n["conv1"]["weight_reads"] * read(3 * 2 * 3),
                   "input buffer": n["conv1"]["ibuf_writes"] * write(2 * 4)
                   + n["conv1"]["ibuf_reads"] * read(2 * 4),
-                  "epilogue memory": n["conv1"]["param_reads"] * read(3 * 3 * 11),
+                  "epilogue memory": n["conv1"]["param_reads"] * read(3 * 2 * 11),
                   "epilogue": n["conv1"]["out_beats"] * 3 * 2 * add(11)},
         # ternary x uint2: a 3-bit add; accumulator 24 * [-3, 3] = [-72, 72]: 8 bits; one
-        # threshold (bipolar output) over [-72, 73]: 8 bits, one comparison; PE 4
+        # threshold (bipolar output) over [-72, 73]: 8 bits, one comparison (one level, one
+        # threshold read per row); PE 4
         "fc2": {"lanes": effective("fc2") * add(2 + 1),
                 "accumulators": n["fc2"]["acc_adds"] * add(8),
                 "weight memory": n["fc2"]["weight_reads"] * read(4 * 6 * 2),
