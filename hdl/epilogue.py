@@ -190,14 +190,14 @@ class ThresholdEpilogue:
         return (1 << self.levels) - 1
 
     @property
-    def param_bits(self) -> int:
-        lo, hi = self.acc_range
-        return range_bits(lo, hi + 1)[0]
-
-    @property
     def param_shape(self) -> Shape:
+        """A threshold's shape: the accumulator range and one above it (never reached)."""
         lo, hi = self.acc_range
         return shape_for_range(lo, hi + 1)
+
+    @property
+    def param_bits(self) -> int:
+        return self.param_shape.width
 
     def padded(self) -> np.ndarray:
         rows, count = self.thresholds.shape
@@ -227,7 +227,8 @@ class ThresholdEpilogue:
                  nf: Value, advance: Value) -> EpilogueOutput:
         """Level k compares in stage k; the accumulator stage addresses level 0."""
         pe, levels, shape = len(acc), self.levels, self.param_shape
-        ports = [[bank.build(m).read_port() for bank in self.banks(pe)[k * pe:(k + 1) * pe]]
+        banks = self.banks(pe)
+        ports = [[bank.build(m).read_port() for bank in banks[k * pe:(k + 1) * pe]]
                  for k in range(levels)]
         valid = _stage_flags(m, levels, start, advance, "search")
         # the fold, the accumulator and the bits found so far, per stage
