@@ -19,6 +19,7 @@ of PEs, so a 255-threshold (8-bit) activation at any PE still builds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -247,14 +248,17 @@ Epilogue = PassEpilogue | ThresholdEpilogue | RequantEpilogue
 
 
 def build_param_banks(m: Module, epilogue: Epilogue, pe: int, depth: int, addr: Value,
-                      en: Value) -> list[Value]:
+                      en: Value, attrs: Callable[[str], dict[str, str]] | None = None
+                      ) -> list[Value]:
     """One memory per parameter bank of ``epilogue``, all read at ``addr`` when ``en``;
-    returns the read data of each bank (what :meth:`codes` takes)."""
+    returns the read data of each bank (what :meth:`codes` takes). ``attrs`` gives a bank's
+    memory attributes by its name (its memory style, :mod:`hdl.memory`)."""
     from amaranth.lib.memory import Memory
 
     data = []
     for bank in epilogue.banks(pe):
-        memory = Memory(shape=unsigned(bank.width), depth=depth, init=list(bank.init))
+        memory = Memory(shape=unsigned(bank.width), depth=depth, init=list(bank.init),
+                        attrs=attrs(bank.name) if attrs is not None else None)
         m.submodules[bank.name] = memory
         port = memory.read_port()
         m.d.comb += [port.addr.eq(addr), port.en.eq(en)]

@@ -21,6 +21,7 @@ accountable: span = issue + stall_in + stall_out + FILL, for any input/output pa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from amaranth import Cat, Module, Mux, Signal, unsigned
@@ -32,6 +33,7 @@ from hdl.arith import adder_tree, shape_for_range
 from hdl.epilogue import Epilogue, build_param_banks
 from hdl.errors import HardwareConfigError
 from hdl.lanes import Lane
+from hdl.memory import MemorySpec, check_style, find_memory, memory_attrs
 from hdl.perf import Counter, PerfCounters, perf_port
 
 FILL_CYCLES = 2
@@ -73,7 +75,8 @@ class MVUConfig:
     ``weight_codes`` are storage codes [MH, MW] of ``lane.weight_bits`` each (bipolar:
     1 = +1; others two's complement). ``acc_range`` is the exact accumulator range (derived
     from the types, so overflow is impossible). The ``epilogue`` turns each finished
-    accumulator into an output code of ``epilogue.out_bits``.
+    accumulator into an output code of ``epilogue.out_bits``. ``memory_style`` places the
+    weight, parameter and input-buffer memories (:mod:`hdl.memory`).
     """
 
     name: str
@@ -85,8 +88,10 @@ class MVUConfig:
     weight_codes: np.ndarray
     acc_range: tuple[int, int]
     epilogue: Epilogue
+    memory_style: str = "auto"
 
     def __post_init__(self) -> None:
+        check_style(self.memory_style, f"engine {self.name!r}")
         if self.mh % self.pe or self.mw % self.simd:
             raise HardwareConfigError(
                 f"engine {self.name!r}: PE={self.pe} must divide MH={self.mh} and "
@@ -145,6 +150,20 @@ class MVUConfig:
     def out_width(self) -> int:
         return self.pe * self.out_bits
 
+    @cached_property
+    def memories(self) -> tuple[MemorySpec, ...]:
+        """Weights, one bank per epilogue parameter group, the input buffer (NF > 1)."""
+        words = (MemorySpec("weights", self.pe * self.simd * self.lane.weight_bits,
+                            self.nf * self.sf, tuple(self.weight_words())),)
+        params = tuple(MemorySpec(bank.name, bank.width, self.nf, bank.init)
+                       for bank in self.epilogue.banks(self.pe))
+        ibuf = ((MemorySpec("ibuf", self.in_width, self.sf, writable=True),)
+                if self.nf > 1 else ())
+        return words + params + ibuf
+
+    def memory_attrs(self, name: str) -> dict[str, str]:
+        return memory_attrs(self.memory_style, find_memory(self.memories, name))
+
     def weight_words(self) -> list[int]:
         """Weight memory image: address nf*SF + sf holds PE rows x SIMD columns."""
         wb = self.lane.weight_bits
@@ -183,14 +202,16 @@ class MatrixVectorUnit(wiring.Component):
         # ---- memories -------------------------------------------------------------
         m.submodules.weights = wmem = Memory(
             shape=unsigned(pe * simd * c.lane.weight_bits), depth=nf_n * sf_n,
-            init=c.weight_words())
+            init=c.weight_words(), attrs=c.memory_attrs("weights"))
         w_rd = wmem.read_port()
         param_addr = Signal(range(max(nf_n, 2)))
         param_en = Signal()
-        param_data = build_param_banks(m, c.epilogue, pe, nf_n, param_addr, param_en)
+        param_data = build_param_banks(m, c.epilogue, pe, nf_n, param_addr, param_en,
+                                       c.memory_attrs)
         n_params = len(param_data)
         if nf_n > 1:
-            m.submodules.ibuf = ibuf = Memory(shape=unsigned(c.in_width), depth=sf_n, init=[])
+            m.submodules.ibuf = ibuf = Memory(shape=unsigned(c.in_width), depth=sf_n, init=[],
+                                              attrs=c.memory_attrs("ibuf"))
             ib_rd = ibuf.read_port()
             ib_wr = ibuf.write_port()
 

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from amaranth import Cat, Module, Mux, Signal, unsigned
@@ -56,6 +57,7 @@ from hdl.arith import adder_tree, shape_for_range
 from hdl.epilogue import Epilogue, build_param_banks
 from hdl.errors import HardwareConfigError
 from hdl.lanes import Lane
+from hdl.memory import MemorySpec, check_style, find_memory, memory_attrs
 from hdl.mvu import FILL_CYCLES, PERF_COUNTERS
 from hdl.perf import Counter, PerfCounters, perf_port
 
@@ -121,6 +123,7 @@ class SparseMVUConfig:
     with code 0 meaning a zero weight. ``in_simd`` is the number of elements per input beat
     (it must divide MW; by default SIMD when that divides MW, else 1): unlike the dense
     engine, SIMD here counts non-zero slots per PE and cycle and need not divide MW.
+    ``memory_style`` places the weight, fold-end and parameter memories (:mod:`hdl.memory`).
     """
 
     name: str
@@ -133,10 +136,12 @@ class SparseMVUConfig:
     acc_range: tuple[int, int]
     epilogue: Epilogue
     in_simd: int | None = None
+    memory_style: str = "auto"
     steps: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
         where = f"sparse engine {self.name!r}"
+        check_style(self.memory_style, where)
         if self.pe < 1 or self.mh % self.pe:
             raise HardwareConfigError(f"{where}: PE={self.pe} must be >= 1 and divide MH={self.mh}")
         if self.simd < 1:
@@ -239,6 +244,20 @@ class SparseMVUConfig:
         assert self.in_simd is not None
         return sparse_cycles(self.weight_codes, self.pe, self.simd, self.in_simd, frames)
 
+    @cached_property
+    def memories(self) -> tuple[MemorySpec, ...]:
+        """Compressed weights, each fold's last step (read without a register), the
+        epilogue parameter banks."""
+        ends = MemorySpec("fold_ends", max(max(self.steps + [2]) - 1, 1).bit_length(),
+                          self.nf, tuple(s - 1 for s in self.steps), sync_read=False)
+        return ((MemorySpec("weights", self.pe * self.simd * self.slot_bits,
+                            self.compute_steps, tuple(self.weight_words())), ends)
+                + tuple(MemorySpec(bank.name, bank.width, self.nf, bank.init)
+                        for bank in self.epilogue.banks(self.pe)))
+
+    def memory_attrs(self, name: str) -> dict[str, str]:
+        return memory_attrs(self.memory_style, find_memory(self.memories, name))
+
     def weight_words(self) -> list[int]:
         """Compressed weight image, one word per step, folds in order.
 
@@ -301,15 +320,18 @@ class SparseMatrixVectorUnit(wiring.Component):
 
         # ---- memories -------------------------------------------------------------
         m.submodules.weights = wmem = Memory(
-            shape=unsigned(pe * simd * sb), depth=total, init=c.weight_words())
+            shape=unsigned(pe * simd * sb), depth=total, init=c.weight_words(),
+            attrs=c.memory_attrs("weights"))
         w_rd = wmem.read_port()
         # last step index of each fold, read combinationally to steer the issue counters
         m.submodules.fold_ends = fmem = Memory(
-            shape=range(max(c.steps + [2])), depth=nf_n, init=[s - 1 for s in c.steps])
+            shape=range(max(c.steps + [2])), depth=nf_n, init=[s - 1 for s in c.steps],
+            attrs=c.memory_attrs("fold_ends"))
         f_rd = fmem.read_port(domain="comb")
         param_addr = Signal(range(max(nf_n, 2)))
         param_en = Signal()
-        param_data = build_param_banks(m, c.epilogue, pe, nf_n, param_addr, param_en)
+        param_data = build_param_banks(m, c.epilogue, pe, nf_n, param_addr, param_en,
+                                       c.memory_attrs)
         n_params = len(param_data)
 
         # ---- loader: beats -> double-buffered register file --------------------------

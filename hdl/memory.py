@@ -1,0 +1,103 @@
+"""Where a stage's on-chip memories go: block RAM, distributed (LUT) RAM or registers.
+
+Every stage configuration lists its memories (:class:`MemorySpec`: name, word width, depth,
+initial image, whether it is written and how it is read) and carries one ``memory_style``
+(FINN's ``ram_style``): ``"block"``, ``"distributed"`` or ``"registers"`` for all of the
+stage's memories, or ``"auto"`` to pick per memory by size (:func:`resolve_style`). The
+chosen style is emitted as a ``ram_style`` attribute on the memory in the Verilog; Yosys's
+memory mapper (``memory_libmap``, used by ``synth_xilinx``, ``synth_ecp5`` and
+``synth_ice40``) honours it: ``block`` maps to block RAM (RAMB18/36, DP16KD, SB_RAM40_4K),
+``distributed`` to LUT RAM (a read-only memory becomes LUT logic: Yosys builds no LUT ROMs),
+``registers`` to flip-flops and multiplexers (a ROM to logic).
+
+The ``auto`` rule, by the memory's depth D and bits B = width x D (FINN's depth-trigger idea:
+a LUT6 addresses 64 words, so a memory that deep costs one LUT per bit of a word; a block RAM
+is worth its 18 Kbit for deep or large memories):
+
+- ``registers`` if D <= 2 or B <= 64: a handful of flip-flops;
+- ``distributed`` if D <= 64 and B <= 4096: at most 64 LUTs as a ROM (about 86 as LUT RAM);
+- ``block`` otherwise.
+
+A memory read combinationally (no read register) cannot live in block RAM: ``block``
+resolves to ``distributed`` for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from hdl.errors import HardwareConfigError
+
+MemoryStyle = Literal["auto", "block", "distributed", "registers"]
+MEMORY_STYLES: tuple[str, ...] = ("auto", "block", "distributed", "registers")
+
+AUTO_REGISTER_DEPTH = 2
+AUTO_REGISTER_BITS = 64
+AUTO_DISTRIBUTED_DEPTH = 64
+AUTO_DISTRIBUTED_BITS = 4096
+
+
+@dataclass(frozen=True)
+class MemorySpec:
+    """One on-chip memory of a stage, as the stage builds it."""
+
+    name: str
+    width: int
+    depth: int
+    init: tuple[int, ...] = ()
+    """Initial image (read-only memories: their whole content)."""
+    writable: bool = False
+    sync_read: bool = True
+    """False for a read port without a read register (``domain="comb"``)."""
+
+    @property
+    def bits(self) -> int:
+        return self.width * self.depth
+
+    @property
+    def rom(self) -> bool:
+        return not self.writable
+
+
+def check_style(style: str, where: str) -> str:
+    """``style`` if it is a memory style, else a named error listing the accepted ones."""
+    if style not in MEMORY_STYLES:
+        raise HardwareConfigError(f"{where}: memory style {style!r} is not one of "
+                                  + ", ".join(MEMORY_STYLES))
+    return style
+
+
+def resolve_style(style: str, memory: MemorySpec) -> str:
+    """The concrete style (``block``, ``distributed`` or ``registers``) of one memory."""
+    check_style(style, f"memory {memory.name!r}")
+    if style == "auto":
+        if memory.depth <= AUTO_REGISTER_DEPTH or memory.bits <= AUTO_REGISTER_BITS:
+            style = "registers"
+        elif (memory.depth <= AUTO_DISTRIBUTED_DEPTH
+              and memory.bits <= AUTO_DISTRIBUTED_BITS):
+            style = "distributed"
+        else:
+            style = "block"
+    if style == "block" and not memory.sync_read:
+        style = "distributed"
+    return style
+
+
+def memory_attrs(style: str, memory: MemorySpec) -> dict[str, str]:
+    """The Verilog attributes of one memory (``ram_style`` = its resolved style)."""
+    return {"ram_style": resolve_style(style, memory)}
+
+
+def find_memory(memories: Sequence[MemorySpec], name: str) -> MemorySpec:
+    for memory in memories:
+        if memory.name == name:
+            return memory
+    raise HardwareConfigError(f"no memory {name!r}; memories: "
+                              + ", ".join(m.name for m in memories))
+
+
+def resolved_styles(style: str, memories: Sequence[MemorySpec]) -> dict[str, str]:
+    """Memory name -> resolved style, for reports."""
+    return {memory.name: resolve_style(style, memory) for memory in memories}
