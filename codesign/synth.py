@@ -447,3 +447,77 @@ def _fmax(report: Path, what: str) -> float:
     except (OSError, ValueError, KeyError, TypeError):
         raise SynthesisError(f"place and route of {what} wrote no clock frequency "
                              f"({report.name} unreadable or without a clock)") from None
+
+
+# ---- designs and stages -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DesignSynthesis:
+    """A design synthesised whole and stage by stage (out of context), and its Fmax."""
+
+    target: str
+    total: SynthResult
+    stages: dict[str, SynthResult]
+    timing: TimingResult | None = None
+
+    @property
+    def chain(self) -> Resources:
+        """What the whole design has beyond its stages: FIFOs, width converters, and what
+        optimisation across stage boundaries changed."""
+        result = self.total.resources
+        for stage in self.stages.values():
+            result = result - stage.resources
+        return result
+
+    def record(self) -> dict[str, Any]:
+        """The ``resources`` entry of summary.json."""
+        record: dict[str, Any] = {
+            "target": self.target,
+            "total": self.total.resources.as_dict(),
+            "stages": {name: r.resources.as_dict() for name, r in self.stages.items()},
+            "chain": self.chain.as_dict(),
+            "synthesis_seconds": round(self.total.seconds
+                                       + sum(r.seconds for r in self.stages.values()), 1),
+        }
+        if self.timing is not None:
+            record["timing"] = {"part": self.timing.part, "fmax_mhz": self.timing.fmax_mhz,
+                                "seeds": {str(k): v for k, v in self.timing.seeds.items()}}
+        return record
+
+
+def stage_verilog(stage: Any) -> tuple[str, str]:
+    """(Verilog, top) of one stage alone, without counters: its out-of-context module."""
+    from hdl.top import emit_verilog
+
+    top = f"stage_{stage.name}"
+    return emit_verilog(stage.hdl_config.build(False), top), top
+
+
+def synthesize_design(design: Any, target: str = "xc7", *, per_stage: bool = True,
+                      fmax: bool = False, part: str | None = None,
+                      seeds: Sequence[int] = DEFAULT_SEEDS, say: Say | None = None
+                      ) -> DesignSynthesis:
+    """Synthesise a design (whole, and each stage alone) and, with ``fmax``, place and route
+    the whole design on ``part`` (ECP5/iCE40; ``"auto"``: the smallest part it fits)."""
+    from codesign.generate import generate_verilog
+
+    spec = get_target(target)
+    if fmax and spec.pnr is None:
+        raise UnknownTargetError(f"Fmax needs place and route, which target {target!r} has "
+                                 "not; use --target ecp5 or ice40")
+    artefact = generate_verilog(design, counters=False)
+    total = synthesize(artefact.text, artefact.top, target, say=say, what="the whole design")
+    stages = {}
+    if per_stage:
+        for stage in design.stages:
+            text, top = stage_verilog(stage)
+            stages[stage.name] = synthesize(text, top, target, say=say,
+                                            what=f"stage {stage.name!r}")
+    timing = None
+    if fmax:
+        io = artefact.in_width + artefact.out_width + 6   # payloads, valid/ready, clock, reset
+        if part == "auto":
+            part = smallest_part(total.resources, target, io)
+        timing = place_and_route(total, part=part, seeds=seeds, io=io, say=say,
+                                 what="the whole design")
+    return DesignSynthesis(target, total, stages, timing)

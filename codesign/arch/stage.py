@@ -18,6 +18,7 @@ import numpy as np
 from codesign.energy import EnergyTable, EventCost
 from codesign.ir import IntType, Node
 from hdl.errors import HardwareConfigError
+from hdl.memory import resolve_style
 from hdl.perf import Counter
 from hdl.stage import StageConfig
 
@@ -123,6 +124,12 @@ class Stage(ABC):
                 f"cycles/frame={self.cycles_per_frame}")
 
     def common_record(self) -> dict[str, Any]:
-        """Fields every stage record starts with."""
+        """Fields every stage record starts with: identity, types and where its memories
+        went (the requested ``memory_style`` and each memory's resolved style)."""
+        config = self.hdl_config
         return {"name": self.name, "kind": self.kind, "hardware": self.hardware(),
-                "input_type": str(self.input_type), "output_type": str(self.output_type)}
+                "input_type": str(self.input_type), "output_type": str(self.output_type),
+                "memory_style": config.memory_style,
+                "memories": {m.name: {"style": resolve_style(config.memory_style, m),
+                                      "width": m.width, "depth": m.depth}
+                             for m in config.memories}}

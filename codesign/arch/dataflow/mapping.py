@@ -66,6 +66,11 @@ def map_chain(graph: Graph, options: MappingOptions) -> list[Stage]:
     nodes = chain_nodes(graph)
     matvecs = [node for node in nodes if isinstance(node, MatVec)]
     check_layer_names(options, [mv.name for mv in matvecs])
+    hardware = [node.name for node in nodes if isinstance(node, (MatVec, SlidingWindow, MaxPool))]
+    unknown = sorted(set(dict(options.memory_styles)) - set(hardware))
+    if unknown:
+        raise FoldingError(f"memory_styles names unknown stage(s) {unknown}; stages: "
+                           + ", ".join(hardware))
     target = options.target_cycles
     if target is None:
         target = max(1, max((vectors(graph, mv) * mv.mh * mv.mw for mv in matvecs), default=1)
@@ -85,7 +90,8 @@ def map_chain(graph: Graph, options: MappingOptions) -> list[Stage]:
             channels = source.shape[-1]
             producer_elems = stages[-1].out_elems if stages else channels
             stages.append(PoolStage(node.name, node, source.dtype, source.shape,
-                                    math.gcd(producer_elems, channels)))
+                                    math.gcd(producer_elems, channels),
+                                    options.memory_style_for(node.name)))
             continue
         if not isinstance(node, MatVec):
             raise GraphError(f"no hardware stage for {node.describe()} in the dataflow chain "
@@ -96,7 +102,8 @@ def map_chain(graph: Graph, options: MappingOptions) -> list[Stage]:
         if pending_window is not None:
             assert window_input is not None
             stages.append(WindowStage(pending_window.name, pending_window, window_input.dtype,
-                                      window_input.shape, engine.simd))
+                                      window_input.shape, engine.simd,
+                                      options.memory_style_for(pending_window.name)))
             pending_window = None
         stages.append(engine)
     if pending_window is not None:
@@ -138,4 +145,4 @@ def _engine(graph: Graph, matvec: MatVec, options: MappingOptions, target: int,
     output_type = graph.tensor(matvec.output).dtype
     kind = SparseEngine if go_sparse else DenseEngine
     return kind(matvec.name, matvec, input_type, output_type, family, Folding(fold.pe, fold.simd),
-                vectors=per_frame)
+                vectors=per_frame, memory_style=options.memory_style_for(matvec.name))

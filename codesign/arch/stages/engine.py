@@ -39,6 +39,7 @@ class EngineStage(Stage):
     folding: Folding
     vectors: int = 1
     """Vectors per frame: one per output pixel of a convolution."""
+    memory_style: str = "auto"
 
     @property
     def matvec(self) -> MatVec:
@@ -127,7 +128,8 @@ class EngineStage(Stage):
         """The parameters every engine configuration takes."""
         return dict(name=self.name, mw=self.mw, mh=self.mh, pe=self.pe, simd=self.simd,
                     lane=self.lane(), weight_codes=self.weight_codes(),
-                    acc_range=self.acc_range, epilogue=self.epilogue())
+                    acc_range=self.acc_range, epilogue=self.epilogue(),
+                    memory_style=self.memory_style)
 
     # ---- models --------------------------------------------------------------------------
     def zero_activation_lanes(self, inputs: np.ndarray) -> int:

@@ -24,6 +24,7 @@ class PoolStage(Stage):
     input_type: IntType
     in_shape: tuple[int, int, int]
     simd: int
+    memory_style: str = "auto"
 
     kind = "pool"
 
@@ -66,7 +67,8 @@ class PoolStage(Stage):
         h, w, c = self.in_shape
         t = self.input_type
         return PoolConfig(self.name, h, w, c, self.node.kernel, self.node.stride, self.simd,
-                          t.bits, t.signed and t.kind != "bipolar", t.kind == "bipolar")
+                          t.bits, t.signed and t.kind != "bipolar", t.kind == "bipolar",
+                          memory_style=self.memory_style)
 
     def predict_counters(self, frames: int, inputs: np.ndarray | None = None
                          ) -> dict[Counter, int]:

@@ -27,6 +27,7 @@ class WindowStage(Stage):
     input_type: IntType
     in_shape: tuple[int, int, int]
     simd: int
+    memory_style: str = "auto"
 
     kind = "window"
 
@@ -73,7 +74,8 @@ class WindowStage(Stage):
         top, left, bottom, right = self.node.padding
         pad_code = int(self.input_type.encode(np.array([self.node.pad_value]))[0])
         return WindowConfig(self.name, h, w, c, kh, kw, sh, sw, top, left, bottom, right,
-                            self.simd, self.input_type.bits, pad_code)
+                            self.simd, self.input_type.bits, pad_code,
+                            memory_style=self.memory_style)
 
     def predict_counters(self, frames: int, inputs: np.ndarray | None = None
                          ) -> dict[Counter, int]:
