@@ -244,7 +244,7 @@ def synth_script(target: Target, top: str, netlist: bool) -> str:
 
 
 def _prepare_verilog(text: str, target: Target) -> str:
-    """iCE40 has no distributed RAM: memories asked to be distributed become logic."""
+    """iCE40 has no distributed RAM: memories asked to be distributed become registers."""
     if target.name == "ice40":
         return text.replace('(* ram_style = "distributed" *)', '(* ram_style = "logic" *)')
     return text
@@ -497,14 +497,14 @@ def synthesize_design(design: Any, target: str = "xc7", *, per_stage: bool = Tru
                       fmax: bool = False, part: str | None = None,
                       seeds: Sequence[int] = DEFAULT_SEEDS, say: Say | None = None
                       ) -> DesignSynthesis:
-    """Synthesise a design (whole, and each stage alone) and, with ``fmax``, place and route
-    the whole design on ``part`` (ECP5/iCE40; ``"auto"``: the smallest part it fits)."""
+    """Synthesise a design (whole, and each stage alone) for ``target`` and, with ``fmax``,
+    place and route the whole design for its Fmax: on ``target`` when it has an open
+    place-and-route tool, else on ECP5 (7-series has none). ``part`` names the part placed
+    on; ``None`` takes the family's default part if the design fits it, else the smallest
+    part it fits (the part is reported)."""
     from codesign.generate import generate_verilog
 
     spec = get_target(target)
-    if fmax and spec.pnr is None:
-        raise UnknownTargetError(f"Fmax needs place and route, which target {target!r} has "
-                                 "not; use --target ecp5 or ice40")
     artefact = generate_verilog(design, counters=False)
     total = synthesize(artefact.text, artefact.top, target, say=say, what="the whole design")
     stages = {}
@@ -515,9 +515,30 @@ def synthesize_design(design: Any, target: str = "xc7", *, per_stage: bool = Tru
                                             what=f"stage {stage.name!r}")
     timing = None
     if fmax:
-        io = artefact.in_width + artefact.out_width + 6   # payloads, valid/ready, clock, reset
-        if part == "auto":
-            part = smallest_part(total.resources, target, io)
-        timing = place_and_route(total, part=part, seeds=seeds, io=io, say=say,
-                                 what="the whole design")
+        placed = total
+        if spec.pnr is None:
+            placed = synthesize(artefact.text, artefact.top, FMAX_TARGET, say=say,
+                                what=f"the whole design (for Fmax on {FMAX_TARGET})")
+        timing = design_fmax(placed, artefact.in_width + artefact.out_width, part=part,
+                             seeds=seeds, say=say)
     return DesignSynthesis(target, total, stages, timing)
+
+
+FMAX_TARGET = "ecp5"
+"""Where Fmax is measured for a target without open place and route (xc7)."""
+
+
+def design_fmax(synth: SynthResult, port_bits: int, *, part: str | None = None,
+                seeds: Sequence[int] = DEFAULT_SEEDS, say: Say | None = None) -> TimingResult:
+    """Fmax of a synthesised top whose stream payloads total ``port_bits`` bits."""
+    io = port_bits + 6      # valid/ready of both streams, clock, reset
+    spec = get_target(synth.target)
+    if part is None:
+        try:
+            check_fits(synth.resources, spec.name, None, io)
+        except DoesNotFitError:
+            part = smallest_part(synth.resources, spec.name, io)
+    elif part == "auto":
+        part = smallest_part(synth.resources, spec.name, io)
+    return place_and_route(synth, part=part, seeds=seeds, io=io, say=say,
+                           what="the whole design")

@@ -7,8 +7,9 @@ stage's memories, or ``"auto"`` to pick per memory by size (:func:`resolve_style
 chosen style is emitted as a ``ram_style`` attribute on the memory in the Verilog; Yosys's
 memory mapper (``memory_libmap``, used by ``synth_xilinx``, ``synth_ecp5`` and
 ``synth_ice40``) honours it: ``block`` maps to block RAM (RAMB18/36, DP16KD, SB_RAM40_4K),
-``distributed`` to LUT RAM (a read-only memory becomes LUT logic: Yosys builds no LUT ROMs),
-``registers`` to flip-flops and multiplexers (a ROM to logic).
+``distributed`` to LUT RAM, ``registers`` to flip-flops and multiplexers. Yosys maps no
+read-only memory to LUT RAM: a distributed ROM is emitted as ``logic``, which becomes LUTs
+(one LUT6 per word bit and 64 words) behind the read register, as a registered ROM does.
 
 The ``auto`` rule, by the memory's depth D and bits B = width x D (FINN's depth-trigger idea:
 a LUT6 addresses 64 words, so a memory that deep costs one LUT per bit of a word; a block RAM
@@ -86,8 +87,12 @@ def resolve_style(style: str, memory: MemorySpec) -> str:
 
 
 def memory_attrs(style: str, memory: MemorySpec) -> dict[str, str]:
-    """The Verilog attributes of one memory (``ram_style`` = its resolved style)."""
-    return {"ram_style": resolve_style(style, memory)}
+    """The Verilog attributes of one memory: ``ram_style`` = its resolved style (``logic``
+    for a distributed ROM, see the module docstring)."""
+    resolved = resolve_style(style, memory)
+    if resolved == "distributed" and memory.rom:
+        resolved = "logic"
+    return {"ram_style": resolved}
 
 
 def find_memory(memories: Sequence[MemorySpec], name: str) -> MemorySpec:

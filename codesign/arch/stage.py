@@ -15,8 +15,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from codesign.arch.resource_model import Structure, estimate
 from codesign.energy import EnergyTable, EventCost
 from codesign.ir import IntType, Node
+from codesign.resources import Resources
 from hdl.errors import HardwareConfigError
 from hdl.memory import resolve_style
 from hdl.perf import Counter
@@ -109,6 +111,16 @@ class Stage(ABC):
     def events(self, counters: Mapping[str, int]) -> dict[str, int]:
         """Counted events plus those derived from them (default: the counters as they are)."""
         return dict(counters)
+
+    # ---- resources ---------------------------------------------------------------------------
+    @abstractmethod
+    def resource_structure(self, target: str) -> Structure:
+        """The stage's hardware as the resource model prices it (features and exact counts:
+        see :mod:`codesign.arch.resource_model`)."""
+
+    def estimate_resources(self, target: str = "xc7") -> Resources:
+        """LUT, FF, block RAM and DSP of the stage on ``target``, without synthesis."""
+        return estimate(self.resource_structure(target), target)
 
     # ---- reporting -----------------------------------------------------------------------
     @abstractmethod

@@ -71,10 +71,38 @@ def map_chain(graph: Graph, options: MappingOptions) -> list[Stage]:
     if unknown:
         raise FoldingError(f"memory_styles names unknown stage(s) {unknown}; stages: "
                            + ", ".join(hardware))
+    if options.target_fps is not None or options.budgeted:
+        from codesign.arch.dataflow.cost import budgeted_stages
+
+        return budgeted_stages(graph, nodes, options, matvecs,
+                               lambda target: _map_nodes(graph, nodes, options, target))
     target = options.target_cycles
     if target is None:
         target = max(1, max((vectors(graph, mv) * mv.mh * mv.mw for mv in matvecs), default=1)
                      // LANES_FOR_DEFAULT_TARGET)
+    return _map_nodes(graph, nodes, options, target)
+
+
+def candidate_targets(graph: Graph, nodes: list, options: MappingOptions) -> list[int]:
+    """Every cycles-per-frame value an automatically folded engine can take, ascending:
+    vectors * (MH/PE) * (MW/SIMD) over the foldings the engine accepts."""
+    values = {1}
+    window_channels = None
+    for node in nodes:
+        if isinstance(node, SlidingWindow):
+            window_channels = graph.tensor(node.inputs[0]).shape[-1]
+        elif isinstance(node, MatVec):
+            if options.folding_for(node.name) is None:
+                channels = window_channels if window_channels is not None else node.mw
+                per_frame = vectors(graph, node)
+                values.update(per_frame * (node.mh // pe) * (node.mw // simd)
+                              for pe in divisors(node.mh) for simd in divisors(channels))
+            window_channels = None
+    return sorted(values)
+
+
+def _map_nodes(graph: Graph, nodes: list, options: MappingOptions, target: int) -> list[Stage]:
+    """The stages, automatic foldings aiming at ``target`` cycles per frame."""
     stages: list[Stage] = []
     pending_window: SlidingWindow | None = None
     for node in nodes:

@@ -3,13 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from codesign.energy import EnergyTable
 from codesign.ir import AccumulatorMode, IntType
 from hdl.lanes import Lane
 
 _DOMAIN = {"dot": "dot products", "xnor_popcount": "popcounts P = (dot + K) / 2"}
+
+
+@dataclass(frozen=True)
+class LaneCost:
+    """The hardware of one PE row of SIMD lanes, for the resource model.
+
+    ``lut`` are LUT features (name -> units) the calibration prices; ``multipliers`` the
+    (a bits, a signed, b bits, b signed) multipliers of the row: each goes to DSPs or, when
+    the target keeps it in LUTs, adds its ``mult_lut`` units (a x b partial-product bits).
+    """
+
+    lut: dict[str, float] = field(default_factory=dict)
+    multipliers: tuple[tuple[int, bool, int, bool], ...] = ()
+
+    @property
+    def mult_lut(self) -> float:
+        return float(sum(a * b for a, _, b, _ in self.multipliers))
+
+
+def operand(t: IntType) -> tuple[int, bool]:
+    """(bits, signed) of an operand as a lane decodes it (a bipolar code becomes +1/-1)."""
+    if t.kind == "bipolar":
+        return 2, True
+    return t.bits, t.signed
 
 
 @dataclass(frozen=True)
@@ -35,6 +59,8 @@ class Family:
     """(weight storage type, input type) -> the hdl lane."""
     lane_energy: Callable[[IntType, IntType, EnergyTable], float]
     """(weight storage type, input type, table) -> pJ of one effective lane operation."""
+    lane_cost: Callable[[IntType, IntType, int], LaneCost]
+    """(weight storage type, input type, SIMD) -> the hardware of one PE row."""
     max_bits: int | None = None
 
     def refusal(self, weight_type: IntType, input_type: IntType,

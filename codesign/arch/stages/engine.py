@@ -17,10 +17,12 @@ import numpy as np
 
 from codesign.arch.families import Family
 from codesign.arch.options import Folding
+from codesign.arch.resource_model import Structure, memory_structure, multiplier_dsps
 from codesign.arch.stage import Stage
 from codesign.energy import EnergyTable, EventCost
 from codesign.errors import EnergyTableError, GraphError
 from codesign.ir import IntType, MatVec, MultiThreshold, Requantize
+from codesign.resources import Resources
 from hdl.epilogue import Epilogue, PassEpilogue, RequantEpilogue, ThresholdEpilogue
 from hdl.lanes import Lane
 from hdl.mvu import FILL_CYCLES
@@ -186,6 +188,43 @@ class EngineStage(Stage):
                 "epilogue", self.pe * (table.mult(math.sqrt(acc_bits * m_bits))
                                        + 2 * table.add(acc_bits + m_bits)))
         return costs
+
+    # ---- resources -----------------------------------------------------------------------
+    def engine_structure(self, target: str) -> Structure:
+        """What every engine has: lanes of its family, accumulators, the epilogue, its
+        memories and the output register (a kind adds its control and input side)."""
+        c = self.hdl_config
+        s = Structure()
+        pe = self.pe
+        lane = self.family.lane_cost(self.weight_storage, self.input_type, self.simd)
+        dsps = sum(multiplier_dsps(*m, target) for m in lane.multipliers)
+        for name, units in lane.lut.items():
+            s.add_lut(name, pe * units)
+        if dsps:
+            s.add_exact(Resources(dsp=pe * dsps))
+        else:
+            s.add_lut("lane_mult", pe * lane.mult_lut)
+        acc_bits = IntType.for_range(*self.acc_range).bits
+        s.add_lut("acc_bits", pe * acc_bits)
+        s.add_ff("acc_bits", pe * acc_bits)
+        epilogue = c.epilogue
+        if isinstance(epilogue, ThresholdEpilogue):
+            p_bits = epilogue.param_bits
+            s.add_lut("thr_compare", pe * epilogue.levels * p_bits)
+            s.add_lut("thr_select", pe * p_bits * sum((1 << k) - 1
+                                                     for k in range(epilogue.levels)))
+        elif isinstance(epilogue, RequantEpilogue):
+            mult_signed = bool(np.asarray(epilogue.multipliers).min() < 0)
+            rq = multiplier_dsps(acc_bits, self.acc_range[0] < 0, epilogue.param_bits,
+                                 mult_signed, target)
+            if rq:
+                s.add_exact(Resources(dsp=pe * rq))
+            else:
+                s.add_lut("lane_mult", pe * acc_bits * epilogue.param_bits)
+            s.add_lut("requant_bits", pe * (acc_bits + epilogue.param_bits))
+        s.add_ff("out_bits", pe * c.out_bits)
+        memory_structure(c.memories, c.memory_style, target, s)
+        return s
 
     # ---- reporting -----------------------------------------------------------------------
     def record(self) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from codesign.arch.resource_model import Structure, bits_for, memory_structure
 from codesign.arch.stage import Stage
 from codesign.energy import EnergyTable, EventCost
 from codesign.ir import IntType, MaxPool
@@ -106,6 +107,25 @@ class PoolStage(Stage):
         return {Counter.BUFFER_READS: EventCost("line buffer", table.sram_read(word)),
                 Counter.BUFFER_WRITES: EventCost("line buffer", table.sram_write(word)),
                 Counter.COMPARES: EventCost("max compare", table.add(bits))}
+
+    def resource_structure(self, target: str) -> Structure:
+        """Position counters, the horizontal taps, K - 1 element-wise maxima horizontally
+        and K - 1 vertically (an OR for bipolar data), the output register and the row
+        buffers."""
+        c = self.hdl_config
+        assert isinstance(c, PoolConfig)
+        s = Structure()
+        position = sum(bits_for(n) for n in (c.ih, c.iw, c.folds, c.ow * c.folds, c.k))
+        s.add_lut("pool_control", 1)
+        s.add_ff("pool_control", 1)
+        s.add_lut("counter_bits", position)
+        s.add_ff("counter_bits", position)
+        s.add_ff("pool_taps", (c.k - 1) * c.folds * c.width)
+        maxima = 2 * (c.k - 1) * c.simd * c.elem_bits
+        s.add_lut("pool_or" if c.bipolar else "pool_max", maxima)
+        s.add_ff("out_bits", c.width)
+        memory_structure(c.memories, c.memory_style, target, s)
+        return s
 
     def hardware(self) -> str:
         k = self.node.kernel

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from codesign.arch.resource_model import Structure, bits_for, memory_structure
 from codesign.arch.stage import Stage
 from codesign.energy import EnergyTable, EventCost
 from codesign.ir import IntType, SlidingWindow
@@ -113,6 +114,26 @@ class WindowStage(Stage):
         word = self.simd * self.input_type.bits
         return {Counter.BUFFER_READS: EventCost("line buffer", table.sram_read(word)),
                 Counter.BUFFER_WRITES: EventCost("line buffer", table.sram_write(word))}
+
+    def resource_structure(self, target: str) -> Structure:
+        """Writer and emitter position counters, four line-buffer address registers (ring
+        arithmetic), the padding multiplexer on the output word, and the line buffer."""
+        c = self.hdl_config
+        assert isinstance(c, WindowConfig)
+        s = Structure()
+        position = sum(bits_for(n) for n in (c.oh, c.ow, c.kh, c.kw, c.folds, c.ih, c.ih,
+                                             c.row_words, c.row_words, c.rows * 2))
+        address = 4 * bits_for(c.buffer_words)
+        s.add_lut("window_control", 1)
+        s.add_ff("window_control", 1)
+        s.add_lut("counter_bits", position)
+        s.add_ff("counter_bits", position)
+        s.add_lut("ring_address", address)
+        s.add_ff("ring_address", address)
+        s.add_lut("pad_mux", c.width)
+        s.add_ff("out_bits", c.width)
+        memory_structure(c.memories, c.memory_style, target, s)
+        return s
 
     def hardware(self) -> str:
         kh, kw = self.node.kernel
