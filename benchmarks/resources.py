@@ -3,9 +3,10 @@
 Each case is one stage synthesised alone (out of context, counters off) with Yosys
 ``synth_xilinx``; beside it the resource model's estimate (``Stage.estimate_resources``)
 and, for engines, FINN's published LUT formula. Prints the table, the worst LUT error and
-whether BRAM and DSP counts are exact, then LUTs per lane of a 64x64 engine at several
-foldings. ``--calibrate`` refits the model's LUT and FF coefficients to these syntheses and
-writes them to ``codesign/data/resources_xc7.yaml`` (the model's calibration table).
+whether BRAM and DSP counts are exact, then LUTs per lane of the 64x64 XNOR-popcount and
+8x8-bit MAC engines at several foldings. ``--calibrate`` refits the model's LUT and FF
+coefficients to these syntheses and writes them to ``codesign/data/resources_xc7.yaml``
+(the model's calibration table).
 
     python benchmarks/resources.py [--calibrate] [--jobs 2] [--json FILE]
 """
@@ -100,7 +101,8 @@ def spread() -> list[Case]:
                                    ("int4", "uint4", ("threshold", "uint4"), (4, 8)),
                                    ("int2", "uint2", BIPOLAR_OUT, (8, 8)),
                                    ("int4", "int4", None, (2, 16)),
-                                   ("int8", "uint8", ("requant", "int8"), (8, 8))):
+                                   ("int8", "uint8", ("requant", "int8"), (8, 8)),
+                                   ("int8", "uint8", ("requant", "int8"), (4, 16))):
         add(f"mac {w} x {a} 64x64 {pe}x{simd} {post[0] if post else 'acc'}", "mac",
             lambda w=w, a=a, post=post, pe=pe, simd=simd: engine(
                 64, 64, w, a, post, pe, simd))
@@ -220,28 +222,22 @@ def report(results) -> dict:
             "bram_dsp_exact": exact}
 
 
-def lanes_table(jobs: int) -> list[dict]:
-    """LUTs per lane of a 64x64 engine (Yosys, counters off) at several foldings."""
-    configs = [("xnor_popcount", "bipolar", "bipolar", BIPOLAR_OUT),
-               ("mac 8x8", "int8", "int8", ("requant", "int8"))]
-    foldings = ((2, 8), (4, 16), (8, 16), (8, 32), (16, 32))
-    cases = [Case(f"{name} 64x64 {pe}x{simd}", name,
-                  lambda w=w, a=a, post=post, pe=pe, simd=simd: engine(64, 64, w, a, post,
-                                                                       pe, simd))
-             for name, w, a, post in configs for pe, simd in foldings]
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as workers:
-        results = list(workers.map(synthesize_case, cases))
-    print(f"\n{'engine (64x64)':28} {'lanes':>5} {'LUT':>6} {'LUT/lane':>8} {'DSP':>4} "
-          f"{'FINN LUT/lane':>13} {'model LUT':>9}")
+def lanes_table(results) -> list[dict]:
+    """LUTs per lane of the 64x64 XNOR-popcount and 8x8-bit MAC engines of the spread
+    (Yosys, counters off), FINN's estimate per lane beside them."""
+    print(f"\n{'engine (64x64)':44} {'lanes':>5} {'LUT':>6} {'LUT/lane':>8} {'DSP':>4} "
+          f"{'FINN LUT/lane':>13}")
     rows = []
     for case, stage, synth in results:
+        if case.group not in ("xnor_popcount", "mac") or (
+                case.group == "mac" and "int8 x" not in case.label):
+            continue
         lanes = stage.pe * stage.simd
         r = synth.resources
         finn = finn_luts(stage)
         assert finn is not None
-        est = stage.estimate_resources(TARGET)
-        print(f"{case.label:28} {lanes:5} {r.lut:6} {r.lut / lanes:8.2f} {r.dsp:4} "
-              f"{finn / lanes:13.2f} {est.lut:9}")
+        print(f"{case.label:44} {lanes:5} {r.lut:6} {r.lut / lanes:8.2f} {r.dsp:4} "
+              f"{finn / lanes:13.2f}")
         rows.append({"label": case.label, "lanes": lanes, "lut": r.lut, "dsp": r.dsp,
                      "lut_per_lane": r.lut / lanes, "finn_lut_per_lane": finn / lanes})
     return rows
@@ -263,8 +259,7 @@ def main() -> None:
     if args.calibrate:
         calibrate(results)
     figures = report(results)
-    if not args.only:
-        figures["lanes"] = lanes_table(args.jobs)
+    figures["lanes"] = lanes_table(results)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1))
 

@@ -214,10 +214,16 @@ XC7_DSP_A, XC7_DSP_B, XC7_DSP_MIN, XC7_DSP_MIN_PRODUCT = 25, 18, 2, 9
 
 
 def xc7_dsps(a_bits: int, a_signed: bool, b_bits: int, b_signed: bool) -> int:
-    """DSP48E1s of one a x b multiplier, or 0 when Yosys keeps it in LUTs."""
+    """DSP48E1s of one a x b multiplier, or 0 when Yosys keeps it in LUTs.
+
+    A product of two unsigned operands stays unsigned (a + b bits); with a signed operand
+    the unsigned one gains a sign bit. A product narrower than 9 bits stays in LUTs; wider
+    operands than the DSP's signed 25 x 18 are split into pieces of 24 x 17 magnitude bits.
+    """
     a = a_bits + (0 if a_signed else 1)
     b = b_bits + (0 if b_signed else 1)
-    if min(a, b) < XC7_DSP_MIN or a + b < XC7_DSP_MIN_PRODUCT:
+    product = a_bits + b_bits if not (a_signed or b_signed) else a + b
+    if min(a, b) < XC7_DSP_MIN or product < XC7_DSP_MIN_PRODUCT:
         return 0
     a, b = max(a, b), min(a, b)
     if a <= XC7_DSP_A and b <= XC7_DSP_B:
