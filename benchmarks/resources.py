@@ -108,7 +108,8 @@ def spread() -> list[Case]:
                 64, 64, w, a, post, pe, simd))
     for w, a, sparsity, (pe, simd) in (("ternary", "uint4", 0.5, (2, 2)),
                                        ("int8", "uint8", 0.75, (4, 2)),
-                                       ("int4", "uint4", 0.5, (8, 4))):
+                                       ("int4", "uint4", 0.5, (8, 4)),
+                                       ("ternary", "uint2", 0.25, (4, 4))):
         add(f"sparse {w} x {a} {sparsity:.0%} 64x64 {pe}x{simd}", "sparse",
             lambda w=w, a=a, sparsity=sparsity, pe=pe, simd=simd: engine(
                 64, 64, w, a, BIPOLAR_OUT, pe, simd, sparsity=sparsity, sparse=True))
@@ -163,18 +164,25 @@ def synthesize_case(case: Case):
 
 
 def fit(structures, measured: list[int], kind: str) -> dict[str, float]:
-    """Coefficients per feature minimising the squared relative error (non-negative)."""
-    from scipy.optimize import nnls
+    """Non-negative coefficients per feature minimising the worst relative error (a linear
+    programme: minimise t subject to |features . c + exact - measured| <= t * measured)."""
+    from scipy.optimize import linprog
 
     names = sorted({name for st in structures for name in getattr(st, kind)})
-    rows, target = [], []
+    n = len(names)
+    rows, bounds = [], []
     for st, y in zip(structures, measured, strict=True):
         rest = y - getattr(st.exact, kind)
-        scale = 1.0 / max(y, 1)
-        rows.append([getattr(st, kind).get(name, 0.0) * scale for name in names])
-        target.append(rest * scale)
-    coef, _ = nnls(np.array(rows), np.array(target))
-    return {name: round(float(c), 4) for name, c in zip(names, coef, strict=True)}
+        x = np.array([getattr(st, kind).get(name, 0.0) for name in names]) / max(y, 1)
+        rows += [np.append(x, -1.0), np.append(-x, -1.0)]
+        bounds += [rest / max(y, 1), -rest / max(y, 1)]
+    cost = np.zeros(n + 1)
+    cost[-1] = 1.0
+    result = linprog(cost, A_ub=np.array(rows), b_ub=np.array(bounds),
+                     bounds=[(0, None)] * (n + 1), method="highs")
+    if not result.success:
+        raise RuntimeError(f"calibration of {kind} failed: {result.message}")
+    return {name: round(float(c), 4) for name, c in zip(names, result.x[:n], strict=True)}
 
 
 def calibrate(results) -> None:

@@ -12,12 +12,12 @@ read-only memory to LUT RAM: a distributed ROM is emitted as ``logic``, which be
 (one LUT6 per word bit and 64 words) behind the read register, as a registered ROM does.
 
 The ``auto`` rule, by the memory's depth D and bits B = width x D (FINN's depth-trigger idea:
-a LUT6 addresses 64 words, so a memory that deep costs one LUT per bit of a word; a block RAM
-is worth its 18 Kbit for deep or large memories):
+a block RAM is worth its 18 Kbit for deep memories; a shallow one would use a sliver of it,
+while LUTs hold it at one LUT per bit of a word):
 
 - ``registers`` if D <= 2 or B <= 64: a handful of flip-flops;
-- ``distributed`` if D <= 64 and B <= 4096: at most 64 LUTs as a ROM (about 86 as LUT RAM);
-- ``block`` otherwise.
+- ``block`` if D > 64, or D > 16 and B > 1024;
+- ``distributed`` otherwise (at most 16 words, or at most 1 Kbit).
 
 A memory read combinationally (no read register) cannot live in block RAM: ``block``
 resolves to ``distributed`` for it.
@@ -36,8 +36,9 @@ MEMORY_STYLES: tuple[str, ...] = ("auto", "block", "distributed", "registers")
 
 AUTO_REGISTER_DEPTH = 2
 AUTO_REGISTER_BITS = 64
-AUTO_DISTRIBUTED_DEPTH = 64
-AUTO_DISTRIBUTED_BITS = 4096
+AUTO_BLOCK_DEPTH = 64
+AUTO_SHALLOW_DEPTH = 16
+AUTO_SMALL_BITS = 1024
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class MemorySpec:
     writable: bool = False
     sync_read: bool = True
     """False for a read port without a read register (``domain="comb"``)."""
+    single_port: bool = False
+    """Written and read at the same address (one port of a RAM serves both)."""
 
     @property
     def bits(self) -> int:
@@ -76,11 +79,11 @@ def resolve_style(style: str, memory: MemorySpec) -> str:
     if style == "auto":
         if memory.depth <= AUTO_REGISTER_DEPTH or memory.bits <= AUTO_REGISTER_BITS:
             style = "registers"
-        elif (memory.depth <= AUTO_DISTRIBUTED_DEPTH
-              and memory.bits <= AUTO_DISTRIBUTED_BITS):
-            style = "distributed"
-        else:
+        elif memory.depth > AUTO_BLOCK_DEPTH or (memory.depth > AUTO_SHALLOW_DEPTH
+                                                 and memory.bits > AUTO_SMALL_BITS):
             style = "block"
+        else:
+            style = "distributed"
     if style == "block" and not memory.sync_read:
         style = "distributed"
     return style

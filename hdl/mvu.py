@@ -157,7 +157,7 @@ class MVUConfig:
                             self.nf * self.sf, tuple(self.weight_words())),)
         params = tuple(MemorySpec(bank.name, bank.width, self.nf, bank.init)
                        for bank in self.epilogue.banks(self.pe))
-        ibuf = ((MemorySpec("ibuf", self.in_width, self.sf, writable=True),)
+        ibuf = ((MemorySpec("ibuf", self.in_width, self.sf, writable=True, single_port=True),)
                 if self.nf > 1 else ())
         return words + params + ibuf
 

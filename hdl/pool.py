@@ -156,7 +156,8 @@ class PoolConfig:
     @property
     def memories(self) -> tuple[MemorySpec, ...]:
         """K - 1 row-maxima buffers of OW * C/SIMD words."""
-        return tuple(MemorySpec(f"rows{j}", self.width, self.ow * self.folds, writable=True)
+        return tuple(MemorySpec(f"rows{j}", self.width, self.ow * self.folds, writable=True,
+                                single_port=True)
                      for j in range(self.k - 1))
 
     def closes(self, index: int, size: int, count: int) -> bool:

@@ -11,9 +11,8 @@ prices the features with per-target coefficients from a calibration table
 - block RAMs: the geometry Yosys's memory mapper picks for each memory placed in block RAM
   (:func:`xc7_block_rams`: the cheapest of the RAMB18/RAMB36 true- and simple-dual-port
   configurations, costed as ``memory_libmap`` costs them);
-- DSPs: one DSP48E1 per multiplier Yosys maps to one (:func:`xc7_dsps`: both operands at
-  least 2 bits, the product at least 9, unsigned operands widened by a sign bit, split into
-  25x18 pieces);
+- DSPs: the DSP48Es of every multiplier Yosys maps to DSPs (:func:`xc7_dsps`: a product
+  whose value range needs at least 9 bits, split into 25x18 pieces);
 - LUT RAM: LUTs of the RAM64M/RAM32M cells a distributed RAM takes;
 - a read-only memory in logic: one LUT6 per distinct non-constant bit column per 64 words
   (Yosys folds constant columns and merges identical ones), priced as a feature.
@@ -33,11 +32,18 @@ from pathlib import Path
 
 import yaml
 
+from codesign.bits import range_bits
 from codesign.errors import UnknownTargetError
 from codesign.resources import Resources
 from hdl.memory import MemorySpec, resolve_style
 
 CALIBRATED_TARGETS = ("xc7",)
+
+SRL_MIN_LENGTH = 3
+"""Shortest flip-flop chain Yosys turns into a shift-register LUT (``xilinx_srl -minlen 3``)."""
+
+SHALLOW_ROM_DEPTH = 16
+"""A ROM this shallow (four address bits) folds into the LUTs that read it."""
 
 
 @dataclass
@@ -155,25 +161,33 @@ def xc7_block_rams(memory: MemorySpec, width: int | None = None) -> Resources:
     return best[1]
 
 
-def rom_columns(memory: MemorySpec) -> int:
-    """Distinct bit columns of a read-only memory's image that are not constant: what is
-    left of it once constants are folded and identical columns merged."""
+def rom_columns(memory: MemorySpec, *, distinct: bool = False) -> int:
+    """Bit columns of a read-only memory's image that are not constant (Yosys drops those
+    from the memory); with ``distinct``, identical columns count once (as LUTs, one logic
+    function serves them all)."""
     if not memory.init:
         return 0
-    columns = set()
+    columns = []
     for bit in range(memory.width):
         column = tuple((word >> bit) & 1 for word in memory.init)
         if any(column) and not all(column):
-            columns.add(column)
-    return len(columns)
+            columns.append(column)
+    return len(set(columns)) if distinct else len(columns)
 
 
 def xc7_lutram_luts(memory: MemorySpec) -> int:
-    """LUTs of a distributed RAM (simple dual port): RAM32M (32 x 6) up to 32 words,
-    RAM64M (64 x 3) per 64 words beyond, four LUTs each."""
-    if memory.depth <= 32:
-        return 4 * -(-memory.width // 6)
-    return 4 * -(-memory.depth // 64) * -(-memory.width // 3)
+    """LUTs of a distributed RAM, four per RAM32M/RAM64M (or RAM256X1S) cell: single port
+    (one address) 32 x 8, 64 x 4 or 256 x 1 per cell; simple dual port 32 x 6 or 64 x 3."""
+    w, d = memory.width, memory.depth
+    if memory.single_port:
+        if d <= 32:
+            return 4 * -(-w // 8)
+        if d <= 64:
+            return 4 * -(-w // 4)
+        return 4 * -(-d // 256) * w
+    if d <= 32:
+        return 4 * -(-w // 6)
+    return 4 * -(-d // 64) * -(-w // 3)
 
 
 def memory_structure(memories: Iterable[MemorySpec], style: str, target: str,
@@ -182,11 +196,12 @@ def memory_structure(memories: Iterable[MemorySpec], style: str, target: str,
     for memory in memories:
         placed = resolve_style(style, memory)
         if memory.rom:
-            columns = rom_columns(memory)
             if placed == "block":
-                structure.add_exact(_block_rams(target, memory, columns))
+                structure.add_exact(_block_rams(target, memory, rom_columns(memory)))
             else:
-                structure.add_lut("rom_lut", columns * max(1, -(-memory.depth // 64)))
+                columns = rom_columns(memory, distinct=True)
+                name = "rom_lut_shallow" if memory.depth <= SHALLOW_ROM_DEPTH else "rom_lut"
+                structure.add_lut(name, columns * max(1, -(-memory.depth // 64)))
                 structure.add_ff("mem_read_reg", columns)
             continue
         if placed == "block":
@@ -212,30 +227,36 @@ def _block_rams(target: str, memory: MemorySpec, width: int) -> Resources:
 
 XC7_DSP_A, XC7_DSP_B, XC7_DSP_MIN, XC7_DSP_MIN_PRODUCT = 25, 18, 2, 9
 
+Range = tuple[int, int]
 
-def xc7_dsps(a_bits: int, a_signed: bool, b_bits: int, b_signed: bool) -> int:
-    """DSP48E1s of one a x b multiplier, or 0 when Yosys keeps it in LUTs.
 
-    A product of two unsigned operands stays unsigned (a + b bits); with a signed operand
-    the unsigned one gains a sign bit. A product narrower than 9 bits stays in LUTs; wider
-    operands than the DSP's signed 25 x 18 are split into pieces of 24 x 17 magnitude bits.
+def xc7_dsps(a: Range, b: Range) -> int:
+    """DSP48E1s of one multiplier of operands in ranges ``a`` and ``b``, or 0 when Yosys
+    keeps it in LUTs.
+
+    Yosys narrows a product to the bits its value range needs; one narrower than 9 bits
+    stays in LUTs. Otherwise the operands (an unsigned one widened by a sign bit: the DSP
+    multiplies signed numbers) take one 25 x 18 DSP, or are split into pieces of 24 x 17
+    magnitude bits.
     """
-    a = a_bits + (0 if a_signed else 1)
-    b = b_bits + (0 if b_signed else 1)
-    product = a_bits + b_bits if not (a_signed or b_signed) else a + b
-    if min(a, b) < XC7_DSP_MIN or product < XC7_DSP_MIN_PRODUCT:
+    corners = [x * y for x in a for y in b]
+    product_bits = range_bits(min(corners), max(corners))[0]
+    a_bits, a_signed = range_bits(*a)
+    b_bits, b_signed = range_bits(*b)
+    wide_a, wide_b = a_bits + (not a_signed), b_bits + (not b_signed)
+    if min(wide_a, wide_b) < XC7_DSP_MIN or product_bits < XC7_DSP_MIN_PRODUCT:
         return 0
-    a, b = max(a, b), min(a, b)
-    if a <= XC7_DSP_A and b <= XC7_DSP_B:
+    wide_a, wide_b = max(wide_a, wide_b), min(wide_a, wide_b)
+    if wide_a <= XC7_DSP_A and wide_b <= XC7_DSP_B:
         return 1
-    return math.ceil((a - 1) / (XC7_DSP_A - 1)) * math.ceil((b - 1) / (XC7_DSP_B - 1))
+    return (math.ceil((wide_a - 1) / (XC7_DSP_A - 1))
+            * math.ceil((wide_b - 1) / (XC7_DSP_B - 1)))
 
 
-def multiplier_dsps(a_bits: int, a_signed: bool, b_bits: int, b_signed: bool,
-                    target: str) -> int:
+def multiplier_dsps(a: Range, b: Range, target: str) -> int:
     if target != "xc7":
         raise UnknownTargetError(f"DSP mapping is modelled for xc7, not {target!r}")
-    return xc7_dsps(a_bits, a_signed, b_bits, b_signed)
+    return xc7_dsps(a, b)
 
 
 def bits_for(n: int) -> int:

@@ -71,9 +71,10 @@ def test_auto_rule():
 
     assert style(64, 2) == "registers"          # two words
     assert style(8, 8) == "registers"           # 64 bits
-    assert style(64, 64) == "distributed"       # one LUT6 per bit, 4096 bits
-    assert style(65, 64) == "block"             # more than 4096 bits
-    assert style(4, 65) == "block"              # deeper than a LUT6 addresses
+    assert style(16, 64) == "distributed"       # 1 Kbit
+    assert style(17, 64) == "block"             # more than 1 Kbit, deeper than 16 words
+    assert style(1024, 16) == "distributed"     # shallow: a sliver of a block RAM
+    assert style(4, 65) == "block"              # deeper than 64 words
     comb = MemorySpec("m", 8, 1024, sync_read=False)
     assert resolve_style("block", comb) == "distributed"
     assert memory_attrs("distributed", MemorySpec("m", 8, 32)) == {"ram_style": "logic"}
@@ -98,19 +99,22 @@ def test_block_ram_geometry(width, depth, rom, expected):
 def test_rom_columns_fold_constants_and_merge_duplicates():
     # bit 0 constant 1, bits 1 and 2 identical, bit 3 differs from both
     words = (0b0011 | 0b0101, 0b1001, 0b0111, 0b0001)
-    assert rom_columns(MemorySpec("m", 4, 4, init=words)) == 2
+    assert rom_columns(MemorySpec("m", 4, 4, init=words)) == 3
+    assert rom_columns(MemorySpec("m", 4, 4, init=words), distinct=True) == 2
     assert rom_columns(MemorySpec("m", 8, 1, init=(0xA5,))) == 0
 
 
-@pytest.mark.parametrize("a, a_signed, b, b_signed, dsps", [
-    # measured with synth_xilinx on registered a x b products
-    (8, True, 8, True, 1), (8, False, 8, True, 1), (8, False, 8, False, 1),
-    (4, True, 4, False, 1), (5, True, 4, True, 1), (1, False, 8, True, 1),
-    (4, True, 4, True, 0), (4, False, 4, False, 0), (2, True, 2, True, 0),
-    (2, True, 4, False, 0), (3, True, 3, True, 0),
+@pytest.mark.parametrize("a, b, dsps", [
+    # lanes of synthesised engines: int8 x uint8 and x int8 in DSPs, int4 x uint4 in LUTs
+    ((-128, 127), (0, 255), 1), ((-128, 127), (-128, 127), 1), ((-8, 7), (0, 15), 0),
+    ((-2, 1), (0, 3), 0), ((0, 15), (0, 15), 0), ((-16, 15), (-8, 7), 1),
+    # registered a x b products: 25 x 18 per DSP, split beyond
+    ((-2**24, 2**24 - 1), (-128, 127), 1), ((-2**25, 2**25 - 1), (-128, 127), 2),
+    ((-2**17, 2**17 - 1), (-2**17, 2**17 - 1), 1), ((-2**18, 2**18 - 1), (-2**18, 2**18 - 1), 2),
+    ((-2**29, 2**29 - 1), (-2**19, 2**19 - 1), 4),
 ])
-def test_dsp_mapping_rule(a, a_signed, b, b_signed, dsps):
-    assert xc7_dsps(a, a_signed, b, b_signed) == dsps
+def test_dsp_mapping_rule(a, b, dsps):
+    assert xc7_dsps(a, b) == dsps
 
 
 def test_memory_style_option_errors():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from codesign.bits import range_bits
 from codesign.energy import EnergyTable
 from codesign.ir import AccumulatorMode, IntType
 from hdl.lanes import Lane
@@ -17,23 +18,27 @@ class LaneCost:
     """The hardware of one PE row of SIMD lanes, for the resource model.
 
     ``lut`` are LUT features (name -> units) the calibration prices; ``multipliers`` the
-    (a bits, a signed, b bits, b signed) multipliers of the row: each goes to DSPs or, when
-    the target keeps it in LUTs, adds its ``mult_lut`` units (a x b partial-product bits).
+    (a range, b range) of each multiplier of the row: it goes to DSPs or, when the target
+    keeps it in LUTs, adds its ``mult_lut`` units (a x b partial-product bits).
     """
 
     lut: dict[str, float] = field(default_factory=dict)
-    multipliers: tuple[tuple[int, bool, int, bool], ...] = ()
+    multipliers: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = ()
 
     @property
     def mult_lut(self) -> float:
-        return float(sum(a * b for a, _, b, _ in self.multipliers))
+        return float(sum(range_bits(*a)[0] * range_bits(*b)[0] for a, b in self.multipliers))
 
 
-def operand(t: IntType) -> tuple[int, bool]:
-    """(bits, signed) of an operand as a lane decodes it (a bipolar code becomes +1/-1)."""
+def operand(t: IntType) -> tuple[int, int]:
+    """Value range of an operand as a lane decodes it (a bipolar code becomes +1/-1)."""
     if t.kind == "bipolar":
-        return 2, True
-    return t.bits, t.signed
+        return -1, 1
+    return t.min, t.max
+
+
+def operand_bits(t: IntType) -> int:
+    return range_bits(*operand(t))[0]
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from codesign.arch.families.base import Family, LaneCost, operand
+from codesign.arch.families.base import Family, LaneCost, operand, operand_bits
 from codesign.ir import IntType
 from hdl.lanes import MacLane
 
@@ -35,6 +35,6 @@ FAMILY = _MacFamily(
                                      + table.add(w.bits + x.bits)),
     # SIMD multipliers (DSPs or LUTs) into an adder tree of product-wide adds
     lane_cost=lambda w, x, simd: LaneCost(
-        {"lane_mac_tree": simd * (operand(w)[0] + operand(x)[0])},
-        ((*operand(x), *operand(w)),) * simd),
+        {"lane_mac_tree": simd * (operand_bits(w) + operand_bits(x))},
+        ((operand(x), operand(w)),) * simd),
 )

@@ -197,9 +197,13 @@ class EngineStage(Stage):
         s = Structure()
         pe = self.pe
         lane = self.family.lane_cost(self.weight_storage, self.input_type, self.simd)
-        dsps = sum(multiplier_dsps(*m, target) for m in lane.multipliers)
+        dsps = sum(multiplier_dsps(a, b, target) for a, b in lane.multipliers)
+        # products in DSPs: Yosys packs the adder tree into the DSPs' post-adders when both
+        # operands are signed, and builds it from LUTs when one is unsigned
+        signed = all(a[0] < 0 and b[0] < 0 for a, b in lane.multipliers)
+        tree = ("" if not dsps else "_dsp_cascade" if signed else "_dsp")
         for name, units in lane.lut.items():
-            s.add_lut(name, pe * units)
+            s.add_lut(name + tree if name == "lane_mac_tree" else name, pe * units)
         if dsps:
             s.add_exact(Resources(dsp=pe * dsps))
         else:
@@ -214,9 +218,9 @@ class EngineStage(Stage):
             s.add_lut("thr_select", pe * p_bits * sum((1 << k) - 1
                                                      for k in range(epilogue.levels)))
         elif isinstance(epilogue, RequantEpilogue):
-            mult_signed = bool(np.asarray(epilogue.multipliers).min() < 0)
-            rq = multiplier_dsps(acc_bits, self.acc_range[0] < 0, epilogue.param_bits,
-                                 mult_signed, target)
+            mult = np.asarray(epilogue.multipliers, dtype=np.int64)
+            rq = multiplier_dsps(self.acc_range, (int(min(mult.min(), 0)),
+                                                  int(max(mult.max(), 0))), target)
             if rq:
                 s.add_exact(Resources(dsp=pe * rq))
             else:

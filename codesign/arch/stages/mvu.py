@@ -47,8 +47,8 @@ class DenseEngine(EngineStage):
         counters = bits_for(self.nf) + bits_for(self.sf) + bits_for(self.nf * self.sf)
         s.add_lut("dense_control", 1)
         s.add_ff("dense_control", 1)
-        s.add_lut("counter_bits", counters)
-        s.add_ff("counter_bits", counters)
+        s.add_lut(f"{self.kind}_counter_bits", counters)
+        s.add_ff(f"{self.kind}_counter_bits", counters)
         in_bits = self.simd * self.hdl_config.lane.input_bits
         s.add_ff("in_bits", in_bits)
         if self.nf > 1:

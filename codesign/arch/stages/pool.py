@@ -8,10 +8,16 @@ from typing import Any
 
 import numpy as np
 
-from codesign.arch.resource_model import Structure, bits_for, memory_structure
+from codesign.arch.resource_model import (
+    SRL_MIN_LENGTH,
+    Structure,
+    bits_for,
+    memory_structure,
+)
 from codesign.arch.stage import Stage
 from codesign.energy import EnergyTable, EventCost
 from codesign.ir import IntType, MaxPool
+from codesign.resources import Resources
 from hdl.perf import Counter
 from hdl.pool import FILL_CYCLES, PoolConfig, pool_cycles
 
@@ -118,9 +124,15 @@ class PoolStage(Stage):
         position = sum(bits_for(n) for n in (c.ih, c.iw, c.folds, c.ow * c.folds, c.k))
         s.add_lut("pool_control", 1)
         s.add_ff("pool_control", 1)
-        s.add_lut("counter_bits", position)
-        s.add_ff("counter_bits", position)
-        s.add_ff("pool_taps", (c.k - 1) * c.folds * c.width)
+        s.add_lut(f"{self.kind}_counter_bits", position)
+        s.add_ff(f"{self.kind}_counter_bits", position)
+        # the taps are K - 1 chains of C/SIMD words; Yosys turns a chain of 3 or more into
+        # shift-register LUTs (SRL16E/SRLC32E, one per bit and 32 words)
+        if c.folds >= SRL_MIN_LENGTH:
+            srl = (c.k - 1) * c.width * -(-c.folds // 32)
+            s.add_exact(Resources(lut=srl, lutram=srl))
+        else:
+            s.add_ff("pool_taps", (c.k - 1) * c.folds * c.width)
         maxima = 2 * (c.k - 1) * c.simd * c.elem_bits
         s.add_lut("pool_or" if c.bipolar else "pool_max", maxima)
         s.add_ff("out_bits", c.width)
