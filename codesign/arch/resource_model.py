@@ -65,6 +65,13 @@ class Structure:
     def add_exact(self, resources: Resources) -> None:
         self.exact = self.exact + resources
 
+    def of_kind(self, kind: str) -> Structure:
+        """The features named ``kind.feature``: each stage kind is priced by coefficients of
+        its own (an accumulator bit of a sparse engine need not cost what a dense one's
+        does)."""
+        return Structure({f"{kind}.{k}": v for k, v in self.lut.items()},
+                         {f"{kind}.{k}": v for k, v in self.ff.items()}, self.exact)
+
 
 @dataclass(frozen=True)
 class Calibration:

@@ -118,9 +118,14 @@ class Stage(ABC):
         """The stage's hardware as the resource model prices it (features and exact counts:
         see :mod:`codesign.arch.resource_model`)."""
 
+    def priced_structure(self, target: str) -> Structure:
+        """The structure with the stage kind's own feature names (what the calibration
+        prices)."""
+        return self.resource_structure(target).of_kind(self.kind)
+
     def estimate_resources(self, target: str = "xc7") -> Resources:
         """LUT, FF, block RAM and DSP of the stage on ``target``, without synthesis."""
-        return estimate(self.resource_structure(target), target)
+        return estimate(self.priced_structure(target), target)
 
     # ---- reporting -----------------------------------------------------------------------
     @abstractmethod

@@ -130,7 +130,14 @@ class WindowStage(Stage):
         s.add_ff(f"{self.kind}_counter_bits", position)
         s.add_lut("ring_address", address)
         s.add_ff("ring_address", address)
-        s.add_lut("pad_mux", c.width)
+        # padding: a test per padded side on the row or column position, and the choice of
+        # the padding word over the line buffer's
+        sides = [(c.pad_top, c.ih), (c.pad_bottom, c.ih), (c.pad_left, c.row_words),
+                 (c.pad_right, c.row_words)]
+        tests = sum(bits_for(n) for pad, n in sides if pad)
+        if tests:
+            s.add_lut("pad_tests", tests)
+            s.add_lut("pad_mux", c.width)
         s.add_ff("out_bits", c.width)
         memory_structure(c.memories, c.memory_style, target, s)
         return s
