@@ -30,6 +30,15 @@ def _family(text: str) -> tuple[str, str]:
     return layer, family
 
 
+def _memory_style(text: str) -> tuple[str, str]:
+    layer, sep, style = text.partition("=")
+    if not sep or not layer or not style:
+        raise argparse.ArgumentTypeError(
+            f"--memory-style {text!r}: expected LAYER=STYLE, e.g. fc0=block "
+            "(auto, block, distributed, registers)")
+    return layer, style
+
+
 def _sparse(text: str) -> list[str] | float:
     if text == "none":
         return []
@@ -76,7 +85,37 @@ def _parser() -> argparse.ArgumentParser:
                      help="zero-skipping engines: comma-separated layer names, or every "
                           "ternary/fixed-point layer with at least this weight sparsity, or "
                           "none (default: the example's choice)")
+    run.add_argument("--memory-style", type=_memory_style, action="append", default=[],
+                     metavar="LAYER=STYLE",
+                     help="where a stage's memories go: auto (by size), block, distributed or "
+                          "registers (repeatable; default auto)")
+    budget = run.add_argument_group(
+        "resource-aware folding (counted by the resource model, calibrated on xc7)")
+    budget.add_argument("--lut-budget", type=int, default=None, metavar="N",
+                        help="fastest automatic folding within N LUTs")
+    budget.add_argument("--dsp-budget", type=int, default=None, metavar="N",
+                        help="... within N DSPs")
+    budget.add_argument("--bram-budget", type=int, default=None, metavar="N",
+                        help="... within N 18-Kbit block RAMs (a RAMB36 counts 2)")
+    budget.add_argument("--target-fps", type=float, default=None, metavar="F",
+                        help="cheapest automatic folding reaching F frames/s at --fmax-mhz")
+    budget.add_argument("--fmax-mhz", type=float, default=None, metavar="M",
+                        help="clock frequency --target-fps is met at")
+    synth = run.add_argument_group("synthesis")
+    synth.add_argument("--synth", action="store_true",
+                       help="synthesise the design (Yosys, whole and per stage) and place and "
+                            "route it for Fmax (nextpnr); adds resources, fmax_mhz, "
+                            "frames_per_second and frames_per_joule to summary.json")
+    _synth_target_args(synth)
     sub.add_parser("examples", help="list the built-in examples")
+    synth_cmd = sub.add_parser("synth", help="synthesise a Verilog file or a run directory "
+                                             "(its verilog/codesign_top_synth.v)")
+    synth_cmd.add_argument("source", type=Path, help="FILE.v or a run directory")
+    synth_cmd.add_argument("--top", default=None,
+                           help="top module (default: codesign_top, or the file's only module)")
+    synth_cmd.add_argument("--fmax", action="store_true",
+                           help="also place and route for Fmax (ECP5 for xc7)")
+    _synth_target_args(synth_cmd)
     study = sub.add_parser("study", help="run every built-in example and write an index "
                                          "(regenerates reports/)")
     study.add_argument("--out", type=Path, default=Path("reports"))
@@ -85,11 +124,101 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def synth_source(source: Path, *, target: str = "xc7", top: str | None = None,
+                 fmax: bool = False, part: str | None = None, seeds: int = 3) -> str:
+    """``codesign synth``: synthesise a Verilog file, or a run directory's synthesised
+    Verilog (``verilog/codesign_top_synth.v``; a run made without --synth has only the
+    simulated Verilog, performance counters included, which is used and said so)."""
+    import re
+
+    from codesign.errors import OptionError
+    from codesign.report import SYNTH_VERILOG
+    from codesign.synth import design_fmax, get_target, synthesize
+
+    spec = get_target(target)
+    note = ""
+    path = source
+    if source.is_dir():
+        path = source / "verilog" / SYNTH_VERILOG
+        if not path.is_file():
+            path = source / "verilog" / "codesign_top.v"
+            note = " (the run's simulated Verilog: performance counters included)"
+        if not path.is_file():
+            raise OptionError(f"{str(source)!r} is not a run directory: it has no "
+                              f"verilog/{SYNTH_VERILOG} or verilog/codesign_top.v")
+    elif not path.is_file():
+        raise OptionError(f"{str(source)!r}: no such Verilog file or run directory")
+    text = path.read_text(errors="replace")
+    modules = re.findall(r"^\s*module\s+\\?([A-Za-z_][\w$.]*)", text, flags=re.MULTILINE)
+    if top is None:
+        top = "codesign_top" if "codesign_top" in modules else (
+            modules[0] if len(modules) == 1 else None)
+        if top is None:
+            raise OptionError(f"{str(path)!r} has modules {', '.join(modules) or 'none'}; "
+                              "name the top one with --top")
+    elif top not in modules:
+        raise OptionError(f"--top {top!r} is not a module of {str(path)!r}; modules: "
+                          + ", ".join(modules))
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise OptionError(f"--seeds {seeds!r}: place and route needs at least 1 seed")
+    say = _stderr_line
+    result = synthesize(text, top, spec.name, say=say)
+    lines = [f"{path}{note}: {top} on {spec.name}: {result.resources.describe()}, "
+             f"{result.resources.carry} carry cells"
+             + (" (cached)" if result.cached else f" ({result.seconds:.0f} s)")]
+    if fmax:
+        placed = result if spec.pnr is not None else synthesize(text, top, "ecp5", say=say)
+        payload_bits = _port_bits(text, top) - 4    # less valid/ready of both streams
+        timing = design_fmax(placed, payload_bits, part=part, seeds=tuple(range(1, seeds + 1)),
+                             say=say)
+        lines.append(f"Fmax {timing.fmax_mhz:.1f} MHz on {timing.part} (median of seeds "
+                     + ", ".join(f"{s}: {f:.1f}" for s, f in timing.seeds.items()) + ")")
+    return "\n".join(lines)
+
+
+def _stderr_line(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _port_bits(text: str, top: str) -> int:
+    """Bits of the top module's input and output ports except clock and reset."""
+    import re
+
+    body = text.split(f"module {top}", 1)[-1].split("endmodule", 1)[0]
+    bits = 0
+    for match in re.finditer(r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?"
+                             r"(?:\[(\d+):(\d+)\]\s*)?(\\?[\w$.]+)", body, flags=re.MULTILINE):
+        if match.group(4) in ("clk", "rst"):
+            continue
+        hi, lo = match.group(2), match.group(3)
+        bits += abs(int(hi) - int(lo)) + 1 if hi is not None else 1
+    return bits
+
+
+def _synth_target_args(parser) -> None:
+    parser.add_argument("--target", default="xc7",
+                        help="FPGA family: xc7 (Xilinx 7-series, default), ecp5, ice40")
+    parser.add_argument("--part", default=None,
+                        help="part to place on (ecp5: 12k, 25k, 45k, 85k; ice40: hx8k, up5k; "
+                             "auto: the smallest that fits; default: 25k / hx8k, or the "
+                             "smallest that fits)")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="place-and-route seeds; Fmax is their median (default 3)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "examples":
         for name, description in EXAMPLES.items():
             print(f"{name}: {description}")
+        return 0
+    if args.command == "synth":
+        try:
+            print(synth_source(args.source, target=args.target, top=args.top,
+                               fmax=args.fmax, part=args.part, seeds=args.seeds))
+        except CodesignError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         return 0
     from codesign.flow import check_frames, run_example
 
@@ -117,7 +246,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                               retrain=args.retrain, energy_table=args.energy_table,
                               folding=dict(args.fold), target_cycles=args.target_cycles,
                               sparse=args.sparse, fifo_depth=args.fifo_depth,
-                              families=dict(args.family) or None)
+                              families=dict(args.family) or None,
+                              memory_styles=dict(args.memory_style) or None,
+                              lut_budget=args.lut_budget, dsp_budget=args.dsp_budget,
+                              bram_budget=args.bram_budget, target_fps=args.target_fps,
+                              fmax_mhz=args.fmax_mhz, synth=args.synth,
+                              synth_target=args.target, part=args.part, seeds=args.seeds)
     except CodesignError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -125,8 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{'bit-exact' if summary['bit_exact'] else 'MISMATCH'}, "
           f"accuracy torch {summary['accuracy_torch']:.4f} / hw {summary['accuracy_hw']:.4f}, "
           f"{summary['cycles_per_frame']:.1f} cycles/frame, "
-          f"{summary['energy_pj_per_frame']:.1f} pJ/frame "
-          f"({time.perf_counter() - start:.1f} s) -> {out}")
+          f"{summary['energy_pj_per_frame']:.1f} pJ/frame"
+          + (f", {summary['resources']['total']['lut']} LUT, Fmax {summary['fmax_mhz']:.1f} MHz, "
+             f"{summary['frames_per_second']:,.0f} frames/s" if "resources" in summary else "")
+          + f" ({time.perf_counter() - start:.1f} s) -> {out}")
     return 0
 
 

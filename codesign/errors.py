@@ -40,3 +40,19 @@ class EnergyTableError(CodesignError):
 
 class MismatchError(CodesignError):
     """Hardware outputs differ from the integer reference."""
+
+
+class SynthesisError(CodesignError):
+    """Synthesis or place and route failed, or their output could not be read."""
+
+
+class UnknownTargetError(SynthesisError):
+    """A synthesis target (FPGA family) or part the tools do not know."""
+
+
+class DoesNotFitError(SynthesisError):
+    """A design needs more of some resource than the named part has."""
+
+
+class BudgetError(FoldingError):
+    """No folding meets a resource budget or a frame-rate target."""

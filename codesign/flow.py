@@ -20,7 +20,7 @@ from torch import nn
 from codesign.arch import Design, MappingOptions, build_design
 from codesign.arch.families import get_family
 from codesign.energy import EnergyTable
-from codesign.errors import MismatchError, OptionError
+from codesign.errors import MismatchError, OptionError, UnknownTargetError
 from codesign.evaluate import Evaluation, evaluate
 from codesign.examples import DEFAULT_EXAMPLE, LoadedExample, load_example
 from codesign.frontends import from_quant_model
@@ -29,6 +29,7 @@ from codesign.passes import run_passes
 from codesign.paths import check_output_dir
 from codesign.reference import check_inputs, execute_all
 from codesign.report import write_run_directory
+from codesign.synth import DEFAULT_SEEDS, DesignSynthesis, get_target, synthesize_design
 
 Say = Callable[[str], None]
 
@@ -106,6 +107,25 @@ def stage_records(evaluation: Evaluation) -> list[dict[str, Any]]:
     return records
 
 
+def synthesis_fields(design: Design, synthesis: DesignSynthesis, cycles_per_frame: float,
+                     energy_pj_per_frame: float) -> dict[str, Any]:
+    """summary.json's synthesis results: ``resources`` (Yosys per stage and total, with the
+    resource model's estimate beside them where the target is calibrated), ``fmax_mhz``,
+    ``frames_per_second`` = Fmax / cycles per frame and ``frames_per_joule``."""
+    resources = synthesis.record()
+    try:
+        resources["model"] = {
+            "total": design.estimate_resources(synthesis.target).as_dict(),
+            "stages": {stage.name: stage.estimate_resources(synthesis.target).as_dict()
+                       for stage in design.stages}}
+    except UnknownTargetError:
+        pass
+    fmax = synthesis.timing.fmax_mhz if synthesis.timing is not None else None
+    fps = fmax * 1e6 / cycles_per_frame if fmax is not None else None
+    return {"resources": resources, "fmax_mhz": fmax, "frames_per_second": fps,
+            "frames_per_joule": 1e12 / energy_pj_per_frame if energy_pj_per_frame else None}
+
+
 def summarize(example: LoadedExample, design: Design, evaluation: Evaluation,
               y_test: np.ndarray, ref_pred: np.ndarray, torch_pred: np.ndarray,
               table: EnergyTable, machine: dict[str, Any]) -> dict[str, Any]:
@@ -148,20 +168,34 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
                 sparse: Sequence[str] | float | None = None,
                 fifo_depth: int | None = None,
                 families: Mapping[str, str] | None = None,
+                memory_styles: Mapping[str, str] | None = None,
+                lut_budget: int | None = None, dsp_budget: int | None = None,
+                bram_budget: int | None = None, target_fps: float | None = None,
+                fmax_mhz: float | None = None,
+                synth: bool = False, synth_target: str = "xc7", part: str | None = None,
+                seeds: int = len(DEFAULT_SEEDS),
                 say: Say = _stderr) -> dict[str, Any]:
-    """Train or load, compile, simulate the test split, verify, report.
+    """Train or load, compile, simulate the test split, verify, (synthesise,) report.
 
     Every option is checked, and the output directory made, before any long step; a
     failure after the simulation still writes the run directory (summary and report).
+    With ``synth`` the design (without counters) is synthesised for ``synth_target``, whole
+    and stage by stage, and placed and routed for its Fmax (median of ``seeds`` seeds).
     """
     from quant_models.train import predict
 
     check_frames(frames)
     out_dir = check_output_dir(out_dir)
     table = EnergyTable.load(energy_table)
+    aims = dict(memory_styles=memory_styles, lut_budget=lut_budget, dsp_budget=dsp_budget,
+                bram_budget=bram_budget, target_fps=target_fps, fmax_mhz=fmax_mhz)
+    if synth:
+        get_target(synth_target).part(part if part != "auto" else None)
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+            raise OptionError(f"seeds={seeds!r}: place and route needs at least 1 seed")
     MappingOptions.create(folding, target_cycles=target_cycles, sparse=sparse,
-                          fifo_depth=fifo_depth, families=families)   # fail fast
-    steps = _Steps(5, say)
+                          fifo_depth=fifo_depth, families=families, **aims)   # fail fast
+    steps = _Steps(6 if synth else 5, say)
 
     steps.begin("model", f"loading example {name!r}")
 
@@ -176,11 +210,13 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
     steps.end(f"{len(x_test)} test frames")
 
     steps.begin("compile", "lowering to the integer IR, running the passes, mapping")
+    chooses = target_fps is not None or any(b is not None for b in
+                                            (lut_budget, dsp_budget, bram_budget))
     options = MappingOptions.create(
         {**example.folding, **dict(folding or {})},
-        target_cycles=target_cycles or example.target_cycles,
+        target_cycles=target_cycles or (None if chooses else example.target_cycles),
         sparse=example.sparse if sparse is None else sparse,
-        fifo_depth=fifo_depth, families=families)
+        fifo_depth=fifo_depth, families=families, **aims)
     design = compile_model(example.model, options, name=example.name)
     x_checked = check_inputs(design.graph, x_test)
     values = execute_all(design.graph, x_checked)
@@ -206,12 +242,28 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
     steps.begin("energy", f"costing counted events with {table.name} ({table.technology_node})")
     steps.end(f"{evaluation.energy_pj_per_frame:.1f} pJ/frame")
 
+    synthesis = None
+    if synth:
+        steps.begin("synth", f"synthesising for {synth_target} (Yosys: the whole design and "
+                    "each stage) and placing and routing for Fmax (nextpnr, median of "
+                    f"{seeds} seeds)")
+        synthesis = synthesize_design(design, synth_target, fmax=True, part=part,
+                                      seeds=tuple(range(1, seeds + 1)), say=say)
+        assert synthesis.timing is not None
+        steps.end(f"{synthesis.total.resources.describe()}; Fmax "
+                  f"{synthesis.timing.fmax_mhz:.1f} MHz on {synthesis.timing.part}")
+
     steps.begin("report", f"writing {out_dir}")
     machine = {**{k: round(v, 3) if k.endswith("seconds") else v
                   for k, v in evaluation.timings.items()}, "step_seconds": steps.timings}
     summary = summarize(example, design, evaluation, y_test, ref_pred, torch_pred, table,
                         machine)
-    write_run_directory(out_dir, summary, artefact.text)
+    synth_verilog = None
+    if synthesis is not None:
+        summary.update(synthesis_fields(design, synthesis, evaluation.cycles_per_frame,
+                                        evaluation.energy_pj_per_frame))
+        synth_verilog = generate_verilog(design, counters=False).text
+    write_run_directory(out_dir, summary, artefact.text, synth_verilog)
     steps.end()
     if not verification.bit_exact:
         raise MismatchError(f"hardware differs from the reference: {summary['first_mismatch']}"

@@ -8,8 +8,12 @@ never leaves a half-written file that a later run would trust.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 CACHE_ENV = "CODESIGN_CACHE"
@@ -46,6 +50,30 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Text variant of :func:`atomic_write_bytes` (UTF-8)."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def content_key(*parts: tuple[str, str]) -> str:
+    """sha256 over labelled text parts (label, value), each length-prefixed so no two part
+    lists hash alike: the key of a cache entry, from everything that can change it."""
+    digest = hashlib.sha256()
+    for label, value in parts:
+        data = value.encode("utf-8")
+        digest.update(f"{label}:{len(data)}:".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing): one builder per cache key."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def check_output_dir(path: str | os.PathLike[str]) -> Path:

@@ -61,6 +61,76 @@ def _plot_energy(summary: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
+def _plot_resources(summary: dict[str, Any]) -> bytes:
+    """Per-stage resources from synthesis (the resource model's estimate hatched beside)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    resources = summary["resources"]
+    names = list(resources["stages"])
+    model = resources.get("model", {}).get("stages", {})
+    panels = (("LUT", lambda r: r["lut"]), ("FF", lambda r: r["ff"]),
+              ("BRAM (18 Kbit)", lambda r: 2 * r["bram36"] + r["bram18"] + r["bram4"] / 4.5),
+              ("DSP", lambda r: r["dsp"]))
+    fig, axes = plt.subplots(1, 4, figsize=(11, 3.5))
+    xs = range(len(names))
+    width = 0.4 if model else 0.8
+    for ax, (label, get) in zip(axes, panels, strict=True):
+        ax.bar([x - (width / 2 if model else 0) for x in xs],
+               [get(resources["stages"][n]) for n in names], width, label="Yosys")
+        if model:
+            ax.bar([x + width / 2 for x in xs], [get(model[n]) for n in names], width,
+                   hatch="//", fill=False, label="model")
+        ax.set_xticks(list(xs), names, rotation=60, fontsize=7)
+        ax.set_title(label)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"Resources per stage ({resources['target']}, out of context, counters off)")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _resource_lines(summary: dict[str, Any]) -> list[str]:
+    """The report's synthesis section (only for runs that synthesised)."""
+    resources = summary["resources"]
+    total = resources["total"]
+    timing = resources.get("timing")
+    model = resources.get("model", {})
+    fps = summary.get("frames_per_second")
+    lines = [
+        "## Synthesis",
+        "",
+        f"- {resources['target']} (Yosys, flattened, out of context, counters off): "
+        f"{total['lut']} LUT ({total['lutram']} as memory), {total['ff']} FF, "
+        f"{total['bram36']} RAMB36 + {total['bram18']} 18-Kbit + {total['bram4']} 4-Kbit "
+        f"block RAM, {total['dsp']} DSP",
+    ]
+    if timing is not None:
+        lines.append(f"- Fmax {summary['fmax_mhz']:.1f} MHz on {timing['part']} (nextpnr, "
+                     f"median of {len(timing['seeds'])} seeds) -> {fps:,.0f} frames/s at "
+                     f"{summary['cycles_per_frame']:.1f} cycles/frame")
+    if summary.get("frames_per_joule"):
+        lines.append(f"- {summary['frames_per_joule']:,.0f} frames per joule (the energy "
+                     "model's pJ per frame)")
+    lines += ["", "| stage | memory style | LUT | FF | BRAM36 | BRAM18 | DSP | model LUT | "
+              "model BRAM36/18 | model DSP |", "|---|---|---|---|---|---|---|---|---|---|"]
+    styles = {stage["name"]: stage.get("memory_style", "auto") for stage in summary["layers"]}
+    for name, r in resources["stages"].items():
+        m = model.get("stages", {}).get(name)
+        est = (f"{m['lut']} | {m['bram36']}/{m['bram18']} | {m['dsp']}" if m else "- | - | -")
+        lines.append(f"| {name} | {styles.get(name, '')} | {r['lut']} | {r['ff']} | "
+                     f"{r['bram36']} | {r['bram18']} | {r['dsp']} | {est} |")
+    chain = resources["chain"]
+    lines += [f"| FIFOs, converters | | {chain['lut']} | {chain['ff']} | {chain['bram36']} | "
+              f"{chain['bram18']} | {chain['dsp']} | | | |", "",
+              "![resources](resources.png)", ""]
+    return lines
+
+
 def render_markdown(summary: dict[str, Any]) -> str:
     """report.md: the run's figures (every number is a summary.json value) and its plots."""
     status = "bit-exact" if summary["bit_exact"] else f"{summary['mismatches']} MISMATCHES"
@@ -106,6 +176,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
         "![energy](energy.png)",
         "",
     ]
+    if "resources" in summary:
+        lines += _resource_lines(summary)
     if machine:
         lines += [
             "## This machine",
@@ -117,20 +189,32 @@ def render_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_run_directory(out_dir: Path, summary: dict[str, Any], verilog: str) -> dict[str, Path]:
-    """Write the Verilog, summary.json, report.md and the plots; returns their paths.
+SYNTH_VERILOG = "codesign_top_synth.v"
+"""The run directory's synthesised Verilog (counters off), beside the simulated one."""
+
+
+def write_run_directory(out_dir: Path, summary: dict[str, Any], verilog: str,
+                        synth_verilog: str | None = None) -> dict[str, Path]:
+    """Write the Verilog (and, for a run that synthesised, the synthesised Verilog),
+    summary.json, report.md and the plots; returns their paths.
 
     The results go first, so a failure while plotting loses nothing already computed.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "verilog": atomic_write_text(out_dir / "verilog" / "codesign_top.v", verilog),
-        "summary": atomic_write_text(out_dir / "summary.json",
-                                     json.dumps(summary, indent=2) + "\n"),
-        "report": atomic_write_text(out_dir / "report.md", render_markdown(summary)),
     }
+    if synth_verilog is not None:
+        paths["synth_verilog"] = atomic_write_text(out_dir / "verilog" / SYNTH_VERILOG,
+                                                   synth_verilog)
+    paths["summary"] = atomic_write_text(out_dir / "summary.json",
+                                         json.dumps(summary, indent=2) + "\n")
+    paths["report"] = atomic_write_text(out_dir / "report.md", render_markdown(summary))
     paths["cycles_plot"] = atomic_write_bytes(out_dir / "cycles.png", _plot_cycles(summary))
     paths["energy_plot"] = atomic_write_bytes(out_dir / "energy.png", _plot_energy(summary))
+    if "resources" in summary:
+        paths["resources_plot"] = atomic_write_bytes(out_dir / "resources.png",
+                                                     _plot_resources(summary))
     return paths
 
 

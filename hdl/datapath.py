@@ -31,6 +31,7 @@ from amaranth.lib import stream
 from hdl.arith import adder_tree, shape_for_range
 from hdl.epilogue import Epilogue, EpilogueOutput
 from hdl.lanes import Lane
+from hdl.memory import MemoryAttrs
 
 DATAPATH_STAGES = 3
 """Stages T, P and A: from a step's registered operands to its accumulator."""
@@ -70,7 +71,8 @@ class Datapath:
 
 def build_datapath(m: Module, *, lane: Lane, simd: int, acc_range: tuple[int, int],
                    epilogue: Epilogue, x_words: list[Value], w_words: list[Value],
-                   step: StepControl, stall: Signal, out: stream.Interface) -> Datapath:
+                   step: StepControl, stall: Signal, out: stream.Interface,
+                   memory_attrs: MemoryAttrs | None = None) -> Datapath:
     """Stages T, P, A and the epilogue behind PE operand pairs (``x_words[p]``,
     ``w_words[p]``) whose step is ``step``; drives ``stall`` and the ``out`` stream."""
     advance = ~stall
@@ -112,7 +114,7 @@ def build_datapath(m: Module, *, lane: Lane, simd: int, acc_range: tuple[int, in
     # ---- E: the epilogue, then the output register -----------------------------------------
     result: EpilogueOutput = epilogue.pipeline(
         m, acc_next=acc_next, acc=accs, start=at_a.valid & at_a.last, nf=at_a.nf,
-        advance=advance)
+        advance=advance, attrs=memory_attrs)
     out_free = ~out.valid | out.ready
     m.d.comb += stall.eq(result.valid & ~out_free)
     with m.If(out.valid & out.ready):

@@ -31,6 +31,7 @@ from amaranth.lib.memory import Memory
 from codesign.bits import range_bits
 from hdl.arith import shape_for_range
 from hdl.errors import HardwareConfigError
+from hdl.memory import MemoryAttrs
 
 MAX_BANK_BITS = 4096
 """Widest memory row a bank may have (several PEs share a row up to this width)."""
@@ -68,8 +69,11 @@ class ParamBank:
     def depth(self) -> int:
         return len(self.init)
 
-    def build(self, m: Module) -> Memory:
-        memory = Memory(shape=unsigned(self.width), depth=self.depth, init=list(self.init))
+    def build(self, m: Module, attrs: MemoryAttrs | None = None) -> Memory:
+        """The bank's memory, placed by ``attrs`` (a memory's Verilog attributes by its
+        name: its memory style, :mod:`hdl.memory`)."""
+        memory = Memory(shape=unsigned(self.width), depth=self.depth, init=list(self.init),
+                        attrs=attrs(self.name) if attrs is not None else None)
         m.submodules[self.name] = memory
         return memory
 
@@ -132,7 +136,8 @@ class PassEpilogue:
         return []
 
     def pipeline(self, m: Module, *, acc_next: list[Value], acc: list[Value], start: Value,
-                 nf: Value, advance: Value) -> EpilogueOutput:
+                 nf: Value, advance: Value, attrs: MemoryAttrs | None = None
+                 ) -> EpilogueOutput:
         """No stage of its own: the accumulator stage's sums are the codes."""
         codes = []
         for p, value in enumerate(acc_next):
@@ -224,11 +229,12 @@ class ThresholdEpilogue:
         return banks
 
     def pipeline(self, m: Module, *, acc_next: list[Value], acc: list[Value], start: Value,
-                 nf: Value, advance: Value) -> EpilogueOutput:
+                 nf: Value, advance: Value, attrs: MemoryAttrs | None = None
+                 ) -> EpilogueOutput:
         """Level k compares in stage k; the accumulator stage addresses level 0."""
         pe, levels, shape = len(acc), self.levels, self.param_shape
         banks = self.banks(pe)
-        ports = [[bank.build(m).read_port() for bank in banks[k * pe:(k + 1) * pe]]
+        ports = [[bank.build(m, attrs).read_port() for bank in banks[k * pe:(k + 1) * pe]]
                  for k in range(levels)]
         valid = _stage_flags(m, levels, start, advance, "search")
         # the fold, the accumulator and the bits found so far, per stage
@@ -296,12 +302,13 @@ class RequantEpilogue:
                 for group in self._groups(pe)]
 
     def pipeline(self, m: Module, *, acc_next: list[Value], acc: list[Value], start: Value,
-                 nf: Value, advance: Value) -> EpilogueOutput:
+                 nf: Value, advance: Value, attrs: MemoryAttrs | None = None
+                 ) -> EpilogueOutput:
         pe = len(acc)
         mult_signed = bool(np.asarray(self.multipliers).min() < 0)
         words: dict[int, Value] = {}
         for group, bank in zip(self._groups(pe), self.banks(pe), strict=True):
-            port = bank.build(m).read_port()
+            port = bank.build(m, attrs).read_port()
             m.d.comb += [port.addr.eq(nf), port.en.eq(start & advance)]
             for j, p in enumerate(group):
                 words[p] = port.data.word_select(j, self.param_bits)

@@ -33,6 +33,7 @@ input/output pattern.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from amaranth import Module, Mux, Signal, unsigned
@@ -45,6 +46,7 @@ from hdl.datapath import DATAPATH_STAGES, StepControl, build_datapath, next_stag
 from hdl.epilogue import Epilogue
 from hdl.errors import HardwareConfigError
 from hdl.lanes import Lane
+from hdl.memory import MemorySpec, check_style, find_memory, memory_attrs
 from hdl.perf import Counter, PerfCounters, perf_port
 
 FRONT_STAGES = 2
@@ -95,7 +97,8 @@ class MVUConfig:
     ``weight_codes`` are storage codes [MH, MW] of ``lane.weight_bits`` each (bipolar:
     1 = +1; others two's complement). ``acc_range`` is the exact accumulator range (derived
     from the types, so overflow is impossible). The ``epilogue`` turns each finished
-    accumulator into an output code of ``epilogue.out_bits``.
+    accumulator into an output code of ``epilogue.out_bits``. ``memory_style`` places the
+    weight, parameter and input-buffer memories (:mod:`hdl.memory`).
     """
 
     name: str
@@ -107,8 +110,10 @@ class MVUConfig:
     weight_codes: np.ndarray
     acc_range: tuple[int, int]
     epilogue: Epilogue
+    memory_style: str = "auto"
 
     def __post_init__(self) -> None:
+        check_style(self.memory_style, f"engine {self.name!r}")
         if self.mh % self.pe or self.mw % self.simd:
             raise HardwareConfigError(
                 f"engine {self.name!r}: PE={self.pe} must divide MH={self.mh} and "
@@ -172,6 +177,20 @@ class MVUConfig:
         """Cycles from the last issue to the last output beat (see :func:`fill_cycles`)."""
         return fill_cycles(self.epilogue)
 
+    @cached_property
+    def memories(self) -> tuple[MemorySpec, ...]:
+        """Weights, one bank per epilogue parameter group, the input buffer (NF > 1)."""
+        words = (MemorySpec("weights", self.pe * self.simd * self.lane.weight_bits,
+                            self.nf * self.sf, tuple(self.weight_words())),)
+        params = tuple(MemorySpec(bank.name, bank.width, bank.depth, bank.init)
+                       for bank in self.epilogue.banks(self.pe))
+        ibuf = ((MemorySpec("ibuf", self.in_width, self.sf, writable=True, single_port=True),)
+                if self.nf > 1 else ())
+        return words + params + ibuf
+
+    def memory_attrs(self, name: str) -> dict[str, str]:
+        return memory_attrs(self.memory_style, find_memory(self.memories, name))
+
     def weight_words(self) -> list[int]:
         """Weight memory image: address nf*SF + sf holds PE rows x SIMD columns."""
         wb = self.lane.weight_bits
@@ -211,10 +230,12 @@ class MatrixVectorUnit(wiring.Component):
 
         # ---- memories -------------------------------------------------------------
         m.submodules.weights = wmem = Memory(
-            shape=unsigned(pe * simd * wb), depth=nf_n * sf_n, init=c.weight_words())
+            shape=unsigned(pe * simd * wb), depth=nf_n * sf_n, init=c.weight_words(),
+            attrs=c.memory_attrs("weights"))
         w_rd = wmem.read_port()
         if nf_n > 1:
-            m.submodules.ibuf = ibuf = Memory(shape=unsigned(c.in_width), depth=sf_n, init=[])
+            m.submodules.ibuf = ibuf = Memory(shape=unsigned(c.in_width), depth=sf_n, init=[],
+                                              attrs=c.memory_attrs("ibuf"))
             ib_rd = ibuf.read_port()
             ib_wr = ibuf.write_port()
 
@@ -267,7 +288,8 @@ class MatrixVectorUnit(wiring.Component):
         w_words = [w_op.word_select(p, simd * wb) for p in range(pe)]
         path = build_datapath(m, lane=c.lane, simd=simd, acc_range=c.acc_range,
                               epilogue=c.epilogue, x_words=[x_op] * pe, w_words=w_words,
-                              step=at_lanes, stall=stall, out=self.o)
+                              step=at_lanes, stall=stall, out=self.o,
+                              memory_attrs=c.memory_attrs)
 
         # ---- performance counters -----------------------------------------------------
         if self.counters:

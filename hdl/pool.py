@@ -40,6 +40,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hdl.errors import HardwareConfigError
+from hdl.memory import MemorySpec, check_style, memory_attrs
 from hdl.perf import Counter, PerfCounters, perf_port
 from hdl.stage import SameElementStream
 
@@ -63,7 +64,8 @@ class PoolConfig(SameElementStream):
     """Everything that fixes one max-pool unit.
 
     ``signed`` selects two's-complement elements; ``bipolar`` selects 1-bit {-1, +1} codes
-    (1 = +1), whose max is the OR.
+    (1 = +1), whose max is the OR. ``memory_style`` places the row-maxima buffers
+    (:mod:`hdl.memory`).
     """
 
     name: str
@@ -76,9 +78,11 @@ class PoolConfig(SameElementStream):
     elem_bits: int
     signed: bool
     bipolar: bool
+    memory_style: str = "auto"
 
     def __post_init__(self) -> None:
         where = f"max-pool {self.name!r}"
+        check_style(self.memory_style, where)
         for field in ("ih", "iw", "channels", "k", "stride", "simd", "elem_bits"):
             if getattr(self, field) < 1:
                 raise HardwareConfigError(f"{where}: {field}={getattr(self, field)} must be >= 1")
@@ -130,6 +134,13 @@ class PoolConfig(SameElementStream):
     def buffer_words(self) -> int:
         """Line-buffer words: K - 1 rows of OW * C/SIMD row maxima."""
         return (self.k - 1) * self.ow * self.folds
+
+    @property
+    def memories(self) -> tuple[MemorySpec, ...]:
+        """K - 1 row-maxima buffers of OW * C/SIMD words."""
+        return tuple(MemorySpec(f"rows{j}", self.width, self.ow * self.folds, writable=True,
+                                single_port=True)
+                     for j in range(self.k - 1))
 
     def closes(self, index: int, size: int, count: int) -> bool:
         """Whether row/column ``index`` (of ``size``) is the last one of some window."""
@@ -251,7 +262,8 @@ class MaxPool(wiring.Component):
             with m.If(accept & last_cf & last_ix & row_kept):
                 m.d.sync += slot.eq(Mux(slot == k - 2, 0, slot + 1))
             for j in range(k - 1):
-                mem = Memory(shape=unsigned(c.width), depth=row_words, init=[])
+                mem = Memory(shape=unsigned(c.width), depth=row_words, init=[],
+                             attrs=memory_attrs(c.memory_style, c.memories[j]))
                 m.submodules[f"rows{j}"] = mem
                 wr = mem.write_port()
                 rd = mem.read_port()  # reads the old word when its slot is overwritten

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from amaranth import Cat, Module, Mux, Signal, unsigned
@@ -67,6 +68,7 @@ from hdl.datapath import DATAPATH_STAGES, StepControl, build_datapath
 from hdl.epilogue import Epilogue
 from hdl.errors import HardwareConfigError
 from hdl.lanes import Lane
+from hdl.memory import MemorySpec, check_style, find_memory, memory_attrs
 from hdl.mvu import PERF_COUNTERS
 from hdl.perf import Counter, PerfCounters, perf_port
 
@@ -143,6 +145,7 @@ class SparseMVUConfig:
     with code 0 meaning a zero weight. ``in_simd`` is the number of elements per input beat
     (it must divide MW; by default SIMD when that divides MW, else 1): unlike the dense
     engine, SIMD here counts non-zero slots per PE and cycle and need not divide MW.
+    ``memory_style`` places the weight and parameter memories (:mod:`hdl.memory`).
     """
 
     name: str
@@ -155,10 +158,12 @@ class SparseMVUConfig:
     acc_range: tuple[int, int]
     epilogue: Epilogue
     in_simd: int | None = None
+    memory_style: str = "auto"
     steps: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
         where = f"sparse engine {self.name!r}"
+        check_style(self.memory_style, where)
         if self.pe < 1 or self.mh % self.pe:
             raise HardwareConfigError(f"{where}: PE={self.pe} must be >= 1 and divide MH={self.mh}")
         if self.simd < 1:
@@ -272,6 +277,18 @@ class SparseMVUConfig:
         """Bits of a weight word's slots (PE * SIMD slots); the two flags sit above them."""
         return self.pe * self.simd * self.slot_bits
 
+    @cached_property
+    def memories(self) -> tuple[MemorySpec, ...]:
+        """Compressed weights (slots and the two step flags), the epilogue parameter
+        banks."""
+        return ((MemorySpec("weights", self.slots_width + 2, self.compute_steps,
+                            tuple(self.weight_words())),)
+                + tuple(MemorySpec(bank.name, bank.width, bank.depth, bank.init)
+                        for bank in self.epilogue.banks(self.pe)))
+
+    def memory_attrs(self, name: str) -> dict[str, str]:
+        return memory_attrs(self.memory_style, find_memory(self.memories, name))
+
     def weight_words(self) -> list[int]:
         """Compressed weight image, one word per step, folds in order.
 
@@ -368,7 +385,7 @@ class SparseMatrixVectorUnit(wiring.Component):
         # after it; the port reads two steps ahead whenever a step issues ------------------
         words = c.weight_words()
         m.submodules.weights = wmem = Memory(shape=unsigned(slots + 2), depth=total,
-                                             init=words)
+                                             init=words, attrs=c.memory_attrs("weights"))
         w_rd = wmem.read_port()
         head = Signal(slots + 2, init=words[0])
         primed = Signal()
@@ -416,7 +433,8 @@ class SparseMatrixVectorUnit(wiring.Component):
                          at_lanes.last.eq(fold_last), at_lanes.nf.eq(nf)]
         path = build_datapath(m, lane=c.lane, simd=simd, acc_range=c.acc_range,
                               epilogue=c.epilogue, x_words=x_ops, w_words=w_ops,
-                              step=at_lanes, stall=stall, out=self.o)
+                              step=at_lanes, stall=stall, out=self.o,
+                              memory_attrs=c.memory_attrs)
 
         # ---- performance counters -----------------------------------------------------
         if self.counters:

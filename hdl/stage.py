@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 
 from amaranth.lib import wiring
 
+from hdl.memory import MemorySpec
 from hdl.perf import Counter
 
 
@@ -20,6 +21,13 @@ class StageConfig(Protocol):
     """What a top needs from one stage's configuration."""
 
     name: str
+    memory_style: str
+    """Where the stage's memories go (:mod:`hdl.memory`)."""
+
+    @property
+    def memories(self) -> tuple[MemorySpec, ...]:
+        """Every on-chip memory of the stage, as it builds them."""
+        ...
 
     @property
     def in_elems(self) -> int:

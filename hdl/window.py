@@ -43,6 +43,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hdl.errors import HardwareConfigError
+from hdl.memory import MemorySpec, check_style, memory_attrs
 from hdl.perf import Counter, PerfCounters, perf_port
 from hdl.stage import SameElementStream
 
@@ -68,6 +69,7 @@ class WindowConfig(SameElementStream):
 
     ``pad_code`` is the storage code every padding element carries. ``buffer_rows`` (R)
     overrides the ring size; ``None`` picks the smallest ring with no bubble inside a frame.
+    ``memory_style`` places the line buffer (:mod:`hdl.memory`).
     """
 
     name: str
@@ -86,9 +88,11 @@ class WindowConfig(SameElementStream):
     elem_bits: int
     pad_code: int
     buffer_rows: int | None = None
+    memory_style: str = "auto"
 
     def __post_init__(self) -> None:
         where = f"sliding window {self.name!r}"
+        check_style(self.memory_style, where)
         for field in ("ih", "iw", "channels", "kh", "kw", "stride_h", "stride_w", "simd",
                       "elem_bits"):
             if getattr(self, field) < 1:
@@ -201,6 +205,11 @@ class WindowConfig(SameElementStream):
     def buffer_words(self) -> int:
         return self.rows * self.row_words
 
+    @property
+    def memories(self) -> tuple[MemorySpec, ...]:
+        """The line buffer: a ring of R rows."""
+        return (MemorySpec("lines", self.width, self.buffer_words, writable=True),)
+
 
 @dataclass(frozen=True)
 class WindowSchedule:
@@ -310,7 +319,8 @@ class SlidingWindow(wiring.Component):
         n_cf, b, r_ring, depth = c.folds, c.row_words, c.rows, c.buffer_words
         oh, ow, ih = c.oh, c.ow, c.ih
 
-        m.submodules.lines = lines = Memory(shape=unsigned(c.width), depth=depth, init=[])
+        m.submodules.lines = lines = Memory(shape=unsigned(c.width), depth=depth, init=[],
+                                            attrs=memory_attrs(c.memory_style, c.memories[0]))
         wr = lines.write_port()
         rd = lines.read_port()  # never reads a row being written: no transparency needed
 

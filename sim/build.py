@@ -14,21 +14,18 @@ from doing the work twice (the rename alone would already keep them from corrupt
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from codesign.paths import atomic_write_text, cache_root
+from codesign.paths import atomic_write_text, cache_root, content_key, file_lock
 from sim.errors import SimulationError
 from sim.toolchain import VerilatorInfo, ensure_verilator
 from sim.wrapper import (
@@ -111,7 +108,7 @@ def build_model(
     hit = _load_manifest(final)
     if hit is None:
         root.mkdir(parents=True, exist_ok=True)
-        with _locked(root / f".{key}.lock"):
+        with file_lock(root / f".{key}.lock"):
             hit = _load_manifest(final)  # another process may have finished it meanwhile
             if hit is None:
                 # A fixed staging name per key is safe under the key's lock, and it keeps the
@@ -207,29 +204,25 @@ def build_key(
     info: VerilatorInfo,
 ) -> str:
     """sha256 over everything that affects the built executable."""
-    digest = hashlib.sha256()
-
-    def part(label: str, value: str) -> None:
-        data = value.encode("utf-8")
-        digest.update(f"{label}:{len(data)}:".encode())
-        digest.update(data)
-
-    part("schema", str(SCHEMA))
-    part("kind", kind)
-    part("dut", dut_text)
-    part("tb", tb_text)
-    part("vlt", vlt_text)
-    part("flags", json.dumps(list(flags)))
-    part("verilator", f"{info.version} {info.banner}")
-    part("cxx", info.cxx_version)
+    parts = [
+        ("schema", str(SCHEMA)),
+        ("kind", kind),
+        ("dut", dut_text),
+        ("tb", tb_text),
+        ("vlt", vlt_text),
+        ("flags", json.dumps(list(flags))),
+        ("verilator", f"{info.version} {info.banner}"),
+        ("cxx", info.cxx_version),
+    ]
     if kind == "cocotb":
         import cocotb
         import cocotb_tools.config
 
-        part("cocotb", cocotb.__version__)
         main_cpp = cocotb_tools.config.share_dir / "lib" / "verilator" / "verilator.cpp"
-        part("cocotb_main", main_cpp.read_text(encoding="utf-8") if main_cpp.is_file() else "")
-    return digest.hexdigest()
+        parts += [("cocotb", cocotb.__version__),
+                  ("cocotb_main",
+                   main_cpp.read_text(encoding="utf-8") if main_cpp.is_file() else "")]
+    return content_key(*parts)
 
 
 def executable_name() -> str:
@@ -410,13 +403,3 @@ def _remove_stale(staging: Path, final: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     if final.exists():  # an entry without a valid manifest: never trust it
         shutil.rmtree(final, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -21,6 +21,7 @@ from codesign.arch.stage import Stage
 from codesign.arch.stages import EngineStage
 from codesign.errors import GraphError
 from codesign.ir import Graph, IntType
+from codesign.resources import Resources
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,11 @@ class Organisation(ABC):
     def output_format(self, design: Design) -> StreamFormat: ...
 
     @abstractmethod
+    def estimate_resources(self, design: Design, target: str) -> Resources:
+        """The resource model's estimate of the whole design: its stages and the
+        organisation's own hardware (FIFOs, converters, ...)."""
+
+    @abstractmethod
     def liveness_cycles(self, design: Design) -> int:
         """No handshake for this many cycles means the design is stuck."""
 
@@ -121,6 +127,11 @@ class Design:
     @property
     def output_format(self) -> StreamFormat:
         return self.organisation.output_format(self)
+
+    def estimate_resources(self, target: str | None = None) -> Resources:
+        """LUT, FF, block RAM and DSP of the whole design by the resource model (on the
+        options' ``resource_target`` unless ``target`` is given)."""
+        return self.organisation.estimate_resources(self, target or self.options.resource_target)
 
     def describe(self) -> str:
         return "\n".join([f"organisation: {self.organisation.name}"]

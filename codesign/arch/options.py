@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codesign.errors import FoldingError, OptionError
+from hdl.memory import MEMORY_STYLES
 
 DEFAULT_FIFO_DEPTH = 4
 """Smallest FIFO between two stages, in beats."""
@@ -64,13 +65,23 @@ SparseChoice = tuple[str, ...] | float | None
 """Layers on the zero-skipping engine: names, a weight sparsity threshold, or the default."""
 
 
+DEFAULT_RESOURCE_TARGET = "xc7"
+"""The FPGA family resource budgets and the resource model count in."""
+
+
 @dataclass(frozen=True)
 class MappingOptions:
-    """Folding, throughput target, sparse choice, FIFO depth and PE families of one design.
+    """Folding, throughput target, sparse choice, FIFO depth, PE families and memory styles
+    of one design, and the resource budgets or frame rate its automatic folding meets.
 
-    ``folding`` and ``families`` are sorted (layer, value) pairs so equal options hash
-    equally; build them with :meth:`create`, which validates what can be checked without
-    the graph (layer names are checked when the options meet a graph).
+    ``folding``, ``families`` and ``memory_styles`` are sorted (layer, value) pairs so equal
+    options hash equally; build them with :meth:`create`, which validates what can be
+    checked without the graph (layer names are checked when the options meet a graph).
+
+    Automatic folding (layers without ``folding``) aims at ``target_cycles``; or, with a
+    budget (``lut_budget``, ``dsp_budget``, ``bram_budget`` in 18-Kbit block RAMs, counted
+    by the resource model on ``resource_target``), at the fastest folding that fits; or, with
+    ``target_fps`` at ``fmax_mhz``, at the cheapest folding that reaches that frame rate.
     """
 
     folding: tuple[tuple[str, Folding], ...] = ()
@@ -79,6 +90,13 @@ class MappingOptions:
     fifo_depth: int = DEFAULT_FIFO_DEPTH
     families: tuple[tuple[str, str], ...] = ()
     organisation: str = "dataflow"
+    memory_styles: tuple[tuple[str, str], ...] = ()
+    lut_budget: int | None = None
+    dsp_budget: int | None = None
+    bram_budget: int | None = None
+    target_fps: float | None = None
+    fmax_mhz: float | None = None
+    resource_target: str = DEFAULT_RESOURCE_TARGET
 
     @staticmethod
     def create(folding: Mapping[str, Any] | None = None, *,
@@ -86,7 +104,14 @@ class MappingOptions:
                sparse: Sequence[str] | float | None = None,
                fifo_depth: int | None = None,
                families: Mapping[str, str] | None = None,
-               organisation: str = "dataflow") -> MappingOptions:
+               organisation: str = "dataflow",
+               memory_styles: Mapping[str, str] | None = None,
+               lut_budget: int | None = None,
+               dsp_budget: int | None = None,
+               bram_budget: int | None = None,
+               target_fps: float | None = None,
+               fmax_mhz: float | None = None,
+               resource_target: str | None = None) -> MappingOptions:
         """Validated options; ``None`` for any argument means its default."""
         if folding is not None and not isinstance(folding, Mapping):
             raise FoldingError(f"folding must map layer names to (PE, SIMD), got "
@@ -121,7 +146,41 @@ class MappingOptions:
             raise OptionError(f"families must map layer names to family names, got "
                               f"{type(families).__name__}")
         fams = tuple(sorted((str(k), str(v)) for k, v in (families or {}).items()))
-        return MappingOptions(folds, target_cycles, choice, fifo_depth, fams, organisation)
+        if memory_styles is not None and not isinstance(memory_styles, Mapping):
+            raise OptionError(f"memory_styles must map layer names to memory styles, got "
+                              f"{type(memory_styles).__name__}")
+        styles = tuple(sorted((str(k), str(v)) for k, v in (memory_styles or {}).items()))
+        for layer, style in styles:
+            if style not in MEMORY_STYLES:
+                raise OptionError(f"layer {layer!r}: memory style {style!r} is not one of "
+                                  + ", ".join(MEMORY_STYLES))
+        budgets = {name: _budget(name, value) for name, value in
+                   (("lut_budget", lut_budget), ("dsp_budget", dsp_budget),
+                    ("bram_budget", bram_budget))}
+        fps, mhz = _rate("target_fps", target_fps), _rate("fmax_mhz", fmax_mhz)
+        if (fps is None) != (mhz is None):
+            raise OptionError("target_fps and fmax_mhz go together: a frame rate is met at a "
+                              "clock frequency (give both, e.g. --target-fps 1000 "
+                              "--fmax-mhz 100)")
+        aims = [name for name, given in (("target_cycles", target_cycles is not None),
+                                         ("target_fps", fps is not None),
+                                         ("a resource budget",
+                                          any(v is not None for v in budgets.values())))
+                if given]
+        if len(aims) > 1 and not (aims == ["target_fps", "a resource budget"]):
+            raise OptionError(f"{' and '.join(aims)} each choose the automatic folding; "
+                              "give one of them (a budget may go with target_fps)")
+        target = resource_target or DEFAULT_RESOURCE_TARGET
+        return MappingOptions(folds, target_cycles, choice, fifo_depth, fams, organisation,
+                              styles, budgets["lut_budget"], budgets["dsp_budget"],
+                              budgets["bram_budget"], fps, mhz, target)
+
+    def memory_style_for(self, layer: str) -> str:
+        return dict(self.memory_styles).get(layer, "auto")
+
+    @property
+    def budgeted(self) -> bool:
+        return any(v is not None for v in (self.lut_budget, self.dsp_budget, self.bram_budget))
 
     def folding_for(self, layer: str) -> Folding | None:
         return dict(self.folding).get(layer)
@@ -136,3 +195,20 @@ class MappingOptions:
             "families": tuple(name for name, _ in self.families),
             "sparse": self.sparse if isinstance(self.sparse, tuple) else (),
         }
+
+
+def _budget(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise OptionError(f"{name}={value!r}: give a whole number of resources, at least 0")
+    return value
+
+
+def _rate(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
+            or math.isinf(value):
+        raise OptionError(f"{name}={value!r}: give a positive number")
+    return float(value)

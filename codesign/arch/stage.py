@@ -15,9 +15,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from codesign.arch.resource_model import Structure, estimate
 from codesign.energy import EnergyTable, EventCost
 from codesign.ir import IntType, Node
+from codesign.resources import Resources
 from hdl.errors import HardwareConfigError
+from hdl.memory import resolve_style
 from hdl.perf import Counter
 from hdl.stage import StageConfig
 
@@ -109,6 +112,21 @@ class Stage(ABC):
         """Counted events plus those derived from them (default: the counters as they are)."""
         return dict(counters)
 
+    # ---- resources ---------------------------------------------------------------------------
+    @abstractmethod
+    def resource_structure(self, target: str) -> Structure:
+        """The stage's hardware as the resource model prices it (features and exact counts:
+        see :mod:`codesign.arch.resource_model`)."""
+
+    def priced_structure(self, target: str) -> Structure:
+        """The structure with the stage kind's own feature names (what the calibration
+        prices)."""
+        return self.resource_structure(target).of_kind(self.kind)
+
+    def estimate_resources(self, target: str = "xc7") -> Resources:
+        """LUT, FF, block RAM and DSP of the stage on ``target``, without synthesis."""
+        return estimate(self.priced_structure(target), target)
+
     # ---- reporting -----------------------------------------------------------------------
     @abstractmethod
     def record(self) -> dict[str, Any]:
@@ -123,6 +141,12 @@ class Stage(ABC):
                 f"cycles/frame={self.cycles_per_frame}")
 
     def common_record(self) -> dict[str, Any]:
-        """Fields every stage record starts with."""
+        """Fields every stage record starts with: identity, types and where its memories
+        went (the requested ``memory_style`` and each memory's resolved style)."""
+        config = self.hdl_config
         return {"name": self.name, "kind": self.kind, "hardware": self.hardware(),
-                "input_type": str(self.input_type), "output_type": str(self.output_type)}
+                "input_type": str(self.input_type), "output_type": str(self.output_type),
+                "memory_style": config.memory_style,
+                "memories": {m.name: {"style": resolve_style(config.memory_style, m),
+                                      "width": m.width, "depth": m.depth}
+                             for m in config.memories}}

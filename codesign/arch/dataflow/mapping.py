@@ -66,10 +66,43 @@ def map_chain(graph: Graph, options: MappingOptions) -> list[Stage]:
     nodes = chain_nodes(graph)
     matvecs = [node for node in nodes if isinstance(node, MatVec)]
     check_layer_names(options, [mv.name for mv in matvecs])
+    hardware = [node.name for node in nodes if isinstance(node, (MatVec, SlidingWindow, MaxPool))]
+    unknown = sorted(set(dict(options.memory_styles)) - set(hardware))
+    if unknown:
+        raise FoldingError(f"memory_styles names unknown stage(s) {unknown}; stages: "
+                           + ", ".join(hardware))
+    if options.target_fps is not None or options.budgeted:
+        from codesign.arch.dataflow.cost import budgeted_stages
+
+        return budgeted_stages(graph, nodes, options, matvecs,
+                               lambda target: _map_nodes(graph, nodes, options, target))
     target = options.target_cycles
     if target is None:
         target = max(1, max((vectors(graph, mv) * mv.mh * mv.mw for mv in matvecs), default=1)
                      // LANES_FOR_DEFAULT_TARGET)
+    return _map_nodes(graph, nodes, options, target)
+
+
+def candidate_targets(graph: Graph, nodes: list, options: MappingOptions) -> list[int]:
+    """Every cycles-per-frame value an automatically folded engine can take, ascending:
+    vectors * (MH/PE) * (MW/SIMD) over the foldings the engine accepts."""
+    values = {1}
+    window_channels = None
+    for node in nodes:
+        if isinstance(node, SlidingWindow):
+            window_channels = graph.tensor(node.inputs[0]).shape[-1]
+        elif isinstance(node, MatVec):
+            if options.folding_for(node.name) is None:
+                channels = window_channels if window_channels is not None else node.mw
+                per_frame = vectors(graph, node)
+                values.update(per_frame * (node.mh // pe) * (node.mw // simd)
+                              for pe in divisors(node.mh) for simd in divisors(channels))
+            window_channels = None
+    return sorted(values)
+
+
+def _map_nodes(graph: Graph, nodes: list, options: MappingOptions, target: int) -> list[Stage]:
+    """The stages, automatic foldings aiming at ``target`` cycles per frame."""
     stages: list[Stage] = []
     pending_window: SlidingWindow | None = None
     for node in nodes:
@@ -85,7 +118,8 @@ def map_chain(graph: Graph, options: MappingOptions) -> list[Stage]:
             channels = source.shape[-1]
             producer_elems = stages[-1].out_elems if stages else channels
             stages.append(PoolStage(node.name, node, source.dtype, source.shape,
-                                    math.gcd(producer_elems, channels)))
+                                    math.gcd(producer_elems, channels),
+                                    options.memory_style_for(node.name)))
             continue
         if not isinstance(node, MatVec):
             raise GraphError(f"no hardware stage for {node.describe()} in the dataflow chain "
@@ -96,7 +130,8 @@ def map_chain(graph: Graph, options: MappingOptions) -> list[Stage]:
         if pending_window is not None:
             assert window_input is not None
             stages.append(WindowStage(pending_window.name, pending_window, window_input.dtype,
-                                      window_input.shape, engine.simd))
+                                      window_input.shape, engine.simd,
+                                      options.memory_style_for(pending_window.name)))
             pending_window = None
         stages.append(engine)
     if pending_window is not None:
@@ -138,4 +173,4 @@ def _engine(graph: Graph, matvec: MatVec, options: MappingOptions, target: int,
     output_type = graph.tensor(matvec.output).dtype
     kind = SparseEngine if go_sparse else DenseEngine
     return kind(matvec.name, matvec, input_type, output_type, family, Folding(fold.pe, fold.simd),
-                vectors=per_frame)
+                vectors=per_frame, memory_style=options.memory_style_for(matvec.name))

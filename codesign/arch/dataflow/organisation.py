@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from amaranth.lib import wiring
 
+from codesign.arch.dataflow.cost import chain_resources
 from codesign.arch.dataflow.mapping import map_chain
 from codesign.arch.design import (
     Design,
@@ -22,6 +23,7 @@ from codesign.arch.design import (
 from codesign.arch.options import MappingOptions
 from codesign.arch.stage import Stage
 from codesign.ir import Graph
+from codesign.resources import Resources
 from codesign.verify import first_difference
 from hdl.top import ChainTop
 
@@ -50,6 +52,9 @@ class DataflowChain(Organisation):
         last = design.stages[-1]
         return StreamFormat(last.output_type, last.out_elems,
                             design.graph.tensor(last.output_tensor).size)
+
+    def estimate_resources(self, design: Design, target: str) -> Resources:
+        return chain_resources(design.stages, design.options.fifo_depth, target)
 
     def liveness_cycles(self, design: Design) -> int:
         return 64 * self.cycles_per_frame(design) + 10_000

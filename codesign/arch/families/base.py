@@ -3,13 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from codesign.bits import range_bits
 from codesign.energy import EnergyTable
 from codesign.ir import AccumulatorMode, IntType
 from hdl.lanes import Lane
 
 _DOMAIN = {"dot": "dot products", "xnor_popcount": "popcounts P = (dot + K) / 2"}
+
+
+@dataclass(frozen=True)
+class LaneCost:
+    """The hardware of one PE row of SIMD lanes, for the resource model.
+
+    ``lut`` are LUT features (name -> units) the calibration prices; ``multipliers`` the
+    (a range, b range) of each multiplier of the row: it goes to DSPs or, when the target
+    keeps it in LUTs, adds its ``mult_lut`` units (a x b partial-product bits).
+    """
+
+    lut: dict[str, float] = field(default_factory=dict)
+    multipliers: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = ()
+
+    @property
+    def mult_lut(self) -> float:
+        return float(sum(range_bits(*a)[0] * range_bits(*b)[0] for a, b in self.multipliers))
+
+
+def operand(t: IntType) -> tuple[int, int]:
+    """Value range of an operand as a lane decodes it (a bipolar code becomes +1/-1)."""
+    if t.kind == "bipolar":
+        return -1, 1
+    return t.min, t.max
+
+
+def operand_bits(t: IntType) -> int:
+    return range_bits(*operand(t))[0]
 
 
 @dataclass(frozen=True)
@@ -35,6 +64,8 @@ class Family:
     """(weight storage type, input type) -> the hdl lane."""
     lane_energy: Callable[[IntType, IntType, EnergyTable], float]
     """(weight storage type, input type, table) -> pJ of one effective lane operation."""
+    lane_cost: Callable[[IntType, IntType, int], LaneCost]
+    """(weight storage type, input type, SIMD) -> the hardware of one PE row."""
     max_bits: int | None = None
 
     def refusal(self, weight_type: IntType, input_type: IntType,

@@ -3,7 +3,7 @@ w = -1 (BinaryConnect-style layers and binarized networks' first layers)."""
 
 from __future__ import annotations
 
-from codesign.arch.families.base import Family
+from codesign.arch.families.base import Family, LaneCost, operand_bits
 from hdl.lanes import BinaryWeightLane
 
 FAMILY = Family(
@@ -17,4 +17,6 @@ FAMILY = Family(
     make_lane=lambda w, x: BinaryWeightLane(x.bits, x.signed, x.kind == "bipolar"),
     # an add/subtract of the activation width (plus the sign)
     lane_energy=lambda w, x, table: table.add(x.bits + 1),
+    # +x or -x per lane into an adder tree: an add/subtract of the operand width per lane
+    lane_cost=lambda w, x, simd: LaneCost({"lane_addsub": simd * (operand_bits(x) + 1)}),
 )

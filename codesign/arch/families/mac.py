@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from codesign.arch.families.base import Family
+from codesign.arch.families.base import Family, LaneCost, operand, operand_bits
 from codesign.ir import IntType
 from hdl.lanes import MacLane
 
@@ -33,4 +33,8 @@ FAMILY = _MacFamily(
     # a w x x multiplier (quadratic: energy ~ w_bits * x_bits) and its adder-tree share
     lane_energy=lambda w, x, table: (table.mult(math.sqrt(w.bits * x.bits))
                                      + table.add(w.bits + x.bits)),
+    # SIMD multipliers (DSPs or LUTs) into an adder tree of product-wide adds
+    lane_cost=lambda w, x, simd: LaneCost(
+        {"lane_mac_tree": simd * (operand_bits(w) + operand_bits(x))},
+        ((operand(x), operand(w)),) * simd),
 )

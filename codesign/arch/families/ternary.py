@@ -6,7 +6,7 @@ too, stored as ternary codes.
 
 from __future__ import annotations
 
-from codesign.arch.families.base import Family
+from codesign.arch.families.base import Family, LaneCost, operand_bits
 from codesign.ir import IntType
 from hdl.lanes import TernaryLane
 
@@ -26,4 +26,6 @@ FAMILY = _TernaryFamily(
     accumulates="dot",
     make_lane=lambda w, x: TernaryLane(x.bits, x.signed, x.kind == "bipolar"),
     lane_energy=lambda w, x, table: table.add(x.bits + 1),
+    # +x, -x or 0 per lane into an adder tree
+    lane_cost=lambda w, x, simd: LaneCost({"lane_ternary": simd * (operand_bits(x) + 1)}),
 )

@@ -6,7 +6,7 @@ folds the back-transform 2P - K into the thresholds, so it costs no hardware.
 
 from __future__ import annotations
 
-from codesign.arch.families.base import Family
+from codesign.arch.families.base import Family, LaneCost
 from hdl.lanes import XnorPopcountLane
 
 FAMILY = Family(
@@ -20,4 +20,6 @@ FAMILY = Family(
     make_lane=lambda w, x: XnorPopcountLane(),
     # an XNOR gate and a 1-bit share of the popcount adder tree
     lane_energy=lambda w, x, table: table.xnor_gate + table.add(1),
+    # SIMD XNORs feeding a popcount tree
+    lane_cost=lambda w, x, simd: LaneCost({"lane_popcount": simd}),
 )

@@ -17,10 +17,12 @@ import numpy as np
 
 from codesign.arch.families import Family
 from codesign.arch.options import Folding
+from codesign.arch.resource_model import Structure, memory_structure, multiplier_dsps
 from codesign.arch.stage import Stage
 from codesign.energy import EnergyTable, EventCost
 from codesign.errors import EnergyTableError, GraphError
 from codesign.ir import IntType, MatVec, MultiThreshold, Requantize
+from codesign.resources import Resources
 from hdl.epilogue import Epilogue, PassEpilogue, RequantEpilogue, ThresholdEpilogue
 from hdl.lanes import Lane
 from hdl.perf import Counter
@@ -38,6 +40,7 @@ class EngineStage(Stage):
     folding: Folding
     vectors: int = 1
     """Vectors per frame: one per output pixel of a convolution."""
+    memory_style: str = "auto"
 
     @property
     def matvec(self) -> MatVec:
@@ -128,7 +131,8 @@ class EngineStage(Stage):
         """The parameters every engine configuration takes."""
         return dict(name=self.name, mw=self.mw, mh=self.mh, pe=self.pe, simd=self.simd,
                     lane=self.lane(), weight_codes=self.weight_codes(),
-                    acc_range=self.acc_range, epilogue=self.epilogue())
+                    acc_range=self.acc_range, epilogue=self.epilogue(),
+                    memory_style=self.memory_style)
 
     # ---- models --------------------------------------------------------------------------
     def zero_activation_lanes(self, inputs: np.ndarray) -> int:
@@ -188,6 +192,47 @@ class EngineStage(Stage):
                 "epilogue", self.pe * (table.mult(math.sqrt(acc_bits * m_bits))
                                        + 2 * table.add(acc_bits + m_bits)))
         return costs
+
+    # ---- resources -----------------------------------------------------------------------
+    def engine_structure(self, target: str) -> Structure:
+        """What every engine has: lanes of its family, accumulators, the epilogue, its
+        memories and the output register (a kind adds its control and input side)."""
+        c = self.hdl_config
+        s = Structure()
+        pe = self.pe
+        lane = self.family.lane_cost(self.weight_storage, self.input_type, self.simd)
+        dsps = sum(multiplier_dsps(a, b, target) for a, b in lane.multipliers)
+        # products in DSPs: Yosys packs the adder tree into the DSPs' post-adders when both
+        # operands are signed, and builds it from LUTs when one is unsigned
+        signed = all(a[0] < 0 and b[0] < 0 for a, b in lane.multipliers)
+        tree = ("" if not dsps else "_dsp_cascade" if signed else "_dsp")
+        for name, units in lane.lut.items():
+            s.add_lut(name + tree if name == "lane_mac_tree" else name, pe * units)
+        if dsps:
+            s.add_exact(Resources(dsp=pe * dsps))
+        else:
+            s.add_lut("lane_mult", pe * lane.mult_lut)
+        acc_bits = IntType.for_range(*self.acc_range).bits
+        s.add_lut("acc_bits", pe * acc_bits)
+        s.add_ff("acc_bits", pe * acc_bits)
+        epilogue = c.epilogue
+        if isinstance(epilogue, ThresholdEpilogue):
+            p_bits = epilogue.param_bits
+            s.add_lut("thr_compare", pe * epilogue.levels * p_bits)
+            s.add_lut("thr_select", pe * p_bits * sum((1 << k) - 1
+                                                     for k in range(epilogue.levels)))
+        elif isinstance(epilogue, RequantEpilogue):
+            mult = np.asarray(epilogue.multipliers, dtype=np.int64)
+            rq = multiplier_dsps(self.acc_range, (int(min(mult.min(), 0)),
+                                                  int(max(mult.max(), 0))), target)
+            if rq:
+                s.add_exact(Resources(dsp=pe * rq))
+            else:
+                s.add_lut("lane_mult", pe * acc_bits * epilogue.param_bits)
+            s.add_lut("requant_bits", pe * (acc_bits + epilogue.param_bits))
+        s.add_ff("out_bits", pe * c.out_bits)
+        memory_structure(c.memories, c.memory_style, target, s)
+        return s
 
     # ---- reporting -----------------------------------------------------------------------
     def record(self) -> dict[str, Any]:

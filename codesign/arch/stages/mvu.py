@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from codesign.arch.resource_model import Structure, bits_for
 from codesign.arch.stages.engine import EngineStage
 from hdl.mvu import MVUConfig
 from hdl.perf import Counter
@@ -41,6 +42,21 @@ class DenseEngine(EngineStage):
 
     def hardware(self) -> str:
         return f"{self.family.name} {self.mh}x{self.mw} PE={self.pe} SIMD={self.simd}"
+
+    def resource_structure(self, target: str) -> Structure:
+        """The engine's common parts, its (nf, sf, address) counters, the registered input
+        beat and, with NF > 1, the choice between it and the input buffer."""
+        s = self.engine_structure(target)
+        counters = bits_for(self.nf) + bits_for(self.sf) + bits_for(self.nf * self.sf)
+        s.add_lut("dense_control", 1)
+        s.add_ff("dense_control", 1)
+        s.add_lut(f"{self.kind}_counter_bits", counters)
+        s.add_ff(f"{self.kind}_counter_bits", counters)
+        in_bits = self.simd * self.hdl_config.lane.input_bits
+        s.add_ff("in_bits", in_bits)
+        if self.nf > 1:
+            s.add_lut("ibuf_mux", in_bits)
+        return s
 
     def predict_counters(self, frames: int, inputs: np.ndarray | None = None
                          ) -> dict[Counter, int]:

@@ -8,9 +8,16 @@ from typing import Any
 
 import numpy as np
 
+from codesign.arch.resource_model import (
+    SRL_MIN_LENGTH,
+    Structure,
+    bits_for,
+    memory_structure,
+)
 from codesign.arch.stages.stream import MapStage
 from codesign.energy import EnergyTable, EventCost
 from codesign.ir import MaxPool
+from codesign.resources import Resources
 from hdl.perf import Counter
 from hdl.pool import FILL_CYCLES, PoolConfig, pool_cycles
 
@@ -42,7 +49,8 @@ class PoolStage(MapStage):
         h, w, c = self.in_shape
         t = self.input_type
         return PoolConfig(self.name, h, w, c, self.node.kernel, self.node.stride, self.simd,
-                          t.bits, t.signed and t.kind != "bipolar", t.kind == "bipolar")
+                          t.bits, t.signed and t.kind != "bipolar", t.kind == "bipolar",
+                          memory_style=self.memory_style)
 
     def predict_counters(self, frames: int, inputs: np.ndarray | None = None
                          ) -> dict[Counter, int]:
@@ -80,6 +88,31 @@ class PoolStage(MapStage):
         return {Counter.BUFFER_READS: EventCost("line buffer", table.sram_read(word)),
                 Counter.BUFFER_WRITES: EventCost("line buffer", table.sram_write(word)),
                 Counter.COMPARES: EventCost("max compare", table.add(bits))}
+
+    def resource_structure(self, target: str) -> Structure:
+        """Position counters, the horizontal taps, K - 1 element-wise maxima horizontally
+        and K - 1 vertically (an OR for bipolar data), the output register and the row
+        buffers."""
+        c = self.hdl_config
+        assert isinstance(c, PoolConfig)
+        s = Structure()
+        position = sum(bits_for(n) for n in (c.ih, c.iw, c.folds, c.ow * c.folds, c.k))
+        s.add_lut("pool_control", 1)
+        s.add_ff("pool_control", 1)
+        s.add_lut(f"{self.kind}_counter_bits", position)
+        s.add_ff(f"{self.kind}_counter_bits", position)
+        # the taps are K - 1 chains of C/SIMD words; Yosys turns a chain of 3 or more into
+        # shift-register LUTs (SRL16E/SRLC32E, one per bit and 32 words)
+        if c.folds >= SRL_MIN_LENGTH:
+            srl = (c.k - 1) * c.width * -(-c.folds // 32)
+            s.add_exact(Resources(lut=srl, lutram=srl))
+        else:
+            s.add_ff("pool_taps", (c.k - 1) * c.folds * c.width)
+        maxima = 2 * (c.k - 1) * c.simd * c.elem_bits
+        s.add_lut("pool_or" if c.bipolar else "pool_max", maxima)
+        s.add_ff("out_bits", c.width)
+        memory_structure(c.memories, c.memory_style, target, s)
+        return s
 
     def hardware(self) -> str:
         k = self.node.kernel

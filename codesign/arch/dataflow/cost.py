@@ -1,0 +1,119 @@
+"""What a dataflow chain costs, and folding it to a resource budget or a frame rate.
+
+A chain's resources are its stages' (each stage kind's model) plus the FIFOs and width
+converters between them (:func:`chain_resources`). With a budget (``lut_budget``,
+``dsp_budget``, ``bram_budget``) the automatic folding takes the fastest cycle target whose
+design fits; with ``target_fps`` at ``fmax_mhz`` the cheapest (fewest lanes) folding that
+reaches the rate; a budget that no folding meets, or a rate no folding reaches, is a
+:class:`codesign.errors.BudgetError` naming the smallest (or fastest) design there is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from codesign.arch.options import MappingOptions
+from codesign.arch.resource_model import bits_for, xc7_lutram_luts
+from codesign.arch.stage import Stage
+from codesign.errors import BudgetError
+from codesign.ir import Graph, MatVec
+from codesign.resources import Resources, total
+from hdl.memory import MemorySpec
+
+FIFO_CONTROL_LUTS = 8
+"""Read/write pointers, level and handshake of one FIFO (a fixed allowance)."""
+
+
+def fifo_resources(width: int, depth: int) -> Resources:
+    """One inter-stage FIFO: its storage as LUT RAM, its output register and pointers."""
+    luts = xc7_lutram_luts(MemorySpec("fifo", width, depth, writable=True))
+    return Resources(lut=luts + FIFO_CONTROL_LUTS, lutram=luts,
+                     ff=width + 3 * bits_for(depth + 1))
+
+
+def chain_resources(stages: Sequence[Stage], min_fifo_depth: int, target: str) -> Resources:
+    """Stages plus the FIFO (and width converter) in front of every stage but the first."""
+    parts = [stage.estimate_resources(target) for stage in stages]
+    for producer, consumer in zip(stages, stages[1:], strict=False):
+        config = consumer.hdl_config
+        width = config.in_elems * config.in_elem_bits
+        parts.append(fifo_resources(width, config.input_fifo_depth(min_fifo_depth)))
+        if producer.out_elems != consumer.in_elems:
+            wide = max(producer.out_elems, consumer.in_elems) * config.in_elem_bits
+            parts.append(Resources(lut=wide // 2 + 4, ff=wide + 4))
+    return total(parts)
+
+
+def _cycles(stages: Sequence[Stage]) -> int:
+    return max(stage.cycles_per_frame for stage in stages)
+
+
+def _over(resources: Resources, options: MappingOptions) -> list[str]:
+    """What exceeds the options' budgets ('' when everything fits)."""
+    over = []
+    if options.lut_budget is not None and resources.lut > options.lut_budget:
+        over.append(f"{resources.lut} LUTs > --lut-budget {options.lut_budget}")
+    if options.dsp_budget is not None and resources.dsp > options.dsp_budget:
+        over.append(f"{resources.dsp} DSPs > --dsp-budget {options.dsp_budget}")
+    bram = resources.bram18_equivalent
+    if options.bram_budget is not None and bram > options.bram_budget:
+        over.append(f"{bram:g} 18-Kbit BRAMs > --bram-budget {options.bram_budget}")
+    return over
+
+
+def _describe(stages: Sequence[Stage], resources: Resources) -> str:
+    folds = ", ".join(f"{s.name} PE={s.pe} SIMD={s.simd}" for s in stages
+                      if hasattr(s, "pe"))
+    return (f"{_cycles(stages)} cycles/frame ({folds}) needs {resources.lut} LUTs, "
+            f"{resources.dsp} DSPs, {resources.bram18_equivalent:g} 18-Kbit BRAMs")
+
+
+def budgeted_stages(graph: Graph, nodes: list, options: MappingOptions, matvecs: list[MatVec],
+                    build: Callable[[int], list[Stage]]) -> list[Stage]:
+    """The stages the options' frame rate and budgets choose (see the module docstring);
+    ``build(target)`` maps the chain with automatic foldings aiming at ``target``."""
+    from codesign.arch.dataflow.mapping import candidate_targets
+
+    target_name = options.resource_target
+    depth = options.fifo_depth
+
+    def cost(stages: list[Stage]) -> Resources:
+        return chain_resources(stages, depth, target_name)
+
+    if options.target_fps is not None:
+        assert options.fmax_mhz is not None
+        needed = math.floor(options.fmax_mhz * 1e6 / options.target_fps)
+        stages = build(max(needed, 1))
+        reached = _cycles(stages)
+        if needed < 1 or reached > needed:
+            fastest = build(1)
+            best = _cycles(fastest)
+            raise BudgetError(
+                f"--target-fps {options.target_fps:g} at {options.fmax_mhz:g} MHz needs at "
+                f"most {needed} cycles per frame; the fastest folding takes {best} "
+                f"({options.fmax_mhz * 1e6 / best:.0f} frames/s)")
+        if options.budgeted:
+            over = _over(cost(stages), options)
+            if over:
+                raise BudgetError(f"the cheapest folding reaching {options.target_fps:g} "
+                                  f"frames/s ({_describe(stages, cost(stages))}) exceeds the "
+                                  "budget: " + "; ".join(over))
+        return stages
+    candidates = candidate_targets(graph, nodes, options)
+    smallest = build(candidates[-1])
+    smallest_cost = cost(smallest)
+    if _over(smallest_cost, options):
+        raise BudgetError("no folding fits the budget (" + "; ".join(_over(smallest_cost,
+                                                                            options))
+                          + f"): the smallest design, {_describe(smallest, smallest_cost)}")
+    lo, hi = 0, len(candidates) - 1       # candidates[hi] fits
+    chosen = smallest
+    while lo < hi:
+        mid = (lo + hi) // 2
+        stages = build(candidates[mid])
+        if _over(cost(stages), options):
+            lo = mid + 1
+        else:
+            hi, chosen = mid, stages
+    return chosen if hi < len(candidates) - 1 else smallest
