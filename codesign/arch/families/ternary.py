@@ -24,6 +24,6 @@ FAMILY = _TernaryFamily(
     rank=2,
     zero_weights=True,
     accumulates="dot",
-    make_lane=lambda w, x: TernaryLane(x.bits, x.signed, x.kind == "bipolar"),
-    lane_energy=lambda w, x, table: table.add(x.bits + 1),
+    make_lane=lambda node, w, x: TernaryLane(x.bits, x.signed, x.kind == "bipolar"),
+    lane_energy=lambda node, w, x, table: table.add(x.bits + 1),
 )

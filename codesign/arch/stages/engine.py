@@ -94,14 +94,15 @@ class EngineStage(Stage):
 
     @property
     def weight_storage(self) -> IntType:
-        return self.family.weight_storage(self.node.weight_type)
+        """The type of one stored weight code (a codebook index on a shared family)."""
+        return self.family.stored_type(self.node)
 
     # ---- the hardware's view -------------------------------------------------------------
     def lane(self) -> Lane:
-        return self.family.make_lane(self.weight_storage, self.input_type)
+        return self.family.lane(self.node, self.input_type)
 
     def weight_codes(self) -> np.ndarray:
-        return self.weight_storage.encode(self.node.weight)
+        return self.family.weight_codes(self.node)
 
     def epilogue(self) -> Epilogue:
         """Thresholds, requantization or the accumulator itself, as the hardware computes it."""
@@ -148,6 +149,7 @@ class EngineStage(Stage):
         events["effective_lane_ops"] = (counters[Counter.LANE_OPS]
                                         - counters[Counter.ZERO_WEIGHT_LANES]
                                         - counters[Counter.ZERO_ACT_LANES])
+        events.update(self.family.extra_events(counters))
         return events
 
     def event_costs(self, table: EnergyTable) -> dict[str, EventCost]:
@@ -158,13 +160,14 @@ class EngineStage(Stage):
         in_bits = self.input_type.bits
         costs = {
             "effective_lane_ops": EventCost(
-                "lanes", self.family.lane_energy(self.weight_storage, self.input_type, table)),
+                "lanes", self.family.lane_op_energy(self.node, self.input_type, table)),
             Counter.ACC_ADDS: EventCost("accumulators", table.add(acc_bits)),
             Counter.WEIGHT_READS: EventCost("weight memory",
                                             table.sram_read(self.pe * self.simd * w_bits)),
             Counter.IBUF_WRITES: EventCost("input buffer", table.sram_write(self.simd * in_bits)),
             Counter.IBUF_READS: EventCost("input buffer", table.sram_read(self.simd * in_bits)),
         }
+        costs.update(self.family.extra_costs(self.node, self.input_type, table))
         post = self.post
         if isinstance(post, MultiThreshold):
             levels = post.thresholds.shape[1].bit_length()
@@ -193,6 +196,7 @@ class EngineStage(Stage):
             "family": self.family.name,
             "sparse": self.kind == "sparse_mvu",
             "weight_type": str(self.node.weight_type),
+            "weight_storage": str(self.weight_storage),
             "weight_sparsity": self.weight_sparsity,
             # rows with no non-zero weight: handled (acc = 0 goes through the epilogue)
             "empty_rows": int(np.count_nonzero(~weight.any(axis=1))),
