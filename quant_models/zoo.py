@@ -25,6 +25,7 @@ from codesign.errors import CodesignError
 from quant_models import catalog
 from quant_models.cache import WEIGHTS_SUFFIX, cache_key, load_or_train, save_weights
 from quant_models.catalog import SPLIT_PARAMS, Example
+from quant_models.deep_compression import recipe_trainer
 from quant_models.models import BinarizedMLP, FixedPointMLP, FloatMLP, MixedMLP, TernaryMLP
 from quant_models.pruning import PruningSchedule
 from quant_models.train import EpochCallback, ProgressFn, TrainReport
@@ -53,6 +54,8 @@ def example_key(example: Example[Any]) -> str:
     training = example.training
     if example.pruning is not None:
         training = {**training, "pruning": example.pruning}
+    if example.compression is not None:
+        training = {**training, "deep_compression": example.compression}
     return cache_key(example.config, training, SPLIT_PARAMS)
 
 
@@ -74,6 +77,8 @@ def load(
         retrain=retrain,
         progress=progress,
         epoch_callback=None if pruning is None else make_schedule,
+        trainer=(None if example.compression is None
+                 else recipe_trainer(example.compression)),
     )
 
 

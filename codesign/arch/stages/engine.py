@@ -110,16 +110,19 @@ class EngineStage(Stage):
         if post is None:
             return PassEpilogue(out_type.bits)
         if isinstance(post, MultiThreshold):
+            # a threshold below the accumulator range always holds, one above never: clipped
+            # to [lo, hi + 1] they compare the same and fit the epilogue's threshold width
+            lo, hi = self.acc_range
+            thresholds = np.clip(post.thresholds, lo, hi + 1)
             if out_type.kind == "bipolar":
                 if (post.out_scale, post.out_bias) != (2, -1) or post.thresholds.shape[1] != 1:
                     raise GraphError(f"{post.describe()}: a bipolar output needs one threshold,"
                                      " out_scale 2 and out_bias -1")
-                return ThresholdEpilogue(post.thresholds, self.acc_range, 1, 0)
+                return ThresholdEpilogue(thresholds, self.acc_range, 1, 0)
             if post.out_scale != 1:
                 raise GraphError(f"{post.describe()}: out_scale {post.out_scale} is not "
                                  "supported in hardware for integer outputs (only 1)")
-            return ThresholdEpilogue(post.thresholds, self.acc_range, out_type.bits,
-                                     post.out_bias)
+            return ThresholdEpilogue(thresholds, self.acc_range, out_type.bits, post.out_bias)
         mult = np.broadcast_to(np.asarray(post.multiplier, dtype=np.int64).reshape(-1),
                                (self.mh,))
         return RequantEpilogue(mult, post.shift, self.acc_range, post.bounds, out_type.bits)
