@@ -9,6 +9,7 @@ family; they differ in weight storage and schedule (:mod:`codesign.arch.stages.m
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +84,11 @@ class EngineStage(Stage):
     @property
     def fill_cycles(self) -> int:
         return FILL_CYCLES
+
+    @property
+    @abstractmethod
+    def weight_memory_bits(self) -> int:
+        """Bits of the engine's on-chip weight memory."""
 
     @property
     def weight_sparsity(self) -> float:
