@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Array, Const, Mux, Value
+from amaranth import Const, Mux, Value
 
 from hdl.arith import adder_tree, shape_for_range
 from hdl.errors import HardwareConfigError
@@ -160,10 +160,17 @@ class CodebookLane:
         return self.index_bits
 
     def lookup(self, index: Value) -> Value:
-        """The table value at ``index`` (entries past the table are never stored)."""
+        """The table value at ``index`` (entries past the table are never stored).
+
+        The table is one packed constant read by a part-select: a single multiplexer
+        whose result the lane multiplies once (an ``Array`` of constants would carry the
+        multiplication into every entry)."""
         shape = shape_for_range(min(self.values), max(self.values))
-        table = list(self.values) + [0] * ((1 << self.index_bits) - len(self.values))
-        return Array(Const(v, shape) for v in table)[index]
+        mask = (1 << shape.width) - 1
+        packed = sum((v & mask) << (i * shape.width) for i, v in enumerate(self.values))
+        table = Const(packed, shape.width << self.index_bits)
+        value = table.word_select(index, shape.width)
+        return value.as_signed() if shape.signed else value
 
     def partial_sum(self, x: Value, w: Value, simd: int) -> Value:
         products = []

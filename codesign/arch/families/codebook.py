@@ -22,7 +22,8 @@ import numpy as np
 from codesign.arch.families.base import Family
 from codesign.arch.families.mac import mac_energy
 from codesign.energy import EnergyTable, EventCost
-from codesign.ir import IntType, MatVec
+from codesign.errors import GraphError
+from codesign.ir import AccumulatorMode, Codebook, IntType, MatVec
 from hdl.lanes import CodebookLane
 from hdl.perf import Counter
 
@@ -35,14 +36,16 @@ TABLE_READS = "table_reads"
 """Derived event: lanes that look their weight up (lane operations less zero indices)."""
 
 
-def _codebook(node: MatVec):
+def _codebook(node: MatVec) -> Codebook:
     if node.codebook is None:
-        raise ValueError(f"{node.describe()} has no codebook")
+        raise GraphError(f"{node.describe()}: the codebook family needs the layer's codebook")
     return node.codebook
 
 
 class _CodebookFamily(Family):
-    def refusal(self, weight_type, input_type, accumulation="dot", codebook=None):
+    def refusal(self, weight_type: IntType, input_type: IntType,
+                accumulation: AccumulatorMode = "dot", codebook: Codebook | None = None
+                ) -> str | None:
         why = super().refusal(weight_type, input_type, accumulation, codebook)
         if why is None and codebook is not None and codebook.index_bits > MAX_INDEX_BITS:
             return (f"its {codebook.index_bits}-bit codebook indices are wider than the "
