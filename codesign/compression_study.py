@@ -97,6 +97,9 @@ def study_example(name: str, summary: Mapping[str, Any], *, frames: int | None =
     storage = compression_table(model, report, example.float_accuracy)
     design = compile_model(example.model, name=name, target_cycles=example.target_cycles,
                            sparse=example.sparse)
+    # shared layers and engines come in the same (module) order
+    names = {s.name: f"{e.name} ({s.name})" for s, e in zip(storage.layers, design.engines,
+                                                          strict=True)}
     x = example.x_test if frames is None else example.x_test[:frames]
     x = check_inputs(design.graph, x)
     values = execute_all(design.graph, x)
@@ -121,9 +124,11 @@ def study_example(name: str, summary: Mapping[str, Any], *, frames: int | None =
         "folding": {e.name: [e.pe, e.simd] for e in design.engines},
         "stages": [{"stage": r.stage, "weights": r.weights, "bits": r.bits,
                     "accuracy": r.accuracy, "alpha": r.alpha} for r in storage.rows],
-        "training_stages": list(report.stages),
+        "training_stages": [{**t, "empty_clusters": {names[k]: v for k, v in
+                                                     t.get("empty_clusters", {}).items()}}
+                            if "empty_clusters" in t else dict(t) for t in report.stages],
         "layers": [{
-            "layer": s.name, "weights": s.weights, "nonzero": s.nonzero,
+            "layer": names[s.name], "weights": s.weights, "nonzero": s.nonzero,
             "index_bits": s.index_bits, "codebook_entries": s.codebook_entries,
             "sparse": s.sparse, "gap_bits": s.gap_bits, "entries": s.entries,
             "index_stream_bits": s.index_stream_bits, "gap_stream_bits": s.gap_stream_bits,
