@@ -2,8 +2,10 @@
 
 Every example of :mod:`quant_models.catalog` ships with its trained weights and training
 report; :mod:`quant_models.cache` decides between the shipped file, the user's cache and
-training. The MLP loaders live here, the CNN loaders in :mod:`quant_models.cnn_zoo`;
-:func:`builtin_example` loads any example by name.
+training. An example whose record carries a Deep Compression recipe is trained by that
+pipeline (:mod:`quant_models.deep_compression`: prune, share, fine-tune), and its report
+keeps the accuracy after each stage. The MLP loaders live here, the CNN loaders in
+:mod:`quant_models.cnn_zoo`; :func:`builtin_example` loads any example by name.
 
 ``python -m quant_models.zoo --train-all`` loads (or trains) every MLP example and prints a
 summary; ``--cnn`` adds the convolutional examples (listing or training); ``--retrain``
