@@ -11,6 +11,9 @@ from pathlib import Path
 from codesign.errors import CodesignError
 from codesign.examples import DEFAULT_EXAMPLE, EXAMPLES
 
+STUDY_DIR = "deep-compression"
+"""Where ``codesign study`` writes the Deep Compression study, under its --out."""
+
 
 def _folding(text: str) -> tuple[str, tuple[int, int]]:
     try:
@@ -80,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--family", type=_family, action="append", default=[],
                      metavar="LAYER=FAMILY",
                      help="run a layer on another PE family that computes it exactly "
-                          "(xnor_popcount, binary_weight, ternary, mac; repeatable)")
+                          "(xnor_popcount, binary_weight, ternary, codebook, mac; "
+                          "repeatable)")
     run.add_argument("--sparse", type=_sparse, default=None, metavar="LAYERS|SPARSITY|none",
                      help="zero-skipping engines: comma-separated layer names, or every "
                           "ternary/fixed-point layer with at least this weight sparsity, or "
@@ -121,6 +125,10 @@ def _parser() -> argparse.ArgumentParser:
     study.add_argument("--out", type=Path, default=Path("reports"))
     study.add_argument("--frames", type=int, default=None,
                        help="simulate only the first N test frames of each example, N >= 1")
+    study.add_argument("--examples", type=_names, default=None, metavar="NAMES",
+                       help="run only these examples (comma-separated); the index lists every "
+                            "run directory under --out, and the Deep Compression study "
+                            f"({STUDY_DIR}/) is written when its examples run")
     return parser
 
 
@@ -206,6 +214,47 @@ def _synth_target_args(parser) -> None:
                         help="place-and-route seeds; Fmax is their median (default 3)")
 
 
+def _names(text: str) -> list[str]:
+    names = [name for name in text.split(",") if name]
+    unknown = [name for name in names if name not in EXAMPLES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"--examples {text!r}: unknown example(s) {unknown}; examples: "
+            + ", ".join(EXAMPLES))
+    return names
+
+
+def _study(out: Path, frames: int | None, names: list[str] | None) -> int:
+    """Run the examples, the Deep Compression study, then the index of every run under out."""
+    import json
+
+    from codesign.compression_study import compression_examples, write_study
+    from codesign.flow import check_frames, run_example
+    from codesign.paths import atomic_write_text
+    from codesign.report import render_index
+
+    summaries = {}
+    try:
+        check_frames(frames)
+        for name in names or EXAMPLES:
+            summaries[name] = run_example(name, out_dir=out / name, frames=frames)
+        if any(name in summaries for name in compression_examples()):
+            command = f"codesign study --out {out}" + ("" if names is None else
+                                                        " --examples " + ",".join(names))
+            write_study(out / STUDY_DIR, summaries, frames=frames, command=command)
+    except CodesignError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for name in EXAMPLES:
+        path = out / name / "summary.json"
+        if name not in summaries and path.is_file():
+            summaries[name] = json.loads(path.read_text())
+    ordered = [summaries[name] for name in EXAMPLES if name in summaries]
+    atomic_write_text(out / "README.md", render_index(ordered))
+    print(f"{len(ordered)} examples -> {out / 'README.md'}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "examples":
@@ -220,24 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0
-    from codesign.flow import check_frames, run_example
+    from codesign.flow import run_example
 
     if args.command == "study":
-        from codesign.paths import atomic_write_text
-        from codesign.report import render_index
-
-        summaries = []
-        try:
-            check_frames(args.frames)
-            for name in EXAMPLES:
-                summaries.append(run_example(name, out_dir=args.out / name,
-                                             frames=args.frames))
-        except CodesignError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        atomic_write_text(args.out / "README.md", render_index(summaries))
-        print(f"{len(summaries)} examples -> {args.out / 'README.md'}")
-        return 0
+        return _study(args.out, args.frames, args.examples)
 
     out = args.out or Path("runs") / f"{args.example}-{time.strftime('%Y%m%d-%H%M%S')}"
     start = time.perf_counter()

@@ -160,6 +160,65 @@ class TensorInfo:
         return int(math.prod(self.shape))
 
 
+@dataclass(frozen=True)
+class Codebook:
+    """Weight sharing: a layer's weights are ``index_bits``-bit indices into ``values``.
+
+    The IR keeps the weights themselves (the reference computes with them); the codebook
+    states how the hardware stores them: each weight is the index of its value here, and an
+    engine holds the table. Entry 0 is the zero weight (the code a zero-skipping engine pads
+    with and a dense engine gates), the other entries are distinct non-zero integers.
+    """
+
+    values: tuple[int, ...]
+    index_bits: int
+
+    def __post_init__(self) -> None:
+        values = tuple(self.values)
+        if not 1 <= self.index_bits <= 16:
+            raise GraphError(f"codebook index_bits={self.index_bits}: indices have 1..16 bits")
+        for v in values:
+            if isinstance(v, bool) or not float(v).is_integer():
+                raise GraphError(f"codebook value {v!r} is not an integer: shared values must "
+                                 "lie on the layer's fixed-point grid (whole multiples of its "
+                                 "step)")
+        values = tuple(int(v) for v in values)
+        if len(values) > 1 << self.index_bits:
+            raise GraphError(f"a codebook of {len(values)} entries does not fit "
+                             f"{self.index_bits}-bit indices (at most {1 << self.index_bits})")
+        if not values or values[0] != 0:
+            raise GraphError(f"codebook {list(values)}: entry 0 must be the zero weight (code 0 "
+                             "is what a gated or skipped lane holds)")
+        if len(set(values)) != len(values):
+            raise GraphError(f"codebook {list(values)} repeats a value")
+        object.__setattr__(self, "values", values)
+
+    @staticmethod
+    def covering(weight: np.ndarray, index_bits: int) -> Codebook:
+        """The codebook of the distinct values of ``weight``: zero first, then ascending."""
+        used = sorted(int(v) for v in np.unique(np.asarray(weight)) if v != 0)
+        return Codebook((0, *used), index_bits)
+
+    @property
+    def value_type(self) -> IntType:
+        return IntType.for_range(min(self.values), max(self.values))
+
+    def indices(self, weight: np.ndarray) -> np.ndarray:
+        """The index of every weight's value (int64, the weight's shape)."""
+        arr = np.asarray(weight, dtype=np.int64)
+        table = np.asarray(self.values, dtype=np.int64)
+        order = np.argsort(table)
+        pos = np.clip(np.searchsorted(table[order], arr), 0, len(table) - 1)
+        found = table[order][pos] == arr
+        if not np.all(found):
+            missing = int(arr[~found].reshape(-1)[0])
+            raise GraphError(f"weight {missing} is not in the codebook {list(self.values)}")
+        return order[pos].astype(np.int64)
+
+    def describe(self) -> str:
+        return f"codebook {len(self.values)}/{1 << self.index_bits} ({self.index_bits}-bit)"
+
+
 def dot_range(weight_type: IntType, input_type: IntType, length: int) -> tuple[int, int]:
     """Exact bounds of a length-K dot product of any weights and inputs of these types.
 
@@ -345,6 +404,8 @@ class MatVec(Node):
     weight_type: IntType = field(default_factory=IntType.bipolar)
     acc: AccumulatorMode = "dot"
     post: Epilogue | None = None
+    codebook: Codebook | None = None
+    """Shared weights: stored as indices into this table (``None``: stored as values)."""
 
     op_type = "MatVec"
 
@@ -367,7 +428,8 @@ class MatVec(Node):
 
     def detail(self) -> str:
         post = "" if self.post is None else f" -> {self.post.op_type} {self.post.detail()}"
-        return f"[{self.mh}x{self.mw} {self.weight_type}, acc={self.acc}{post}]"
+        shared = "" if self.codebook is None else f" {self.codebook.describe()}"
+        return f"[{self.mh}x{self.mw} {self.weight_type}{shared}, acc={self.acc}{post}]"
 
     def accumulate(self, x: Batch) -> Batch:
         dot = x @ self.weight.T.astype(np.int64)
@@ -387,6 +449,7 @@ class MatVec(Node):
                              f"{x.name}{x.shape} to {y.name}{y.shape}")
         if not self.weight_type.contains(self.weight):
             raise GraphError(f"{self.describe()}: weights are not all {self.weight_type}")
+        check_codebook(self, self.weight)
         if self.acc == "xnor_popcount" and not (
                 self.weight_type.kind == "bipolar" and x.dtype.kind == "bipolar"):
             raise GraphError(f"{self.describe()}: xnor_popcount needs bipolar weights and "
@@ -398,6 +461,20 @@ class MatVec(Node):
         if not (y.dtype.min <= lo and hi <= y.dtype.max):
             raise GraphError(f"{self.describe()}: output type {y.dtype} cannot hold the "
                              f"accumulator range [{lo}, {hi}]")
+
+
+def check_codebook(node: MatVec | Conv, weight: np.ndarray) -> None:
+    """A node's codebook must hold every weight value and fit the weight type."""
+    codebook = node.codebook
+    if codebook is None:
+        return
+    if not node.weight_type.contains(np.asarray(codebook.values)):
+        raise GraphError(f"{node.describe()}: codebook values {list(codebook.values)} are not "
+                         f"all {node.weight_type}")
+    try:
+        codebook.indices(weight)
+    except GraphError as exc:
+        raise GraphError(f"{node.describe()}: {exc}") from None
 
 
 AccumulatorFunction = Callable[[np.ndarray], np.ndarray]
@@ -535,6 +612,8 @@ class Conv(Node):
     padding: tuple[int, int, int, int] = (0, 0, 0, 0)
     pad_value: int = 0
     groups: int = 1
+    codebook: Codebook | None = None
+    """Shared weights (see :class:`MatVec`)."""
 
     op_type = "Conv"
 
@@ -573,6 +652,7 @@ class Conv(Node):
                              f" is {y.shape}")
         if not self.weight_type.contains(self.weight):
             raise GraphError(f"{self.describe()}: weights are not all {self.weight_type}")
+        check_codebook(self, self.weight)
         lo, hi = self.output_range(x.dtype)
         if not (y.dtype.min <= lo and hi <= y.dtype.max):
             raise GraphError(f"{self.describe()}: output type {y.dtype} cannot hold the "

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from amaranth import Const, Mux, Value
 
-from hdl.arith import adder_tree
+from hdl.arith import adder_tree, shape_for_range
+from hdl.errors import HardwareConfigError
 
 
 def _element(word: Value, index: int, bits: int, is_signed: bool,
@@ -124,4 +125,71 @@ class MacLane:
                            & (x.word_select(j, self.input_bits) == 0) for j in range(simd)])
 
 
-Lane = XnorPopcountLane | BinaryWeightLane | TernaryLane | MacLane
+@dataclass(frozen=True)
+class CodebookLane:
+    """Shared weights: a b-bit index into the layer's table of integer values, looked up and
+    multiplied by a fixed-point activation.
+
+    The engine stores indices; the table (``values``, entry 0 the zero weight) is held once
+    per engine and every lane reads it through its own 2^b-to-1 multiplexer, then
+    multiplies. Looking up and multiplying keeps the engine's schedule, memories and cycle
+    formula those of every other family (only the lane differs), so the dense and the
+    zero-skipping engine take it unchanged. The alternative, accumulating the activations
+    per table entry and multiplying once per entry, needs 2^b accumulators per PE and a
+    final pass of 2^b multiplies per output, which changes the engine's schedule; it pays
+    only when a row has many more weights than entries. Index 0 gates the lane as a zero
+    weight does on the MAC lane (no lookup, no multiply; the cycle is spent), and the
+    zero-skipping engine pads with it.
+    """
+
+    values: tuple[int, ...]
+    index_bits: int
+    input_bits: int
+    input_signed: bool
+    input_bipolar: bool = False
+    family = "codebook"
+    has_zero_weights = True
+
+    def __post_init__(self) -> None:
+        if not self.values or self.values[0] != 0 or len(self.values) > 1 << self.index_bits:
+            raise HardwareConfigError(
+                f"codebook lane: a table of {len(self.values)} values with the zero weight first"
+                f" and at most 2^{self.index_bits} entries is needed, got {list(self.values)}")
+
+    @property
+    def weight_bits(self) -> int:
+        """Bits of a stored weight: its index."""
+        return self.index_bits
+
+    def lookup(self, index: Value) -> Value:
+        """The table value at ``index`` (entries past the table are never stored).
+
+        The table is one packed constant read by a part-select: a single multiplexer
+        whose result the lane multiplies once (an ``Array`` of constants would carry the
+        multiplication into every entry)."""
+        shape = shape_for_range(min(self.values), max(self.values))
+        mask = (1 << shape.width) - 1
+        packed = sum((v & mask) << (i * shape.width) for i, v in enumerate(self.values))
+        table = Const(packed, shape.width << self.index_bits)
+        value = table.word_select(index, shape.width)
+        return value.as_signed() if shape.signed else value
+
+    def terms(self, x: Value, w: Value, simd: int) -> list[Value]:
+        products = []
+        for j in range(simd):
+            xj = _element(x, j, self.input_bits, self.input_signed, self.input_bipolar)
+            products.append(xj * self.lookup(w.word_select(j, self.index_bits)))
+        return products
+
+    def zero_weight_count(self, w: Value, simd: int) -> Value:
+        return adder_tree([w.word_select(j, self.index_bits) == 0 for j in range(simd)])
+
+    def zero_activation_count(self, x: Value, w: Value, simd: int) -> Value:
+        """Lanes with a non-zero index and a zero activation: the multiplier is gated."""
+        if self.input_bipolar:
+            return Const(0, 1)          # a bipolar activation is never zero
+        return adder_tree([(w.word_select(j, self.index_bits) != 0)
+                           & (x.word_select(j, self.input_bits) == 0) for j in range(simd)])
+
+
+Lane = XnorPopcountLane | BinaryWeightLane | TernaryLane | MacLane | CodebookLane

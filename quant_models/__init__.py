@@ -1,9 +1,10 @@
 """Quantized PyTorch models whose forward pass matches the integer hardware exactly.
 
 The package provides the compression primitives (binarization, ternary weights, k-bit fixed
-point, magnitude pruning), the layers and models the compiler lowers, the digits data split,
-deterministic training, and the built-in examples (:mod:`quant_models.catalog`) with their
-trained weights.
+point, magnitude pruning, k-means weight sharing and Huffman coding: Deep Compression,
+:mod:`quant_models.deep_compression`), the layers and models the compiler lowers, the digits
+data split, deterministic training, and the built-in examples (:mod:`quant_models.catalog`)
+with their trained weights.
 """
 
 from typing import Any
@@ -15,6 +16,7 @@ from quant_models.cnn import (
     DepthwiseSeparableCNN,
     FixedPointCNN,
     FloatCNN,
+    SharedCNN,
     TernaryCNN,
     cnv_w1a1,
     layer_shapes,
@@ -40,6 +42,7 @@ from quant_models.models import (
     FloatMLP,
     LayerSignature,
     MixedMLP,
+    SharedMLP,
     TernaryMLP,
     integer_signature,
 )
@@ -50,6 +53,7 @@ from quant_models.pruning import (
     magnitude_prune_,
     sparsity_report,
 )
+from quant_models.sharing import SharedConv2d, SharedLinear, WeightSharingError, share_weights_
 from quant_models.ternary import TernaryLinear, ternarize_twn
 from quant_models.train import (
     EpochCallback,
@@ -117,12 +121,17 @@ __all__ = [
     "QuantLinear",
     "Requant",
     "SignActivation",
+    "SharedCNN",
+    "SharedConv2d",
+    "SharedLinear",
+    "SharedMLP",
     "SignSTE",
     "TernaryCNN",
     "TernaryConv2d",
     "TernaryLinear",
     "TernaryMLP",
     "TrainReport",
+    "WeightSharingError",
     "attach_mask_",
     "builtin_binarized_mlp",
     "builtin_binary_cnn",
@@ -149,6 +158,7 @@ __all__ = [
     "quantize",
     "random_cnv_w1a1",
     "requant_params",
+    "share_weights_",
     "sign_ste",
     "sparsity_report",
     "ternarize_twn",

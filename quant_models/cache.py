@@ -37,7 +37,7 @@ from torch import nn
 
 from codesign.errors import CodesignError
 from codesign.paths import atomic_write_bytes, cache_root
-from quant_models.data import load_digits_split
+from quant_models.data import DigitsSplit, load_digits_split
 from quant_models.train import EpochCallback, ProgressFn, TrainReport, train_classifier
 
 __all__ = [
@@ -68,6 +68,9 @@ TRAINING_THREADS = 1
 """torch threads while an example trains (see the module docstring)."""
 
 M = TypeVar("M", bound=nn.Module)
+
+Trainer = Callable[[Any, DigitsSplit, ProgressFn | None], TrainReport]
+"""A multi-stage training pipeline: ``trainer(model, split, progress)`` trains in place."""
 
 
 class ShippedWeightsError(CodesignError):
@@ -131,11 +134,13 @@ def read_weights(path: Path) -> WeightsFile:
     """Decode a weights file; any damage raises (``OSError``, ``lzma.LZMAError``, ...)."""
     raw = lzma.decompress(path.read_bytes())
     blob = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    report = dict(blob["report"])
+    report["stages"] = tuple(report.get("stages", ()))
     return WeightsFile(
         name=str(blob["name"]),
         key=str(blob["key"]),
         state_dict=blob["state_dict"],
-        report=TrainReport(**blob["report"]),
+        report=TrainReport(**report),
     )
 
 
@@ -202,6 +207,7 @@ def load_or_train(
     retrain: bool,
     progress: ProgressFn | None,
     epoch_callback: Callable[[M], EpochCallback] | None = None,
+    trainer: Trainer | None = None,
 ) -> tuple[M, TrainReport]:
     """Model ``name`` (eval mode) and its report: shipped, cached, or trained and cached.
 
@@ -209,7 +215,9 @@ def load_or_train(
     is used only if it records the same key. Training runs
     ``train_classifier(**training)`` on ``load_digits_split(**split_params)``;
     ``epoch_callback(model)`` builds its ``step_callback`` (e.g. a pruning schedule), and
-    whatever shapes that callback must be part of ``key``. ``retrain`` skips both files.
+    whatever shapes that callback must be part of ``key``. ``trainer(model, split,
+    progress)`` replaces that single run by a pipeline of its own (its settings belong in
+    ``key`` too). ``retrain`` skips both files.
     """
     seed = int(training["seed"])
     model = _build(build, seed)
@@ -223,8 +231,11 @@ def load_or_train(
     split = load_digits_split(**split_params)
     step_callback = None if epoch_callback is None else epoch_callback(model)
     with _training_threads(TRAINING_THREADS):
-        report = train_classifier(
-            model, split, progress=progress, step_callback=step_callback, **training
-        )
+        if trainer is not None:
+            report = trainer(model, split, progress)
+        else:
+            report = train_classifier(
+                model, split, progress=progress, step_callback=step_callback, **training
+            )
     save_weights(cache_path(name, key), name, key, model, report)
     return model.eval(), report

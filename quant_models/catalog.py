@@ -19,13 +19,31 @@ from typing import Any, Generic, Literal, TypeVar
 from torch import nn
 
 from codesign.errors import CodesignError
-from quant_models.cnn import BinaryCNN, DepthwiseSeparableCNN, FixedPointCNN, FloatCNN, TernaryCNN
-from quant_models.models import BinarizedMLP, FixedPointMLP, FloatMLP, MixedMLP, TernaryMLP
+from quant_models.cnn import (
+    BinaryCNN,
+    DepthwiseSeparableCNN,
+    FixedPointCNN,
+    FloatCNN,
+    SharedCNN,
+    TernaryCNN,
+)
+from quant_models.models import (
+    BinarizedMLP,
+    FixedPointMLP,
+    FloatMLP,
+    MixedMLP,
+    SharedMLP,
+    TernaryMLP,
+)
 
 __all__ = [
     "BINARIZED_MLP_CONFIG",
     "BINARIZED_MLP_TRAINING",
     "BINARY_CNN_CONFIG",
+    "DEEP_COMPRESSION_CNN_CONFIG",
+    "DEEP_COMPRESSION_CNN_RECIPE",
+    "DEEP_COMPRESSION_MLP_CONFIG",
+    "DEEP_COMPRESSION_MLP_RECIPE",
     "BINARY_CNN_TRAINING",
     "DEPTHWISE_CNN_CONFIG",
     "DEPTHWISE_CNN_TRAINING",
@@ -53,6 +71,8 @@ __all__ = [
     "UnknownExampleError",
     "binarized_mlp",
     "binary_cnn",
+    "deep_compression_cnn",
+    "deep_compression_mlp",
     "depthwise_separable_cnn",
     "example",
     "example_names",
@@ -93,6 +113,9 @@ class Example(Generic[M]):
     """Weight sparsity from which ``codesign run`` puts a layer on the zero-skipping engine."""
     pruning: dict[str, Any] | None = None
     """Keyword arguments of :class:`quant_models.pruning.PruningSchedule`, if pruned."""
+    compression: dict[str, Any] | None = None
+    """Settings of a :class:`quant_models.deep_compression.DeepCompressionRecipe`: the
+    example is trained by that pipeline (prune, share, fine-tune) instead of ``training``."""
 
     def build(self) -> M:
         """The untrained network (call under the training seed for reproducible weights)."""
@@ -187,6 +210,34 @@ MIXED_MLP_TRAINING: dict[str, Any] = {"epochs": 40, "lr": 1e-3, "batch_size": 64
 """The binary layer needs width (256: about 97% test accuracy, 128: about 95%) and a gentler
 learning rate than the all-fixed-point models."""
 
+DEEP_COMPRESSION_MLP_CONFIG: dict[str, Any] = {
+    "in_features": 64,
+    "hidden": [128, 128],
+    "num_classes": 10,
+    "index_bits": [4, 4, 4],
+    "act_bits": 4,
+    "input_bits": 5,
+    "input_signed": False,
+}
+"""The float MLP's topology (64-128-128-10) with shared layers: 4-bit codebook indices
+(15 centroids and the zero weight per layer), 4-bit activations."""
+DEEP_COMPRESSION_MLP_RECIPE: dict[str, Any] = {
+    "sparsity": [0.91, 0.94, 0.8],
+    "prune_epochs": 60,
+    "start_epoch": 6,
+    "num_steps": 10,
+    "frequency": 2,
+    "lr": 3e-3,
+    "finetune_epochs": 20,
+    "finetune_lr": 2e-4,
+    "batch_size": 64,
+    "seed": 0,
+}
+"""AGP over epochs 6..26 to 91 % (fc0), 94 % (fc1) and 80 % (the classifier, whose 1280
+weights carry every class), 34 more epochs at the final masks, then 20 epochs of centroid
+fine-tuning at a fifteenth of the rate. Recipes pruning harder (92/95 %) or fine-tuning
+shorter lost 1.1 points; this one loses none (0.9822 against the float MLP's 0.9800)."""
+
 # -- CNNs ----------------------------------------------------------------------------------
 
 _DIGITS_CNN: dict[str, Any] = {"channels": [16, 32, 32], "hidden": [], "num_classes": 10}
@@ -232,6 +283,30 @@ DEPTHWISE_CNN_CONFIG: dict[str, Any] = {
     "input_signed": False,
 }
 DEPTHWISE_CNN_TRAINING: dict[str, Any] = {"epochs": 60, "lr": 1e-2, "batch_size": 64, "seed": 0}
+
+DEEP_COMPRESSION_CNN_CONFIG: dict[str, Any] = {
+    "channels": [16, 32, 32],
+    "num_classes": 10,
+    "index_bits": [4, 4, 4, 4],
+    "act_bits": 4,
+    "input_bits": 5,
+    "input_signed": False,
+}
+"""The float CNN's topology with shared layers (4-bit indices) and 4-bit activations."""
+DEEP_COMPRESSION_CNN_RECIPE: dict[str, Any] = {
+    "sparsity": [0.5, 0.85, 0.9, 0.75],
+    "prune_epochs": 40,
+    "start_epoch": 6,
+    "num_steps": 10,
+    "frequency": 2,
+    "lr": 3e-3,
+    "finetune_epochs": 20,
+    "finetune_lr": 2e-4,
+    "batch_size": 64,
+    "seed": 0,
+}
+"""The 144-weight first convolution keeps half its weights, the others 10-25 %: AGP over
+epochs 6..26, 14 more epochs at the final masks, 20 epochs of centroid fine-tuning."""
 
 # -- records -------------------------------------------------------------------------------
 
@@ -343,6 +418,42 @@ def mixed_mlp() -> Example[MixedMLP]:
     )
 
 
+def deep_compression_mlp() -> Example[SharedMLP]:
+    """Deep Compression of the float MLP's topology: pruned, shared, Huffman-coded."""
+    return Example(
+        "deep-compression-mlp",
+        "Deep Compression MLP: AGP pruning, 4-bit k-means codebooks, Huffman-coded storage; "
+        "zero-skipping codebook engines",
+        "mlp",
+        SharedMLP,
+        dict(DEEP_COMPRESSION_MLP_CONFIG),
+        {"epochs": DEEP_COMPRESSION_MLP_RECIPE["prune_epochs"]
+         + DEEP_COMPRESSION_MLP_RECIPE["finetune_epochs"], "seed": 0},
+        baseline="float-mlp",
+        target_cycles=512,
+        sparse=0.5,
+        compression=dict(DEEP_COMPRESSION_MLP_RECIPE),
+    )
+
+
+def deep_compression_cnn() -> Example[SharedCNN]:
+    """Deep Compression of the float CNN's topology."""
+    return Example(
+        "deep-compression-cnn",
+        "Deep Compression CNN: AGP pruning, 4-bit k-means codebooks, Huffman-coded storage; "
+        "codebook engines",
+        "cnn",
+        SharedCNN,
+        dict(DEEP_COMPRESSION_CNN_CONFIG),
+        {"epochs": DEEP_COMPRESSION_CNN_RECIPE["prune_epochs"]
+         + DEEP_COMPRESSION_CNN_RECIPE["finetune_epochs"], "seed": 0},
+        baseline="float-cnn",
+        target_cycles=2048,
+        sparse=0.5,
+        compression=dict(DEEP_COMPRESSION_CNN_RECIPE),
+    )
+
+
 def float_cnn() -> Example[FloatCNN]:
     """The float baseline of the binary, ternary and fixed-point CNNs' topology."""
     return Example(
@@ -427,12 +538,14 @@ def examples() -> tuple[Example[Any], ...]:
         *(fixed_point_mlp(w, a) for w, a in FIXED_POINT_VARIANTS),
         *(pruned_mlp(s) for s in PRUNED_MLP_SPARSITIES),
         mixed_mlp(),
+        deep_compression_mlp(),
         float_cnn(),
         binary_cnn(),
         ternary_cnn("twn"),
         ternary_cnn("ttq"),
         fixed_point_cnn(4, 4),
         depthwise_separable_cnn(),
+        deep_compression_cnn(),
     )
 
 

@@ -48,6 +48,7 @@ __all__ = [
     "FixedPointCNN",
     "FloatCNN",
     "LayerShape",
+    "SharedCNN",
     "TernaryCNN",
     "cnv_w1a1",
     "layer_shapes",
@@ -545,3 +546,64 @@ def layer_shapes(model: nn.Module) -> list[LayerShape]:
     finally:
         model.train(was_training)
     return out
+
+
+class SharedCNN(_ImageModel):
+    """The Deep Compression digits CNN: :class:`FixedPointCNN`'s topology with every weight
+    layer a shared one (:class:`~quant_models.sharing.SharedConv2d`,
+    :class:`~quant_models.sharing.SharedLinear`), pruned and clustered by
+    :mod:`quant_models.deep_compression`.
+
+    ``index_bits`` gives each of the four weight layers (three convolutions, the classifier)
+    its codebook index width; activations are ``uint<act_bits>`` codes, borders pad with 0.
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[int] = (16, 32, 32),
+        num_classes: int = 10,
+        index_bits: Sequence[int] = (5, 5, 5, 5),
+        act_bits: int = 4,
+        input_bits: int = 5,
+        input_signed: bool = False,
+    ) -> None:
+        from quant_models.sharing import SharedConv2d, SharedLinear
+
+        super().__init__()
+        _check_channels(channels, (), num_classes)
+        bits = [int(b) for b in index_bits]
+        if len(bits) != 4:
+            raise ValueError(f"index_bits needs four widths (three convolutions, the "
+                             f"classifier), got {len(bits)}")
+        self.input_shape = CNN_INPUT_SHAPE
+        self.config: dict[str, Any] = {
+            "channels": [int(c) for c in channels],
+            "num_classes": int(num_classes),
+            "index_bits": bits,
+            "act_bits": int(act_bits),
+            "input_bits": int(input_bits),
+            "input_signed": bool(input_signed),
+        }
+        widths = iter(bits)
+
+        def conv(i: int, o: int, k: int, p: int, first: bool) -> nn.Module:
+            return SharedConv2d(i, o, k, padding=p, index_bits=next(widths))
+
+        def linear(i: int, o: int, last: bool) -> nn.Module:
+            return SharedLinear(i, o, index_bits=next(widths))
+
+        self.layers = nn.Sequential(
+            *_digits_layers(
+                channels,
+                (),
+                num_classes,
+                IntegerInput(input_bits, input_signed),
+                conv,
+                nn.BatchNorm2d,
+                lambda: QuantAct(act_bits, signed=False),
+                linear,
+                nn.BatchNorm1d,
+                LogitScale(1.0),
+            )
+        )
+        link_input_scales(self.layers)

@@ -42,6 +42,7 @@ __all__ = [
     "FloatMLP",
     "LayerSignature",
     "MixedMLP",
+    "SharedMLP",
     "TernaryMLP",
     "integer_signature",
 ]
@@ -446,3 +447,58 @@ def integer_signature(model: nn.Module) -> list[LayerSignature]:
             sig = LayerSignature(name, kind, "", "?", None, None)
         out.append(sig)
     return out
+
+
+class SharedMLP(nn.Module):
+    """The Deep Compression MLP: weights pruned, then shared through per-layer codebooks.
+
+    ``self.layers``::
+
+        IntegerInput(uint<input_bits>),
+        (SharedLinear(index_bits[i]), BatchNorm1d, QuantAct(uint<act_bits>)) per hidden width,
+        SharedLinear(index_bits[-1]), LogitScale
+
+    Every :class:`~quant_models.sharing.SharedLinear` has one per-tensor grid step, so the
+    last layer's integer argmax is the prediction. Before clustering the layers compute with
+    their (masked) float weights; :mod:`quant_models.deep_compression` runs the pipeline.
+    """
+
+    def __init__(
+        self,
+        in_features: int = 64,
+        hidden: Sequence[int] = (128, 128),
+        num_classes: int = 10,
+        index_bits: Sequence[int] = (5, 5, 5),
+        act_bits: int = 4,
+        input_bits: int = 5,
+        input_signed: bool = False,
+    ) -> None:
+        from quant_models.sharing import SharedLinear
+
+        super().__init__()
+        widths = _check_widths(in_features, hidden, num_classes)
+        bits = [int(b) for b in index_bits]
+        if len(bits) != len(widths) + 1:
+            raise ValueError(f"index_bits needs one width per layer ({len(widths) + 1}), got "
+                             f"{len(bits)}")
+        self.config: dict[str, Any] = {
+            "in_features": int(in_features),
+            "hidden": list(widths),
+            "num_classes": int(num_classes),
+            "index_bits": bits,
+            "act_bits": int(act_bits),
+            "input_bits": int(input_bits),
+            "input_signed": bool(input_signed),
+        }
+        modules: list[nn.Module] = [IntegerInput(input_bits, input_signed)]
+        prev = int(in_features)
+        for width, b in zip(widths, bits, strict=False):
+            modules += [SharedLinear(prev, width, index_bits=b), nn.BatchNorm1d(width),
+                        QuantAct(act_bits, signed=False)]
+            prev = width
+        modules += [SharedLinear(prev, num_classes, index_bits=bits[-1]), LogitScale(1.0)]
+        self.layers = nn.Sequential(*modules)
+        link_input_scales(self.layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)

@@ -4,8 +4,9 @@ about its integer semantics.
 A frontend (``codesign.frontends.torch``) must not know layer classes one by one: it asks a
 layer for its integer weights, what kind of values they are, and the float operations the
 forward pass applies to the integer accumulator. Every weight layer of this package
-(binary, ternary TWN/TTQ, k-bit fixed point; linear and convolution) implements it, and so
-can a user's own layer.
+(binary, ternary TWN/TTQ, k-bit fixed point, shared; linear and convolution) implements it,
+and so can a user's own layer. A layer whose weights are shared through a codebook also
+states the table (:class:`SharedWeightLayer`), so the hardware stores indices.
 """
 
 from __future__ import annotations
@@ -43,4 +44,14 @@ class IntegerLayer(Protocol):
 
     def input_scale(self) -> Tensor | None:
         """The scale of the integer inputs this layer reads, or ``None`` for unscaled ones."""
+        ...
+
+
+@runtime_checkable
+class SharedWeightLayer(IntegerLayer, Protocol):
+    """An :class:`IntegerLayer` whose weights are indices into a per-layer table of values."""
+
+    def weight_codebook(self) -> tuple[tuple[int, ...], int]:
+        """``(values, index_bits)``: the integer values the weights take, the zero weight
+        first (entry 0), and the index width the hardware stores each weight in."""
         ...

@@ -38,8 +38,12 @@ PruneScope = Literal["layer", "global"]
 
 
 def is_prunable(module: nn.Module) -> bool:
-    """Linear layers other than binary ones (quantized, ternary and plain float)."""
-    return isinstance(module, nn.Linear) and not isinstance(module, BinaryLinear)
+    """Linear layers other than binary ones (quantized, ternary and plain float), and
+    convolutions with integer weights (they carry a ``weight_mask``)."""
+    from quant_models.conv import IntegerConv2d
+
+    return (isinstance(module, nn.Linear) and not isinstance(module, BinaryLinear)) \
+        or isinstance(module, IntegerConv2d)
 
 
 def _mask_pre_hook(module: nn.Module, args: Any) -> None:
@@ -59,7 +63,8 @@ def attach_mask_(layer: nn.Linear) -> Tensor:
     be rebuilt with :func:`attach_mask_` on those layers before loading it.
     """
     if not is_prunable(layer):
-        raise TypeError(f"{type(layer).__name__} cannot be pruned (binary or not linear)")
+        raise TypeError(f"{type(layer).__name__} cannot be pruned (binary, or neither linear "
+                        "nor an integer convolution)")
     mask = getattr(layer, "weight_mask", None)
     if isinstance(mask, Tensor):
         return mask

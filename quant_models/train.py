@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,6 +44,9 @@ class TrainReport:
     train_accuracy: float
     test_accuracy: float
     seconds: float
+    stages: tuple[dict[str, Any], ...] = ()
+    """Accuracy after each stage of a multi-stage pipeline (e.g. Deep Compression's pruning,
+    sharing and fine-tuning); empty for a single training run."""
 
 
 def _as_input(x: np.ndarray | Tensor) -> Tensor:

@@ -2,8 +2,10 @@
 
 Every example of :mod:`quant_models.catalog` ships with its trained weights and training
 report; :mod:`quant_models.cache` decides between the shipped file, the user's cache and
-training. The MLP loaders live here, the CNN loaders in :mod:`quant_models.cnn_zoo`;
-:func:`builtin_example` loads any example by name.
+training. An example whose record carries a Deep Compression recipe is trained by that
+pipeline (:mod:`quant_models.deep_compression`: prune, share, fine-tune), and its report
+keeps the accuracy after each stage. The MLP loaders live here, the CNN loaders in
+:mod:`quant_models.cnn_zoo`; :func:`builtin_example` loads any example by name.
 
 ``python -m quant_models.zoo --train-all`` loads (or trains) every MLP example and prints a
 summary; ``--cnn`` adds the convolutional examples (listing or training); ``--retrain``
@@ -25,6 +27,7 @@ from codesign.errors import CodesignError
 from quant_models import catalog
 from quant_models.cache import WEIGHTS_SUFFIX, cache_key, load_or_train, save_weights
 from quant_models.catalog import SPLIT_PARAMS, Example
+from quant_models.deep_compression import recipe_trainer
 from quant_models.models import BinarizedMLP, FixedPointMLP, FloatMLP, MixedMLP, TernaryMLP
 from quant_models.pruning import PruningSchedule
 from quant_models.train import EpochCallback, ProgressFn, TrainReport
@@ -53,6 +56,8 @@ def example_key(example: Example[Any]) -> str:
     training = example.training
     if example.pruning is not None:
         training = {**training, "pruning": example.pruning}
+    if example.compression is not None:
+        training = {**training, "deep_compression": example.compression}
     return cache_key(example.config, training, SPLIT_PARAMS)
 
 
@@ -74,6 +79,8 @@ def load(
         retrain=retrain,
         progress=progress,
         epoch_callback=None if pruning is None else make_schedule,
+        trainer=(None if example.compression is None
+                 else recipe_trainer(example.compression)),
     )
 
 

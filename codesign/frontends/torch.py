@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from codesign.errors import UnsupportedLayerError
+from codesign.errors import GraphError, UnsupportedLayerError
 from codesign.ir import (
+    Codebook,
     Conv,
     Flatten,
     FloatMap,
@@ -37,7 +38,8 @@ from codesign.ir import (
 )
 
 SUPPORTED = ("IntegerInput (first)", "BinaryLinear", "TernaryLinear", "QuantLinear",
-             "BinaryConv2d", "TernaryConv2d", "QuantConv2d", "BatchNorm1d", "BatchNorm2d",
+             "SharedLinear", "BinaryConv2d", "TernaryConv2d", "QuantConv2d", "SharedConv2d",
+             "BatchNorm1d", "BatchNorm2d",
              "ReLU", "SignActivation", "QuantAct", "Requant", "MaxPool2d (after an activation)",
              "Flatten", "LogitScale (last)", "Identity", "Dropout")
 
@@ -65,6 +67,19 @@ def _is_weight_layer(module: nn.Module) -> bool:
     from quant_models.protocol import IntegerLayer
 
     return isinstance(module, (nn.Linear, nn.Conv2d)) and isinstance(module, IntegerLayer)
+
+
+def _codebook(path: str, module: nn.Module) -> Codebook | None:
+    """The table a shared layer states (:class:`quant_models.protocol.SharedWeightLayer`)."""
+    from quant_models.protocol import SharedWeightLayer
+
+    if not isinstance(module, SharedWeightLayer):
+        return None
+    values, index_bits = module.weight_codebook()
+    try:
+        return Codebook(tuple(values), int(index_bits))
+    except GraphError as exc:
+        raise _unsupported(path, module, str(exc)) from None
 
 
 def _integer_weights(module: nn.Module) -> tuple[np.ndarray, IntType, float]:
@@ -156,6 +171,9 @@ def _weight_layer(b: _Builder, path: str, module: nn.Module, current: TensorInfo
     if getattr(module, "bias", None) is not None:
         raise _unsupported(path, module, "a bias is not supported")
     weight, wtype, per_tensor = _integer_weights(module)
+    codebook = _codebook(path, module)
+    if codebook is not None:
+        wtype = IntType.for_range(min(codebook.values), max(codebook.values))
     if isinstance(module, nn.Conv2d):
         if len(current.shape) != 3:
             raise _unsupported(path, module, f"needs an (H, W, C) map, the previous layer "
@@ -181,7 +199,7 @@ def _weight_layer(b: _Builder, path: str, module: nn.Module, current: TensorInfo
         padding = (ph, pw, ph, pw)
         node: Node = Conv(name, [current.name], [f"{name}_acc"], weight=weight,
                           weight_type=wtype, stride=(sh, sw), padding=padding,
-                          pad_value=pad_value, groups=module.groups)
+                          pad_value=pad_value, groups=module.groups, codebook=codebook)
         oh, ow = window_output_hw(height, width, (kh, kw), (sh, sw), padding)
         shape: tuple[int, ...] = (oh, ow, module.out_channels)
         acc_range = node.output_range(current.dtype)
@@ -190,7 +208,8 @@ def _weight_layer(b: _Builder, path: str, module: nn.Module, current: TensorInfo
             raise _unsupported(path, module, f"expects {module.in_features} inputs, the "
                                f"previous layer gives shape {current.shape}")
         name = b.next_name("fc")
-        node = MatVec(name, [current.name], [f"{name}_acc"], weight=weight, weight_type=wtype)
+        node = MatVec(name, [current.name], [f"{name}_acc"], weight=weight, weight_type=wtype,
+                      codebook=codebook)
         shape = (module.out_features,)
         acc_range = node.output_range(current.dtype)
     b.tensor(f"{name}_acc", shape, IntType.for_range(*acc_range))

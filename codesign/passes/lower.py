@@ -56,7 +56,8 @@ def lower_convolutions(graph: Graph) -> Graph:
         tensors[window.output] = TensorInfo(window.output, (oh, ow, kh * kw * x.shape[2]),
                                             x.dtype)
         nodes += [window, MatVec(node.name, [window.output], list(node.outputs),
-                                 weight=node.matrix(), weight_type=node.weight_type)]
+                                 weight=node.matrix(), weight_type=node.weight_type,
+                                 codebook=node.codebook)]
     return _rebuilt(graph, nodes, tensors)
 
 

@@ -12,7 +12,8 @@ After this pass the graph is integer-only. Two rewrites, each exact:
    threshold is an ``a' >= T`` comparison; the negated weights get the type their values
    need (a non-narrow ``-2^(b-1)`` or an unsigned weight negates out of its type, a TTQ row's
    levels change sides), and the thresholds are searched over the accumulator range of that
-   type, which the accumulator tensor's type is widened to hold. A constant channel gets
+   type, which the accumulator tensor's type is widened to hold (a shared layer's codebook
+   gains the negated values if its index width has room). A constant channel gets
    thresholds at the bottom or above the top of the range.
 2. ``MatVec`` over bipolar x bipolar switches to ``acc="xnor_popcount"``: the hardware
    accumulates P = popcount(XNOR) and the back-transform dot = 2P - K is folded into the
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from codesign.errors import GraphError
-from codesign.ir import FloatMap, Graph, IntType, MatVec, MultiThreshold, TensorInfo
+from codesign.ir import Codebook, FloatMap, Graph, IntType, MatVec, MultiThreshold, TensorInfo
 
 
 def _levels(out_type: IntType) -> tuple[int, int, int]:
@@ -113,6 +114,29 @@ def _negated_weight_type(weight: np.ndarray, original: IntType) -> IntType:
     return IntType.for_range(int(min(weight.min(), 0)), int(max(weight.max(), 0)))
 
 
+def _negated_codebook(weight: np.ndarray, matvec: MatVec) -> Codebook | None:
+    """The codebook of a shared layer some of whose rows were negated.
+
+    The table keeps its entries in their order and gains the negated values it lacks; a
+    table closed under negation (or rows that use only such values) is unchanged. Values
+    that no longer fit the index width are a named error.
+    """
+    codebook = matvec.codebook
+    if codebook is None:
+        return None
+    missing = sorted({int(v) for v in np.unique(weight)} - set(codebook.values))
+    if not missing:
+        return codebook
+    values = codebook.values + tuple(missing)
+    if len(values) > 1 << codebook.index_bits:
+        raise GraphError(f"{matvec.describe()}: rows negated for a decreasing activation (a "
+                         f"negative batch-norm scale) need the values {missing}, which its "
+                         f"{codebook.index_bits}-bit codebook of {len(codebook.values)} entries "
+                         "has no room for; share the weights with a table closed under "
+                         "negation, or keep that layer's batch-norm scales positive")
+    return Codebook(values, codebook.index_bits)
+
+
 def fold_float_map(graph: Graph, matvec: MatVec, fmap: FloatMap
                    ) -> tuple[MatVec, MultiThreshold, TensorInfo]:
     """Thresholds reproducing ``fmap`` over the accumulator range of ``matvec``.
@@ -131,6 +155,7 @@ def fold_float_map(graph: Graph, matvec: MatVec, fmap: FloatMap
     if np.any(direction < 0):
         new_mv.weight = matvec.weight * direction[:, None]
         new_mv.weight_type = _negated_weight_type(new_mv.weight, matvec.weight_type)
+        new_mv.codebook = _negated_codebook(new_mv.weight, matvec)
         if new_mv.weight_type != matvec.weight_type:
             # the negated rows can leave the old range: search and store over the new one
             lo, hi = new_mv.output_range(in_type)

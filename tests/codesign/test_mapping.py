@@ -69,7 +69,7 @@ def test_family_override_must_run_the_layer_exactly():
                                            r"binary_weight, ternary, mac"):
         build_design(two_layer_graph(), families={"fc0": "xnor_popcount"})
     with pytest.raises(FoldingError, match=r"layer 'fc0': unknown PE family 'dsp'; families: "
-                                           r"xnor_popcount, binary_weight, ternary, mac"):
+                                           r"xnor_popcount, binary_weight, ternary, codebook, mac"):
         build_design(two_layer_graph(), families={"fc0": "dsp"})
     with pytest.raises(FoldingError, match=r"families names unknown layer\(s\) \['fcX'\]"):
         build_design(two_layer_graph(), families={"fcX": "mac"})

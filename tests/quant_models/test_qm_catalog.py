@@ -31,12 +31,14 @@ ALL_NAMES = [
     "pruned-mlp-0.75",
     "pruned-mlp-0.9",
     "mixed-mlp",
+    "deep-compression-mlp",
     "float-cnn",
     "binary-cnn",
     "ternary-cnn-twn",
     "ternary-cnn-ttq",
     "fixed-point-cnn-w4a4",
     "depthwise-separable-cnn",
+    "deep-compression-cnn",
 ]
 
 

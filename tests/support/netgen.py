@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from codesign.ir import (
+    Codebook,
     Graph,
     IntType,
     MatVec,
@@ -112,6 +113,31 @@ def random_layer_stack(in_width, in_type, specs, seed, sparsity=0.0):
             current, current_type = f"h{index}", out_type
         mw = mh
     graph = Graph("stack", "x", current, tensors, nodes)
+    graph.validate()
+    return graph
+
+
+def share_weights(graph, index_bits, seed, value_type="int8"):
+    """Every MatVec's weights redrawn from a random codebook of ``2^index_bits`` entries
+    (zero first, then distinct ``value_type`` values), keeping the zeros where they are;
+    ``index_bits`` is one width for all layers or one per layer."""
+    rng = np.random.default_rng(seed)
+    t = IntType.parse(value_type)
+    nonzero = np.array([v for v in range(t.min, t.max + 1) if v != 0])
+    for position, node in enumerate(graph.compute_nodes()):
+        bits = index_bits if isinstance(index_bits, int) else index_bits[position]
+        size = int(rng.integers(2, (1 << bits) + 1))
+        table = np.concatenate([[0], rng.choice(nonzero, min(size - 1, nonzero.size),
+                                                replace=False)])
+        drawn = table[rng.integers(1, table.size, node.weight.shape)]
+        node.weight = np.where(node.weight == 0, 0, drawn)
+        node.weight_type = IntType.for_range(min(int(table.min()), 0), int(table.max()))
+        node.codebook = Codebook(tuple(int(v) for v in table), bits)
+        if node.post is None:       # the accumulator's type follows the new weight type
+            out = graph.tensor(node.output)
+            lo, hi = node.output_range(graph.tensor(node.inputs[0]).dtype)
+            graph.tensors[node.output] = TensorInfo(out.name, out.shape,
+                                                    IntType.for_range(lo, hi))
     graph.validate()
     return graph
 

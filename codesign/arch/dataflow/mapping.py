@@ -147,7 +147,7 @@ def _engine(graph: Graph, matvec: MatVec, options: MappingOptions, target: int,
             window_input) -> EngineStage:
     input_type = graph.tensor(matvec.inputs[0]).dtype
     family = choose_family(matvec.name, matvec.weight_type, input_type,
-                           options.family_for(matvec.name), matvec.acc)
+                           options.family_for(matvec.name), matvec.acc, matvec.codebook)
     per_frame = vectors(graph, matvec)
     channels = window_input.shape[-1] if window_input is not None else matvec.mw
     fold = options.folding_for(matvec.name)
@@ -169,7 +169,7 @@ def _engine(graph: Graph, matvec: MatVec, options: MappingOptions, target: int,
             raise FoldingError(f"layer {matvec.name!r}: the {family.name} engine's "
                                f"{matvec.weight_type} weights have no zeros to skip; the sparse "
                                "engine takes layers on a family with zero weights (ternary, "
-                               "mac)")
+                               "codebook, mac)")
     output_type = graph.tensor(matvec.output).dtype
     kind = SparseEngine if go_sparse else DenseEngine
     return kind(matvec.name, matvec, input_type, output_type, family, Folding(fold.pe, fold.simd),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from codesign.bits import range_bits
-from codesign.energy import EnergyTable
-from codesign.ir import AccumulatorMode, IntType
+from codesign.energy import EnergyTable, EventCost
+from codesign.ir import AccumulatorMode, Codebook, IntType, MatVec
 from hdl.lanes import Lane
 
 _DOMAIN = {"dot": "dot products", "xnor_popcount": "popcounts P = (dot + K) / 2"}
@@ -50,7 +52,8 @@ class Family:
     zero weight (it gates it, and a zero-skipping engine can skip it); ``accumulates`` is the
     accumulator domain the IR must use (``xnor_popcount`` keeps P = popcount, everything
     else the dot product); ``rank`` orders families by cost, so a layer's default family is
-    the cheapest one that accepts its types.
+    the cheapest one that accepts its types; ``shared`` says whether the family stores a
+    codebook's indices (it then runs only layers with a codebook).
     """
 
     name: str
@@ -60,21 +63,28 @@ class Family:
     rank: int
     zero_weights: bool
     accumulates: AccumulatorMode
-    make_lane: Callable[[IntType, IntType], Lane]
-    """(weight storage type, input type) -> the hdl lane."""
-    lane_energy: Callable[[IntType, IntType, EnergyTable], float]
-    """(weight storage type, input type, table) -> pJ of one effective lane operation."""
-    lane_cost: Callable[[IntType, IntType, int], LaneCost]
-    """(weight storage type, input type, SIMD) -> the hardware of one PE row."""
+    make_lane: Callable[[MatVec, IntType, IntType], Lane]
+    """(layer, weight storage type, input type) -> the hdl lane."""
+    lane_energy: Callable[[MatVec, IntType, IntType, EnergyTable], float]
+    """(layer, weight storage type, input type, table) -> pJ of one effective lane
+    operation."""
+    lane_cost: Callable[[MatVec, IntType, IntType, int], LaneCost]
+    """(layer, weight storage type, input type, SIMD) -> the hardware of one PE row."""
     max_bits: int | None = None
+    shared: bool = False
 
     def refusal(self, weight_type: IntType, input_type: IntType,
-                accumulation: AccumulatorMode = "dot") -> str | None:
+                accumulation: AccumulatorMode = "dot", codebook: Codebook | None = None
+                ) -> str | None:
         """Why this family cannot run these operands exactly, or ``None`` if it can.
 
         ``accumulation`` is what the layer's IR accumulates (a bipolar x bipolar layer
-        streamlined for the XNOR engine accumulates popcounts, which only that engine does).
+        streamlined for the XNOR engine accumulates popcounts, which only that engine does);
+        ``codebook`` is the layer's shared-weight table, if any.
         """
+        if self.shared and codebook is None:
+            return (f"the {self.name} family stores indices into a layer's codebook; this "
+                    "layer's weights are not shared through one")
         if weight_type.kind not in self.weight_kinds or input_type.kind not in self.input_kinds:
             return (f"the {self.name} family takes {'/'.join(sorted(self.weight_kinds))} "
                     f"weights x {'/'.join(sorted(self.input_kinds))} inputs, not "
@@ -96,3 +106,27 @@ class Family:
         two's-complement weights stores bipolar and ternary values as 2-bit integers.
         """
         return weight_type
+
+    # ---- what an engine asks about one layer (a shared family answers from its codebook) --
+    def stored_type(self, node: MatVec) -> IntType:
+        """The type of one stored weight code of ``node`` on this family's engine."""
+        return self.weight_storage(node.weight_type)
+
+    def weight_codes(self, node: MatVec) -> np.ndarray:
+        """The storage codes of ``node``'s weights [MH, MW]; code 0 is a zero weight."""
+        return self.stored_type(node).encode(node.weight)
+
+    def lane(self, node: MatVec, input_type: IntType) -> Lane:
+        return self.make_lane(node, self.stored_type(node), input_type)
+
+    def lane_op_energy(self, node: MatVec, input_type: IntType, table: EnergyTable) -> float:
+        return self.lane_energy(node, self.stored_type(node), input_type, table)
+
+    def extra_events(self, counters: Mapping[str, int]) -> dict[str, int]:
+        """Events of this family's lanes derived from the engine's counters (none here)."""
+        return {}
+
+    def extra_costs(self, node: MatVec, input_type: IntType, table: EnergyTable
+                    ) -> dict[str, EventCost]:
+        """What each of :meth:`extra_events` costs (none here)."""
+        return {}

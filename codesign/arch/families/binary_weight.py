@@ -14,9 +14,10 @@ FAMILY = Family(
     rank=1,
     zero_weights=False,
     accumulates="dot",
-    make_lane=lambda w, x: BinaryWeightLane(x.bits, x.signed, x.kind == "bipolar"),
+    make_lane=lambda node, w, x: BinaryWeightLane(x.bits, x.signed, x.kind == "bipolar"),
     # an add/subtract of the activation width (plus the sign)
-    lane_energy=lambda w, x, table: table.add(x.bits + 1),
+    lane_energy=lambda node, w, x, table: table.add(x.bits + 1),
     # +x or -x per lane into an adder tree: an add/subtract of the operand width per lane
-    lane_cost=lambda w, x, simd: LaneCost({"lane_addsub": simd * (operand_bits(x) + 1)}),
+    lane_cost=lambda node, w, x, simd: LaneCost(
+        {"lane_addsub": simd * (operand_bits(x) + 1)}),
 )

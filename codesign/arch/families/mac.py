@@ -6,11 +6,25 @@ from __future__ import annotations
 import math
 
 from codesign.arch.families.base import Family, LaneCost, operand, operand_bits
+from codesign.bits import range_bits
+from codesign.energy import EnergyTable
 from codesign.ir import IntType
 from hdl.lanes import MacLane
 
 MAC_MAX_BITS = 16
 """The MAC engine takes weights and activations of up to 16 bits."""
+
+
+def mac_energy(weight_bits: int, input_bits: int, table: EnergyTable) -> float:
+    """A w x x multiplier (quadratic: energy ~ w_bits * x_bits) and its adder-tree share."""
+    return table.mult(math.sqrt(weight_bits * input_bits)) + table.add(weight_bits + input_bits)
+
+
+def mac_cost(weights: tuple[int, int], x: IntType, simd: int) -> LaneCost:
+    """SIMD multipliers of a weight in range ``weights`` by ``x`` (DSPs or LUTs) into an
+    adder tree of product-wide adds."""
+    return LaneCost({"lane_mac_tree": simd * (range_bits(*weights)[0] + operand_bits(x))},
+                    ((operand(x), weights),) * simd)
 
 
 class _MacFamily(Family):
@@ -25,16 +39,13 @@ FAMILY = _MacFamily(
     lane_summary="multiply-accumulate",
     weight_kinds=frozenset({"int", "uint", "ternary", "bipolar"}),
     input_kinds=frozenset({"bipolar", "ternary", "int", "uint"}),
-    rank=3,
+    rank=4,
     zero_weights=True,
     accumulates="dot",
     max_bits=MAC_MAX_BITS,
-    make_lane=lambda w, x: MacLane(w.bits, w.signed, x.bits, x.signed, x.kind == "bipolar"),
-    # a w x x multiplier (quadratic: energy ~ w_bits * x_bits) and its adder-tree share
-    lane_energy=lambda w, x, table: (table.mult(math.sqrt(w.bits * x.bits))
-                                     + table.add(w.bits + x.bits)),
+    make_lane=lambda node, w, x: MacLane(w.bits, w.signed, x.bits, x.signed,
+                                          x.kind == "bipolar"),
+    lane_energy=lambda node, w, x, table: mac_energy(w.bits, x.bits, table),
     # SIMD multipliers (DSPs or LUTs) into an adder tree of product-wide adds
-    lane_cost=lambda w, x, simd: LaneCost(
-        {"lane_mac_tree": simd * (operand_bits(w) + operand_bits(x))},
-        ((operand(x), operand(w)),) * simd),
+    lane_cost=lambda node, w, x, simd: mac_cost(operand(w), x, simd),
 )

@@ -24,8 +24,9 @@ FAMILY = _TernaryFamily(
     rank=2,
     zero_weights=True,
     accumulates="dot",
-    make_lane=lambda w, x: TernaryLane(x.bits, x.signed, x.kind == "bipolar"),
-    lane_energy=lambda w, x, table: table.add(x.bits + 1),
+    make_lane=lambda node, w, x: TernaryLane(x.bits, x.signed, x.kind == "bipolar"),
+    lane_energy=lambda node, w, x, table: table.add(x.bits + 1),
     # +x, -x or 0 per lane into an adder tree
-    lane_cost=lambda w, x, simd: LaneCost({"lane_ternary": simd * (operand_bits(x) + 1)}),
+    lane_cost=lambda node, w, x, simd: LaneCost(
+        {"lane_ternary": simd * (operand_bits(x) + 1)}),
 )

@@ -17,9 +17,9 @@ FAMILY = Family(
     rank=0,
     zero_weights=False,
     accumulates="xnor_popcount",
-    make_lane=lambda w, x: XnorPopcountLane(),
+    make_lane=lambda node, w, x: XnorPopcountLane(),
     # an XNOR gate and a 1-bit share of the popcount adder tree
-    lane_energy=lambda w, x, table: table.xnor_gate + table.add(1),
+    lane_energy=lambda node, w, x, table: table.xnor_gate + table.add(1),
     # SIMD XNORs feeding a popcount tree
-    lane_cost=lambda w, x, simd: LaneCost({"lane_popcount": simd}),
+    lane_cost=lambda node, w, x, simd: LaneCost({"lane_popcount": simd}),
 )

@@ -9,6 +9,7 @@ family; they differ in weight storage and schedule (:mod:`codesign.arch.stages.m
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +90,11 @@ class EngineStage(Stage):
         return self.hdl_config.fill_cycles
 
     @property
+    @abstractmethod
+    def weight_memory_bits(self) -> int:
+        """Bits of the engine's on-chip weight memory."""
+
+    @property
     def weight_sparsity(self) -> float:
         return float(np.mean(self.node.weight == 0))
 
@@ -98,14 +104,15 @@ class EngineStage(Stage):
 
     @property
     def weight_storage(self) -> IntType:
-        return self.family.weight_storage(self.node.weight_type)
+        """The type of one stored weight code (a codebook index on a shared family)."""
+        return self.family.stored_type(self.node)
 
     # ---- the hardware's view -------------------------------------------------------------
     def lane(self) -> Lane:
-        return self.family.make_lane(self.weight_storage, self.input_type)
+        return self.family.lane(self.node, self.input_type)
 
     def weight_codes(self) -> np.ndarray:
-        return self.weight_storage.encode(self.node.weight)
+        return self.family.weight_codes(self.node)
 
     def epilogue(self) -> Epilogue:
         """Thresholds, requantization or the accumulator itself, as the hardware computes it."""
@@ -113,16 +120,19 @@ class EngineStage(Stage):
         if post is None:
             return PassEpilogue(out_type.bits)
         if isinstance(post, MultiThreshold):
+            # a threshold below the accumulator range always holds, one above never: clipped
+            # to [lo, hi + 1] they compare the same and fit the epilogue's threshold width
+            lo, hi = self.acc_range
+            thresholds = np.clip(post.thresholds, lo, hi + 1)
             if out_type.kind == "bipolar":
                 if (post.out_scale, post.out_bias) != (2, -1) or post.thresholds.shape[1] != 1:
                     raise GraphError(f"{post.describe()}: a bipolar output needs one threshold,"
                                      " out_scale 2 and out_bias -1")
-                return ThresholdEpilogue(post.thresholds, self.acc_range, 1, 0)
+                return ThresholdEpilogue(thresholds, self.acc_range, 1, 0)
             if post.out_scale != 1:
                 raise GraphError(f"{post.describe()}: out_scale {post.out_scale} is not "
                                  "supported in hardware for integer outputs (only 1)")
-            return ThresholdEpilogue(post.thresholds, self.acc_range, out_type.bits,
-                                     post.out_bias)
+            return ThresholdEpilogue(thresholds, self.acc_range, out_type.bits, post.out_bias)
         mult = np.broadcast_to(np.asarray(post.multiplier, dtype=np.int64).reshape(-1),
                                (self.mh,))
         return RequantEpilogue(mult, post.shift, self.acc_range, post.bounds, out_type.bits)
@@ -153,6 +163,7 @@ class EngineStage(Stage):
         events["effective_lane_ops"] = (counters[Counter.LANE_OPS]
                                         - counters[Counter.ZERO_WEIGHT_LANES]
                                         - counters[Counter.ZERO_ACT_LANES])
+        events.update(self.family.extra_events(counters))
         return events
 
     def event_costs(self, table: EnergyTable) -> dict[str, EventCost]:
@@ -163,13 +174,14 @@ class EngineStage(Stage):
         in_bits = self.input_type.bits
         costs = {
             "effective_lane_ops": EventCost(
-                "lanes", self.family.lane_energy(self.weight_storage, self.input_type, table)),
+                "lanes", self.family.lane_op_energy(self.node, self.input_type, table)),
             Counter.ACC_ADDS: EventCost("accumulators", table.add(acc_bits)),
             Counter.WEIGHT_READS: EventCost("weight memory",
                                             table.sram_read(self.pe * self.simd * w_bits)),
             Counter.IBUF_WRITES: EventCost("input buffer", table.sram_write(self.simd * in_bits)),
             Counter.IBUF_READS: EventCost("input buffer", table.sram_read(self.simd * in_bits)),
         }
+        costs.update(self.family.extra_costs(self.node, self.input_type, table))
         post = self.post
         if isinstance(post, MultiThreshold):
             levels = post.thresholds.shape[1].bit_length()
@@ -200,7 +212,8 @@ class EngineStage(Stage):
         c = self.hdl_config
         s = Structure()
         pe = self.pe
-        lane = self.family.lane_cost(self.weight_storage, self.input_type, self.simd)
+        lane = self.family.lane_cost(self.node, self.weight_storage, self.input_type,
+                                       self.simd)
         dsps = sum(multiplier_dsps(a, b, target) for a, b in lane.multipliers)
         # products in DSPs: Yosys packs the adder tree into the DSPs' post-adders when both
         # operands are signed, and builds it from LUTs when one is unsigned
@@ -242,6 +255,7 @@ class EngineStage(Stage):
             "family": self.family.name,
             "sparse": self.kind == "sparse_mvu",
             "weight_type": str(self.node.weight_type),
+            "weight_storage": str(self.weight_storage),
             "weight_sparsity": self.weight_sparsity,
             # rows with no non-zero weight: handled (acc = 0 goes through the epilogue)
             "empty_rows": int(np.count_nonzero(~weight.any(axis=1))),

@@ -37,6 +37,11 @@ class DenseEngine(EngineStage):
     def cycles_per_frame(self) -> int:
         return self.vectors * self.nf * self.sf
 
+    @property
+    def weight_memory_bits(self) -> int:
+        """On-chip weight storage: every weight's code."""
+        return self.mh * self.mw * self.weight_storage.bits
+
     def make_hdl_config(self) -> MVUConfig:
         return MVUConfig(**self.engine_fields())
 

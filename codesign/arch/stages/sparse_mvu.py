@@ -56,6 +56,13 @@ class SparseEngine(EngineStage):
     def dense_cycles_per_frame(self) -> int:
         return self.vectors * self.nf * self.sf
 
+    @property
+    def weight_memory_bits(self) -> int:
+        """On-chip weight storage: every step's PE x SIMD (column index, weight code) slots."""
+        column_bits = (self.mw - 1).bit_length()
+        return self.steps_per_vector * self.pe * self.simd * (column_bits
+                                                               + self.weight_storage.bits)
+
     def make_hdl_config(self) -> SparseMVUConfig:
         return SparseMVUConfig(**self.engine_fields(), in_simd=self.in_simd)
 
