@@ -129,6 +129,15 @@ class EngineStage(Stage):
                     lane=self.lane(), weight_codes=self.weight_codes(),
                     acc_range=self.acc_range, epilogue=self.epilogue())
 
+    # ---- what the engine holds ---------------------------------------------------------
+    @property
+    def lanes(self) -> int:
+        return self.pe * self.simd
+
+    def epilogue_bits(self) -> int:
+        """Bits of the epilogue's parameter memories (thresholds or multipliers)."""
+        return sum(bank.width * len(bank.init) for bank in self.epilogue().banks(self.pe))
+
     # ---- models --------------------------------------------------------------------------
     def zero_activation_lanes(self, inputs: np.ndarray) -> int:
         """Lanes pairing a non-zero weight with a zero activation, every row, every vector."""

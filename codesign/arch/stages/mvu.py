@@ -33,6 +33,13 @@ class DenseEngine(EngineStage):
     def cycles_per_frame(self) -> int:
         return self.vectors * self.nf * self.sf
 
+    def stored_weights(self) -> int:
+        return self.mh * self.mw
+
+    def stored_bits(self) -> dict[str, int]:
+        return {"weights": self.mh * self.mw * self.weight_storage.bits,
+                "epilogue": self.epilogue_bits()}
+
     def make_hdl_config(self) -> MVUConfig:
         return MVUConfig(**self.engine_fields())
 
