@@ -76,13 +76,92 @@ def _parser() -> argparse.ArgumentParser:
                      help="zero-skipping engines: comma-separated layer names, or every "
                           "ternary/fixed-point layer with at least this weight sparsity, or "
                           "none (default: the example's choice)")
+    compress = sub.add_parser(
+        "compress", help="run a compression recipe (YAML), then its network end to end")
+    compress.add_argument("recipe", type=Path, help="recipe file (see quant_models/recipes/)")
+    compress.add_argument("--out", type=Path, default=None,
+                          help="run directory (default runs/<recipe name>-<timestamp>)")
+    compress.add_argument("--frames", type=int, default=None,
+                          help="simulate only the first N test frames, N >= 1 (default: all)")
+    compress.add_argument("--retrain", action="store_true",
+                          help="run the recipe again (ignoring the cached result)")
+    compress.add_argument("--energy-table", type=Path, default=None,
+                          help="YAML energy table (default: 45 nm, Horowitz ISSCC 2014)")
     sub.add_parser("examples", help="list the built-in examples")
-    study = sub.add_parser("study", help="run every built-in example and write an index "
-                                         "(regenerates reports/)")
-    study.add_argument("--out", type=Path, default=Path("reports"))
+    study = sub.add_parser("study", help="run every built-in example and write an index and "
+                                         "the compression study (regenerates reports/)")
+    study.add_argument("part", nargs="?", choices=("all", "compression"), default="all",
+                       help="all (default): every example, the index and the compression "
+                            "study in OUT/compression; compression: the study alone in OUT")
+    study.add_argument("--out", type=Path, default=None,
+                       help="output directory (default reports, or reports/compression)")
     study.add_argument("--frames", type=int, default=None,
                        help="simulate only the first N test frames of each example, N >= 1")
     return parser
+
+
+def _study(part: str, out: Path | None, frames: int | None) -> int:
+    from codesign.compression_study import run_compression_study
+    from codesign.flow import check_frames, run_example
+    from codesign.paths import atomic_write_text
+    from codesign.report import render_index
+
+    def run(name: str, directory: Path) -> dict:
+        return run_example(name, out_dir=directory, frames=frames)
+
+    def say(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    try:
+        check_frames(frames)
+        if part == "compression":
+            out = out or Path("reports") / "compression"
+            run_compression_study(out, run, frames=frames, say=say)
+            print(f"compression study -> {out / 'README.md'}")
+            return 0
+        out = out or Path("reports")
+        runs = {}
+        for name in EXAMPLES:
+            runs[name] = (out / name, run(name, out / name))
+        atomic_write_text(out / "README.md", render_index([s for _, s in runs.values()]))
+        run_compression_study(out / "compression", run, frames=frames, runs=runs, say=say)
+    except CodesignError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{len(runs)} examples -> {out / 'README.md'}; compression study -> "
+          f"{out / 'compression' / 'README.md'}")
+    return 0
+
+
+def _compress(args: argparse.Namespace) -> int:
+    from codesign.examples import load_recipe_example
+    from codesign.flow import check_run_options, run_example
+
+    start = time.perf_counter()
+    out = args.out or Path("runs") / f"{args.recipe.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        check_run_options(out, args.frames, args.energy_table, None, None, None, None, None)
+        example = load_recipe_example(
+            args.recipe, retrain=args.retrain,
+            say=lambda message: print(message, file=sys.stderr, flush=True))
+        summary = run_example(example.name, out_dir=out, frames=args.frames,
+                              energy_table=args.energy_table, example=example)
+    except CodesignError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    _print_summary(summary, out, time.perf_counter() - start)
+    return 0
+
+
+def _print_summary(summary: dict, out: Path, seconds: float) -> None:
+    delta = summary["compression"]["delta"]
+    print(f"{summary['example']}: {summary['frames']} frames, "
+          f"{'bit-exact' if summary['bit_exact'] else 'MISMATCH'}, "
+          f"accuracy torch {summary['accuracy_torch']:.4f} / hw {summary['accuracy_hw']:.4f}, "
+          f"{summary['cycles_per_frame']:.1f} cycles/frame, "
+          f"{summary['energy_pj_per_frame']:.1f} pJ/frame, "
+          f"alpha {summary['compression']['alpha']:.2f}, "
+          f"delta {'-' if delta is None else f'{delta:.2f}'} ({seconds:.1f} s) -> {out}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,24 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, description in EXAMPLES.items():
             print(f"{name}: {description}")
         return 0
-    from codesign.flow import check_frames, run_example
-
     if args.command == "study":
-        from codesign.paths import atomic_write_text
-        from codesign.report import render_index
-
-        summaries = []
-        try:
-            check_frames(args.frames)
-            for name in EXAMPLES:
-                summaries.append(run_example(name, out_dir=args.out / name,
-                                             frames=args.frames))
-        except CodesignError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        atomic_write_text(args.out / "README.md", render_index(summaries))
-        print(f"{len(summaries)} examples -> {args.out / 'README.md'}")
-        return 0
+        return _study(args.part, args.out, args.frames)
+    if args.command == "compress":
+        return _compress(args)
+    from codesign.flow import run_example
 
     out = args.out or Path("runs") / f"{args.example}-{time.strftime('%Y%m%d-%H%M%S')}"
     start = time.perf_counter()
@@ -121,12 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CodesignError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"{summary['example']}: {summary['frames']} frames, "
-          f"{'bit-exact' if summary['bit_exact'] else 'MISMATCH'}, "
-          f"accuracy torch {summary['accuracy_torch']:.4f} / hw {summary['accuracy_hw']:.4f}, "
-          f"{summary['cycles_per_frame']:.1f} cycles/frame, "
-          f"{summary['energy_pj_per_frame']:.1f} pJ/frame "
-          f"({time.perf_counter() - start:.1f} s) -> {out}")
+    _print_summary(summary, out, time.perf_counter() - start)
     return 0
 
 
