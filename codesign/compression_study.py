@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from codesign.energy import EnergyTable
-from codesign.metrics import measure_baseline
+from codesign.metrics import FLOAT_BITS, measure_baseline
 from codesign.paths import atomic_write_bytes, atomic_write_text
 
 __all__ = [
@@ -128,13 +128,15 @@ def _float_rows(frames: int | None, table: EnergyTable, say: Say) -> list[dict[s
         base = measure_baseline(name, model, None, x, table, target_cycles=target)
         weights = weight_count(model)
         accuracy = evaluate(model, x, y)
+        record = base.record()
         rows.append({
             "example": name, "link": "", "technique": "float baseline (as a dense w8a8 "
             "design in hardware)", "baseline": name, "accuracy_float": accuracy,
             "accuracy_torch": accuracy, "accuracy_hw": float(np.mean(base.predictions == y)),
             "bit_exact": base.bit_exact, "frames": base.frames, "weights": weights,
-            "alpha": 1.0, "beta": 0.0, "alpha_bits": 32.0 / 8.0,
-            "lanes": base.record()["lanes"], "cycles_per_frame": base.cycles_per_frame,
+            "alpha": 1.0, "beta": 0.0,
+            "alpha_bits": FLOAT_BITS * weights / record["stored_bits_total"],
+            "lanes": record["lanes"], "cycles_per_frame": base.cycles_per_frame,
             "baseline_cycles_per_frame": base.cycles_per_frame, "delta": 1.0,
             "energy_pj_per_frame": base.energy_pj_per_frame, "analytical_match": None,
             "recipe": None})

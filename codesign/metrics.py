@@ -122,6 +122,7 @@ class Baseline:
             "design": f"{self.name} as a dense w{BASELINE_BITS}a{BASELINE_BITS} design "
                       "(post-training quantized twin)",
             "lanes": design_lanes(self.design),
+            "stored_bits_total": sum(stored_bits(self.design).values()),
             "target_cycles": self.target_cycles,
             "cycles_per_frame": self.cycles_per_frame,
             "energy_pj_per_frame": self.energy_pj_per_frame,
