@@ -120,15 +120,31 @@ def _parser() -> argparse.ArgumentParser:
     synth_cmd.add_argument("--fmax", action="store_true",
                            help="also place and route for Fmax (ECP5 for xc7)")
     _synth_target_args(synth_cmd)
-    study = sub.add_parser("study", help="run every built-in example and write an index "
-                                         "(regenerates reports/)")
-    study.add_argument("--out", type=Path, default=Path("reports"))
+    compress = sub.add_parser(
+        "compress", help="run a compression recipe (YAML), then its network end to end")
+    compress.add_argument("recipe", type=Path, help="recipe file (see quant_models/recipes/)")
+    compress.add_argument("--out", type=Path, default=None,
+                          help="run directory (default runs/<recipe name>-<timestamp>)")
+    compress.add_argument("--frames", type=int, default=None,
+                          help="simulate only the first N test frames, N >= 1 (default: all)")
+    compress.add_argument("--retrain", action="store_true",
+                          help="run the recipe again (ignoring the cached result)")
+    compress.add_argument("--energy-table", type=Path, default=None,
+                          help="YAML energy table (default: 45 nm, Horowitz ISSCC 2014)")
+    study = sub.add_parser("study", help="run every built-in example and write an index and "
+                                         "the compression study (regenerates reports/)")
+    study.add_argument("part", nargs="?", choices=("all", "compression"), default="all",
+                       help="all (default): every example, the index and the compression "
+                            "study in OUT/compression; compression: the study alone in OUT")
+    study.add_argument("--out", type=Path, default=None,
+                       help="output directory (default reports, or reports/compression)")
     study.add_argument("--frames", type=int, default=None,
                        help="simulate only the first N test frames of each example, N >= 1")
     study.add_argument("--examples", type=_names, default=None, metavar="NAMES",
                        help="run only these examples (comma-separated); the index lists every "
-                            "run directory under --out, and the Deep Compression study "
-                            f"({STUDY_DIR}/) is written when its examples run")
+                            "run directory under --out, the Deep Compression study "
+                            f"({STUDY_DIR}/) is written when its examples run and the "
+                            "compression study when every example runs")
     return parser
 
 
@@ -224,24 +240,39 @@ def _names(text: str) -> list[str]:
     return names
 
 
-def _study(out: Path, frames: int | None, names: list[str] | None) -> int:
-    """Run the examples, the Deep Compression study, then the index of every run under out."""
+def _study(part: str, out: Path | None, frames: int | None, names: list[str] | None) -> int:
+    """Run the examples, the Deep Compression study, the compression study, then the index
+    of every run under ``out`` (or, for ``part`` compression, the compression study alone)."""
     import json
 
-    from codesign.compression_study import compression_examples, write_study
+    from codesign.compression_study import run_compression_study
+    from codesign.deep_compression_study import compression_examples, write_study
     from codesign.flow import check_frames, run_example
     from codesign.paths import atomic_write_text
     from codesign.report import render_index
 
-    summaries = {}
+    def run(name: str, directory: Path) -> dict:
+        return run_example(name, out_dir=directory, frames=frames)
+
+    summaries: dict[str, dict] = {}
     try:
         check_frames(frames)
+        if part == "compression":
+            out = out or Path("reports") / "compression"
+            run_compression_study(out, run, frames=frames, say=_stderr_line)
+            print(f"compression study -> {out / 'README.md'}")
+            return 0
+        out = out or Path("reports")
         for name in names or EXAMPLES:
-            summaries[name] = run_example(name, out_dir=out / name, frames=frames)
+            summaries[name] = run(name, out / name)
         if any(name in summaries for name in compression_examples()):
             command = f"codesign study --out {out}" + ("" if names is None else
                                                         " --examples " + ",".join(names))
             write_study(out / STUDY_DIR, summaries, frames=frames, command=command)
+        if names is None:
+            runs = {name: (out / name, summary) for name, summary in summaries.items()}
+            run_compression_study(out / "compression", run, frames=frames, runs=runs,
+                                  say=_stderr_line)
     except CodesignError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -253,6 +284,40 @@ def _study(out: Path, frames: int | None, names: list[str] | None) -> int:
     atomic_write_text(out / "README.md", render_index(ordered))
     print(f"{len(ordered)} examples -> {out / 'README.md'}")
     return 0
+
+
+def _compress(args: argparse.Namespace) -> int:
+    from codesign.examples import load_recipe_example
+    from codesign.flow import check_run_options, run_example
+
+    start = time.perf_counter()
+    out = args.out or Path("runs") / f"{args.recipe.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        check_run_options(out, args.frames, args.energy_table, None, None, None, None, None)
+        example = load_recipe_example(
+            args.recipe, retrain=args.retrain,
+            say=lambda message: print(message, file=sys.stderr, flush=True))
+        summary = run_example(example.name, out_dir=out, frames=args.frames,
+                              energy_table=args.energy_table, example=example)
+    except CodesignError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    _print_summary(summary, out, time.perf_counter() - start)
+    return 0
+
+
+def _print_summary(summary: dict, out: Path, seconds: float) -> None:
+    delta = summary["compression"]["delta"]
+    print(f"{summary['example']}: {summary['frames']} frames, "
+          f"{'bit-exact' if summary['bit_exact'] else 'MISMATCH'}, "
+          f"accuracy torch {summary['accuracy_torch']:.4f} / hw {summary['accuracy_hw']:.4f}, "
+          f"{summary['cycles_per_frame']:.1f} cycles/frame, "
+          f"{summary['energy_pj_per_frame']:.1f} pJ/frame, "
+          f"alpha {summary['compression']['alpha']:.2f}, "
+          f"delta {'-' if delta is None else f'{delta:.2f}'}"
+          + (f", {summary['resources']['total']['lut']} LUT, Fmax {summary['fmax_mhz']:.1f} MHz, "
+             f"{summary['frames_per_second']:,.0f} frames/s" if "resources" in summary else "")
+          + f" ({seconds:.1f} s) -> {out}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -269,10 +334,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0
-    from codesign.flow import run_example
-
     if args.command == "study":
-        return _study(args.out, args.frames, args.examples)
+        return _study(args.part, args.out, args.frames, args.examples)
+    if args.command == "compress":
+        return _compress(args)
+    from codesign.flow import run_example
 
     out = args.out or Path("runs") / f"{args.example}-{time.strftime('%Y%m%d-%H%M%S')}"
     start = time.perf_counter()
@@ -290,14 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CodesignError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"{summary['example']}: {summary['frames']} frames, "
-          f"{'bit-exact' if summary['bit_exact'] else 'MISMATCH'}, "
-          f"accuracy torch {summary['accuracy_torch']:.4f} / hw {summary['accuracy_hw']:.4f}, "
-          f"{summary['cycles_per_frame']:.1f} cycles/frame, "
-          f"{summary['energy_pj_per_frame']:.1f} pJ/frame"
-          + (f", {summary['resources']['total']['lut']} LUT, Fmax {summary['fmax_mhz']:.1f} MHz, "
-             f"{summary['frames_per_second']:,.0f} frames/s" if "resources" in summary else "")
-          + f" ({time.perf_counter() - start:.1f} s) -> {out}")
+    _print_summary(summary, out, time.perf_counter() - start)
     return 0
 
 

@@ -1,247 +1,354 @@
-"""The Deep Compression study: storage per stage, and the codebook engine against 8-bit MACs.
+"""The compression study: every compression technique against the float baselines, in RTL.
 
-For every example trained by the Deep Compression recipe (a catalog record with
-``compression``), this writes one section of ``reports/deep-compression/README.md``:
-
-- the paper's per-stage table (:func:`quant_models.deep_compression.compression_table`):
-  weights stored, bits and the compression rate alpha against the float32 weights of the
-  same topology after pruning, after sharing and after Huffman coding, with the accuracy
-  of each stage, and the per-layer breakdown;
-- the hardware the shared network runs on, as ``codesign run`` maps it (codebook engines,
-  zero-skipping where the layer is sparse enough), against the same integer graph at the
-  same folding on codebook engines without skipping, and on MAC engines storing every
-  weight as its 8-bit value (zero-skipping, and dense: the 8-bit engine of the same
-  folding). Every variant is simulated in RTL on the same frames and verified
-  bit-exactly; cycles are measured per frame over the run and energy comes from the
-  counters.
+One table (``README.md`` and ``study.json``) and its plots: for the float baselines (run as
+their dense 8-bit designs) and every compressed example, accuracy (torch = RTL, the runs
+are bit-exact), the seeds' alpha, beta and delta (:mod:`codesign.metrics`), energy per
+frame; the goals of the combined pipeline and of distillation, measured; and the
+sensitivity analysis of one CNN (:mod:`quant_models.sensitivity`). Each example's own run
+directory holds its report. ``codesign study`` regenerates it beside the examples' reports
+(reusing their runs); ``codesign study compression`` alone runs what it needs.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from codesign.arch import MappingOptions, build_design
-from codesign.arch.design import Design
+import numpy as np
+
 from codesign.energy import EnergyTable
-from codesign.evaluate import evaluate
-from codesign.examples import EXAMPLES, load_example
-from codesign.flow import compile_model
-from codesign.paths import atomic_write_text
-from codesign.reference import check_inputs, execute_all
-from quant_models.catalog import example as catalog_example
-from quant_models.deep_compression import compression_table
+from codesign.metrics import FLOAT_BITS, measure_baseline
+from codesign.paths import atomic_write_bytes, atomic_write_text
 
-VARIANTS: tuple[tuple[str, str, bool], ...] = (
-    ("codebook, dense", "codebook", False),
-    ("8-bit MAC, zero-skipping", "mac", True),
-    ("8-bit MAC, dense", "mac", False),
-)
-"""(label, family, zero-skipping where the run skips) of the engines compared with the run."""
+__all__ = [
+    "COMBINED",
+    "CONTEXT",
+    "DISTILLED",
+    "MAX_SENSITIVITY_LOSS",
+    "SENSITIVITY_EXAMPLE",
+    "run_compression_study",
+    "study_examples",
+]
 
+Say = Callable[[str], None]
+RunFn = Callable[[str, Path], dict[str, Any]]
+"""``run(example, out_dir)``: a ``codesign run`` of one example, returning its summary."""
 
-def compression_examples() -> list[str]:
-    """The examples ``codesign run`` knows that the Deep Compression recipe trains."""
-    return [name for name in EXAMPLES if catalog_example(name).compression is not None]
-
-
-def _variant(design: Design, family: str, skipping: bool) -> Design:
-    """The run's graph and folding on other engines."""
-    engines = design.engines
-    options = MappingOptions.create(
-        {e.name: (e.pe, e.simd) for e in engines},
-        sparse=[e.name for e in engines if e.kind == "sparse_mvu"] if skipping else [],
-        fifo_depth=design.options.fifo_depth,
-        families={e.name: family for e in engines})
-    return build_design(design.graph, options)
+COMBINED = "compressed-cnn"
+"""The combined pipeline; its goals: at most 1 point below the float CNN, alpha >= 10,
+delta >= 3."""
+DISTILLED = ("distilled-binarized-mlp", "binarized-mlp")
+"""The distilled binarized MLP and the same network trained without a teacher."""
+CONTEXT = ("fixed-point-mlp-w4a4", "binarized-mlp", "fixed-point-cnn-w4a4")
+"""Uncompressed-topology examples the compressed ones start from, shown for context."""
+SENSITIVITY_EXAMPLE = "fixed-point-cnn-w4a4"
+MAX_SENSITIVITY_LOSS = 0.01
+GOALS = {"accuracy_drop": 0.01, "alpha": 10.0, "delta": 3.0}
 
 
-def _hardware_row(label: str, design: Design, evaluation) -> dict[str, Any]:
-    engines = design.engines
-    return {
-        "variant": label,
-        "engines": ", ".join(f"{e.family.name}{' sparse' if e.kind == 'sparse_mvu' else ''}"
-                             f" {e.weight_storage}" for e in engines),
-        "weight_memory_bits": sum(e.weight_memory_bits for e in engines),
-        "cycles_per_frame": evaluation.cycles_per_frame,
-        "energy_pj_per_frame": evaluation.energy_pj_per_frame,
-        "energy_pj_by_component": _by_component(evaluation),
-        "bit_exact": bool(evaluation.bit_exact),
-        "analytical_match": evaluation.analytical_match,
-    }
+def study_examples() -> list[str]:
+    """The examples the table shows: context first, then every compressed example."""
+    from quant_models.catalog import COMPRESSED_CNNS, COMPRESSED_MLPS
+
+    return [*CONTEXT, *COMPRESSED_MLPS, *COMPRESSED_CNNS]
 
 
-def _by_component(evaluation) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    for stage in evaluation.stages:
-        for component, pj in stage.energy_pj.items():
-            totals[component] = totals.get(component, 0.0) + pj / evaluation.frames
-    return dict(sorted(totals.items()))
+def _technique(name: str) -> str:
+    """A short description of what made an example (its recipe's steps)."""
+    from quant_models.catalog import example
+
+    entry = example(name)
+    if entry.recipe is None:
+        return "base (uncompressed topology)"
+    parts = []
+    for step in entry.recipe["steps"]:
+        technique = step["technique"]
+        if technique == "channel_pruning":
+            schedule = "AGP" if "schedule" in step else "one-shot"
+            parts.append(f"channel pruning ({step.get('criterion', 'l1')}, {schedule})")
+        elif technique == "low_rank":
+            methods = sorted({spec["method"] for spec in step["layers"].values()})
+            parts.append(f"low rank ({', '.join(methods)})")
+        else:
+            parts.append(technique.replace("_", " "))
+    if entry.recipe.get("teacher"):
+        parts.append(f"distilled from {entry.recipe['teacher']}")
+    return " + ".join(parts)
 
 
-def study_example(name: str, summary: Mapping[str, Any], *, frames: int | None = None,
-                  table: EnergyTable | None = None, say: Callable[[str], None] = print
-                  ) -> dict[str, Any]:
-    """One example's section: its compression table and the engine comparison.
-
-    ``summary`` is the example's ``codesign run`` summary (its hardware row); the other
-    variants are mapped, simulated and verified here.
-    """
-    from quant_models.zoo import builtin_example
-
-    table = table or EnergyTable.load()
-    example = load_example(name)
-    model, report = builtin_example(name)
-    storage = compression_table(model, report, example.float_accuracy)
-    design = compile_model(example.model, name=name, target_cycles=example.target_cycles,
-                           sparse=example.sparse)
-    # shared layers and engines come in the same (module) order
-    names = {s.name: f"{e.name} ({s.name})" for s, e in zip(storage.layers, design.engines,
-                                                          strict=True)}
-    x = example.x_test if frames is None else example.x_test[:frames]
-    x = check_inputs(design.graph, x)
-    values = execute_all(design.graph, x)
-    rows = [{
-        "variant": "codebook, as run", "engines": ", ".join(
-            f"{s['family']}{' sparse' if s['sparse'] else ''} {s['weight_storage']}"
-            for s in summary["layers"] if "family" in s),
-        "weight_memory_bits": sum(e.weight_memory_bits for e in design.engines),
-        "cycles_per_frame": summary["cycles_per_frame"],
-        "energy_pj_per_frame": summary["energy_pj_per_frame"],
-        "energy_pj_by_component": _sum_components(summary),
-        "bit_exact": summary["bit_exact"], "analytical_match": summary["analytical_match"]}]
-    for label, family, skipping in VARIANTS:
-        say(f"  {name}: {label} at the same folding")
-        variant = _variant(design, family, skipping)
-        rows.append(_hardware_row(label, variant, evaluate(variant, x, values, table,
-                                                           checked=True)))
+def _row(name: str, summary: Mapping[str, Any], link: str) -> dict[str, Any]:
+    c = summary["compression"]
     return {
         "example": name,
-        "description": example.description,
-        "frames": int(x.shape[0]),
-        "folding": {e.name: [e.pe, e.simd] for e in design.engines},
-        "stages": [{"stage": r.stage, "weights": r.weights, "bits": r.bits,
-                    "accuracy": r.accuracy, "alpha": r.alpha} for r in storage.rows],
-        "training_stages": [{**t, "empty_clusters": {names[k]: v for k, v in
-                                                     t.get("empty_clusters", {}).items()}}
-                            if "empty_clusters" in t else dict(t) for t in report.stages],
-        "layers": [{
-            "layer": names[s.name], "weights": s.weights, "nonzero": s.nonzero,
-            "index_bits": s.index_bits, "codebook_entries": s.codebook_entries,
-            "sparse": s.sparse, "gap_bits": s.gap_bits, "entries": s.entries,
-            "index_stream_bits": s.index_stream_bits, "gap_stream_bits": s.gap_stream_bits,
-            "codebook_bits": s.codebook_bits,
-            "table_bits": s.index_table_bits + s.gap_table_bits,
-            "float_bits": s.float_bits, "pruned_bits": s.pruned_bits,
-            "shared_bits": s.shared_bits, "huffman_bits": s.huffman_bits}
-            for s in storage.layers],
-        "hardware": rows,
+        "link": link,
+        "technique": _technique(name),
+        "baseline": c["baseline"],
+        "accuracy_float": summary["accuracy_float"],
+        "accuracy_torch": summary["accuracy_torch"],
+        "accuracy_hw": summary["accuracy_hw"],
+        "bit_exact": summary["bit_exact"],
+        "frames": summary["frames"],
+        "weights": c["weights"],
+        "alpha": c["alpha"],
+        "beta": c["beta"],
+        "alpha_bits": c["alpha_bits"],
+        "lanes": c["lanes"],
+        "cycles_per_frame": summary["cycles_per_frame"],
+        "baseline_cycles_per_frame": (None if c["baseline_design"] is None
+                                      else c["baseline_design"]["cycles_per_frame"]),
+        "delta": c["delta"],
+        "energy_pj_per_frame": summary["energy_pj_per_frame"],
+        "analytical_match": summary["analytical_match"],
+        "recipe": summary.get("recipe"),
     }
 
 
-def _sum_components(summary: Mapping[str, Any]) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    for layer in summary["layers"]:
-        for component, pj in layer["energy_pj_by_component"].items():
-            totals[component] = totals.get(component, 0.0) + pj
-    return dict(sorted(totals.items()))
+def _float_rows(frames: int | None, table: EnergyTable, say: Say) -> list[dict[str, Any]]:
+    """The float baselines: float accuracy, and their dense 8-bit designs in RTL."""
+    from quant_models.catalog import SPLIT_PARAMS, example
+    from quant_models.data import load_digits_split
+    from quant_models.structure import weight_count
+    from quant_models.train import evaluate
+    from quant_models.zoo import builtin_example
+
+    split = load_digits_split(**SPLIT_PARAMS)
+    x, y = split.x_test, split.y_test
+    if frames is not None:
+        x, y = x[:frames], y[:frames]
+    rows = []
+    for name, kin in (("float-mlp", "fixed-point-mlp-w4a4"),
+                      ("float-cnn", "fixed-point-cnn-w4a4")):
+        model, _ = builtin_example(name)
+        target = example(kin).target_cycles
+        say(f"{name}: its dense 8-bit design at {target} cycles/frame, in RTL")
+        base = measure_baseline(name, model, None, x, table, target_cycles=target)
+        weights = weight_count(model)
+        accuracy = evaluate(model, x, y)
+        record = base.record()
+        rows.append({
+            "example": name, "link": "", "technique": "float baseline (as a dense w8a8 "
+            "design in hardware)", "baseline": name, "accuracy_float": accuracy,
+            "accuracy_torch": accuracy, "accuracy_hw": float(np.mean(base.predictions == y)),
+            "bit_exact": base.bit_exact, "frames": base.frames, "weights": weights,
+            "alpha": 1.0, "beta": 0.0,
+            "alpha_bits": FLOAT_BITS * weights / record["stored_bits_total"],
+            "lanes": record["lanes"], "cycles_per_frame": base.cycles_per_frame,
+            "baseline_cycles_per_frame": base.cycles_per_frame, "delta": 1.0,
+            "energy_pj_per_frame": base.energy_pj_per_frame, "analytical_match": None,
+            "recipe": None})
+    return rows
 
 
-_STAGE_NAMES = {"float32": "float32 weights (baseline)", "pruned": "pruned (AGP)",
-                "shared": "+ shared (k-means, fine-tuned)", "huffman": "+ Huffman coded"}
+def _goals(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    combined = rows.get(COMBINED)
+    goals: dict[str, Any] = {}
+    if combined is not None:
+        drop = combined["accuracy_float"] - combined["accuracy_hw"]
+        goals["combined"] = {
+            "example": COMBINED, "accuracy_float": combined["accuracy_float"],
+            "accuracy": combined["accuracy_hw"], "accuracy_drop": drop,
+            "alpha": combined["alpha"], "delta": combined["delta"],
+            "met": {"accuracy_drop": drop <= GOALS["accuracy_drop"] + 1e-12,
+                    "alpha": combined["alpha"] >= GOALS["alpha"],
+                    "delta": combined["delta"] is not None
+                    and combined["delta"] >= GOALS["delta"]}}
+    distilled, plain = (rows.get(name) for name in DISTILLED)
+    if distilled is not None and plain is not None:
+        recipe = distilled["recipe"] or {}
+        goals["distillation"] = {
+            "example": DISTILLED[0], "accuracy": distilled["accuracy_hw"],
+            "accuracy_without_teacher": plain["accuracy_hw"],
+            "margin": distilled["accuracy_hw"] - plain["accuracy_hw"],
+            "recipe_accuracy_without_teacher": recipe.get("test_accuracy_without_teacher")}
+    return goals
 
 
-def render_study(sections: list[dict[str, Any]], command: str) -> str:
-    """README.md of the study directory (every number is a value of its summary.json)."""
+def _sensitivity(out: Path, say: Say) -> dict[str, Any]:
+    """Sensitivity curves of the CNN on the training split, its plot and its proposal."""
+    import torch
+
+    from quant_models.catalog import SPLIT_PARAMS
+    from quant_models.data import load_digits_split
+    from quant_models.sensitivity import (
+        apply_proposal,
+        bits_sensitivity,
+        channel_sensitivity,
+        plot_sensitivity,
+        proposal_steps,
+        propose,
+    )
+    from quant_models.train import evaluate
+    from quant_models.zoo import builtin_example
+
+    say(f"sensitivity analysis of {SENSITIVITY_EXAMPLE}")
+    model, _ = builtin_example(SENSITIVITY_EXAMPLE)
+    split = load_digits_split(**SPLIT_PARAMS)
+    x, y = split.x_train, split.y_train
+    reference = evaluate(model, x, y)
+    curves = [*channel_sensitivity(model, x, y),
+              *bits_sensitivity(model, x, y)]
+    proposal = propose(curves, reference, MAX_SENSITIVITY_LOSS)
+    combined = apply_proposal(model, proposal, sample=torch.as_tensor(x[:512],
+                                                                      dtype=torch.float32))
+    atomic_write_bytes(out / "sensitivity.png", plot_sensitivity(
+        curves, reference, MAX_SENSITIVITY_LOSS,
+        f"{SENSITIVITY_EXAMPLE}: accuracy on the training split, one layer compressed"))
+    return {"example": SENSITIVITY_EXAMPLE, "data": "training split",
+            "reference_accuracy": reference, "max_loss": MAX_SENSITIVITY_LOSS,
+            "curves": [c.record() for c in curves], "proposal": proposal,
+            "proposal_accuracy_train": evaluate(combined, x, y),
+            "proposal_accuracy_test": evaluate(combined, split.x_test, split.y_test),
+            "proposal_steps": proposal_steps(proposal)}
+
+
+def _plot_tradeoffs(rows: list[dict[str, Any]]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    for ax, (key, label, log) in zip(axes, (("alpha", "alpha (float weights / weights)", True),
+                                            ("delta", "delta (RTL speedup, same lanes)", True),
+                                            ("energy_pj_per_frame", "nJ per frame", True)),
+                                     strict=True):
+        for row in rows:
+            value = row[key]
+            if value is None:
+                continue
+            value = value / 1000 if key == "energy_pj_per_frame" else value
+            marker = "s" if row["technique"].startswith("float") else "o"
+            ax.scatter(value, row["accuracy_hw"], marker=marker)
+            ax.annotate(row["example"], (value, row["accuracy_hw"]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+        if log:
+            ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("accuracy (RTL, test split)")
+    fig.suptitle("Compression against accuracy: every technique, bit-exact in RTL")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def render_study(rows: list[dict[str, Any]], goals: Mapping[str, Any],
+                 sensitivity: Mapping[str, Any] | None) -> str:
+    """README.md of the study: the table, the goals, the plots and the sensitivity."""
     lines = [
-        "# Deep Compression: pruning, weight sharing, Huffman coding, on codebook engines",
+        "# Compression study",
         "",
-        f"Regenerate with `{command}`.",
+        "Regenerate with `codesign study compression --out reports/compression` (or with the "
+        "whole `codesign study`). Every compressed row is a `codesign run` of the example, "
+        "bit-exact in RTL on the frames shown; the float baselines run in hardware as their "
+        "dense 8-bit twins (post-training quantized).",
         "",
-        "Han et al.'s pipeline (prune with AGP, cluster each layer's weights into a codebook "
-        "by k-means with linear initialisation, fine-tune the centroids, Huffman-code the "
-        "stored streams) on the digits examples. Bits count the weight storage as the paper "
-        "does: float32 values; after pruning, float32 values plus fixed-width relative "
-        "indices (the distance to the previous non-zero, with filler entries for longer "
-        "gaps); after sharing, fixed-width codebook indices plus relative indices plus each "
-        "layer's codebook (its grid values and float32 step); after Huffman coding, the "
-        "encoded index and relative-index streams plus codebooks and code tables, decoded "
-        "again and checked before they are counted. alpha = float32 bits / bits.",
+        "- alpha = float weights of the baseline / weights the design stores (every weight of "
+        "a dense engine, the non-zeros of a zero-skipping one); beta = alpha - 1; alpha in "
+        "bits = 32-bit float weights / every parameter bit stored (weight codes, sparse "
+        "indices, thresholds, requantization multipliers).",
+        "- delta = cycles per frame of the baseline / cycles per frame of the design, both "
+        "measured in RTL on the same frames; the baseline is the float topology as a dense "
+        "8-bit design with no more lanes (PE x SIMD over all engines) than the design has.",
+        "- Resources (LUTs) are not reported yet: synthesis is not part of the flow.",
         "",
+        "| example | technique | float acc. | accuracy (torch = RTL) | weights | alpha | "
+        "beta | alpha (bits) | lanes | cycles/frame | baseline cycles/frame | delta | "
+        "nJ/frame |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for section in sections:
-        lines += _render_section(section)
-    lines += [
-        "## Notes",
-        "",
-        "- The codebook lane looks its weight up in the layer's table and multiplies: the "
-        "engine's schedule, memories and cycle formula stay those of every other family, so "
-        "the dense and the zero-skipping engine take it unchanged. Accumulating activations "
-        "per table entry and multiplying once per entry would need 2^b accumulators per PE "
-        "and a multiply pass per output; it changes the schedule and pays only for rows much "
-        "longer than the table.",
-        "- Code 0 is the zero weight in every table: the dense engine gates it, the "
-        "zero-skipping engine never issues it and pads with it.",
-        "- A table lookup is costed as a 2^b-to-1 multiplexer of the value width (b levels "
-        "of 2:1 multiplexers on the selected path, one gate toggle per bit); the weight "
-        "memory is read b bits per lane instead of 8.",
-        "- Hardware rows: RTL simulations of the same integer graph at the same folding, "
-        "outputs verified against the integer reference on every frame; cycles per frame "
-        "measured over the run (first input to last output).",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _render_section(s: dict[str, Any]) -> list[str]:
-    lines = [f"## {s['example']}", "", s["description"] + ".", "",
-             "| stage | weights stored | bits | KB | alpha | test accuracy |",
-             "|---|---|---|---|---|---|"]
-    for row in s["stages"]:
-        acc = "" if row["accuracy"] is None else f"{row['accuracy']:.4f}"
-        lines.append(f"| {_STAGE_NAMES[row['stage']]} | {row['weights']} | {row['bits']} | "
-                     f"{row['bits'] / 8192:.2f} | {row['alpha']:.1f}x | {acc} |")
-    shared = next(t for t in s["training_stages"] if t["stage"] == "shared")
-    lines += ["", f"Test accuracy right after clustering, before fine-tuning: "
-              f"{shared['test_accuracy']:.4f} (empty clusters, left unused: "
-              + ", ".join(f"{k} {v}" for k, v in shared["empty_clusters"].items()) + ").", "",
-              "| layer | weights | non-zero | index bits (entries used) | stored as | "
-              "bits after P+Q | bits after P+Q+H | alpha P+Q+H |",
-              "|---|---|---|---|---|---|---|---|"]
-    for layer in s["layers"]:
-        stored = (f"sparse, {layer['gap_bits']}-bit relative index" if layer["sparse"]
-                  else "dense")
+    for row in rows:
+        name = f"[{row['example']}]({row['link']})" if row["link"] else row["example"]
         lines.append(
-            f"| {layer['layer']} | {layer['weights']} | "
-            f"{layer['nonzero']} ({layer['nonzero'] / layer['weights']:.1%}) | "
-            f"{layer['index_bits']} ({layer['codebook_entries']}) | {stored} | "
-            f"{layer['shared_bits']} | {layer['huffman_bits']} | "
-            f"{layer['float_bits'] / layer['huffman_bits']:.1f}x |")
-    folding = ", ".join(f"{k} {pe}x{simd}" for k, (pe, simd) in s["folding"].items())
-    lines += ["", f"Hardware at the same folding (PE x SIMD: {folding}), {s['frames']} test "
-              "frames in RTL:", "",
-              "| engines | on-chip weight bits | cycles/frame | nJ/frame | lanes | codebook "
-              "table | weight memory | bit-exact |", "|---|---|---|---|---|---|---|---|"]
-    for row in s["hardware"]:
-        parts = row["energy_pj_by_component"]
+            f"| {name} | {row['technique']} | {row['accuracy_float']:.4f} | "
+            f"{row['accuracy_torch']:.4f} = {row['accuracy_hw']:.4f} | {row['weights']} | "
+            f"{row['alpha']:.2f} | {row['beta']:.2f} | {row['alpha_bits']:.2f} | "
+            f"{row['lanes']} | {row['cycles_per_frame']:.1f} | "
+            f"{_fmt(row['baseline_cycles_per_frame'], 1)} | {_fmt(row['delta'])} | "
+            f"{row['energy_pj_per_frame'] / 1000:.2f} |")
+    lines += ["", "![tradeoffs](tradeoffs.png)", "", "## Goals", ""]
+    combined = goals.get("combined")
+    if combined is not None:
+        met = combined["met"]
         lines.append(
-            f"| {row['variant']}: {row['engines']} | {row['weight_memory_bits']} | "
-            f"{row['cycles_per_frame']:.1f} | {row['energy_pj_per_frame'] / 1000:.2f} | "
-            f"{parts.get('lanes', 0.0) / 1000:.2f} | "
-            f"{parts.get('codebook table', 0.0) / 1000:.3f} | "
-            f"{parts.get('weight memory', 0.0) / 1000:.2f} | "
-            f"{'yes' if row['bit_exact'] else 'NO'} |")
-    return lines + [""]
+            f"- combined pipeline (`{combined['example']}`): accuracy {combined['accuracy']:.4f}"
+            f" against the float CNN's {combined['accuracy_float']:.4f} "
+            f"({100 * combined['accuracy_drop']:.2f} points below; goal <= 1: "
+            f"{'met' if met['accuracy_drop'] else 'missed'}), alpha {combined['alpha']:.2f} "
+            f"(goal >= 10: {'met' if met['alpha'] else 'missed'}), delta "
+            f"{_fmt(combined['delta'])} (goal >= 3: {'met' if met['delta'] else 'missed'})")
+    distillation = goals.get("distillation")
+    if distillation is not None:
+        lines.append(
+            f"- distillation: `{distillation['example']}` reaches "
+            f"{distillation['accuracy']:.4f}, the same network trained the same way without "
+            f"the teacher (`binarized-mlp`) {distillation['accuracy_without_teacher']:.4f}: "
+            f"a margin of {100 * distillation['margin']:+.2f} points")
+    recipes = [row for row in rows if row["recipe"] and "teacher" in row["recipe"]]
+    for row in recipes:
+        recipe = row["recipe"]
+        lines.append(f"- `{row['example']}` with its teacher ({recipe['teacher']}): "
+                     f"{recipe['test_accuracy']:.4f}; the same recipe without it: "
+                     f"{recipe['test_accuracy_without_teacher']:.4f}")
+    if sensitivity is not None:
+        lines += [
+            "", "## Sensitivity analysis", "",
+            f"Each layer of `{sensitivity['example']}` compressed alone, no fine-tuning, "
+            f"accuracy on the {sensitivity['data']} (reference "
+            f"{sensitivity['reference_accuracy']:.4f}): left, a fraction of its filters "
+            "removed (L1 norm); right, its weights requantized.", "",
+            "![sensitivity](sensitivity.png)", "",
+            f"Proposal for at most {100 * sensitivity['max_loss']:.0f} point of loss per "
+            "layer (the most compressed setting whose accuracy, and every milder one's, "
+            "stays within it):", ""]
+        for kind, layers in sensitivity["proposal"].items():
+            settings = ", ".join(f"{layer}: {value:g}" for layer, value in layers.items())
+            lines.append(f"- {kind}: {settings}")
+        lines += [
+            "",
+            f"All of it at once, before fine-tuning: {sensitivity['proposal_accuracy_train']:.4f}"
+            f" on the training split, {sensitivity['proposal_accuracy_test']:.4f} on the test "
+            "split; as recipe steps (which fine-tune):", "", "```yaml",
+            _yaml(sensitivity["proposal_steps"]).rstrip(), "```"]
+    return "\n".join(lines) + "\n"
 
 
-def write_study(out_dir: Path, summaries: Mapping[str, Mapping[str, Any]], *,
-                frames: int | None = None, command: str = "codesign study --out reports",
-                say: Callable[[str], None] = print) -> Path:
-    """Write ``out_dir/README.md`` and ``out_dir/summary.json`` for the compression examples
-    among ``summaries`` (example name -> ``codesign run`` summary)."""
-    sections = [study_example(name, summaries[name], frames=frames, say=say)
-                for name in compression_examples() if name in summaries]
-    atomic_write_text(out_dir / "summary.json", json.dumps(sections, indent=2) + "\n")
-    return atomic_write_text(out_dir / "README.md", render_study(sections, command))
+def _yaml(data: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump({"steps": data}, sort_keys=False, default_flow_style=None)
+
+
+def run_compression_study(out: Path, run: RunFn, *, frames: int | None = None,
+                          energy_table: str | Path | None = None,
+                          runs: Mapping[str, tuple[Path, dict[str, Any]]] | None = None,
+                          sensitivity: bool = True, say: Say = print) -> dict[str, Any]:
+    """Write the study into ``out`` and return it. ``runs`` maps examples already run to
+    (run directory, summary); the others are run by ``run(name, out / name)``."""
+    out.mkdir(parents=True, exist_ok=True)
+    table = EnergyTable.load(energy_table)
+    done = dict(runs or {})
+    rows = _float_rows(frames, table, say)
+    for name in study_examples():
+        if name not in done:
+            done[name] = (out / name, run(name, out / name))
+        directory, summary = done[name]
+        link = os.path.relpath(directory / "report.md", out)
+        rows.append(_row(name, summary, link))
+    by_name = {row["example"]: row for row in rows}
+    goals = _goals(by_name)
+    analysis = _sensitivity(out, say) if sensitivity else None
+    atomic_write_bytes(out / "tradeoffs.png", _plot_tradeoffs(rows))
+    study = {"rows": rows, "goals": goals, "sensitivity": analysis, "frames": frames}
+    atomic_write_text(out / "study.json", json.dumps(study, indent=2) + "\n")
+    atomic_write_text(out / "README.md", render_study(rows, goals, analysis))
+    return study

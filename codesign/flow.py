@@ -161,6 +161,25 @@ def summarize(example: LoadedExample, design: Design, evaluation: Evaluation,
     }
 
 
+def check_run_options(out_dir: Path, frames: int | None, energy_table: str | Path | None,
+                      folding: Mapping[str, Any] | None = None, target_cycles: int | None = None,
+                      sparse: Sequence[str] | float | None = None, fifo_depth: int | None = None,
+                      families: Mapping[str, str] | None = None, *, synth: bool = False,
+                      synth_target: str = "xc7", part: str | None = None,
+                      seeds: int = len(DEFAULT_SEEDS), **aims: Any) -> tuple[Path, EnergyTable]:
+    """Check every option of a run (and make its directory) before any long step."""
+    check_frames(frames)
+    out_dir = check_output_dir(out_dir)
+    table = EnergyTable.load(energy_table)
+    if synth:
+        get_target(synth_target).part(part if part != "auto" else None)
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+            raise OptionError(f"seeds={seeds!r}: place and route needs at least 1 seed")
+    MappingOptions.create(folding, target_cycles=target_cycles, sparse=sparse,
+                          fifo_depth=fifo_depth, families=families, **aims)
+    return out_dir, table
+
+
 def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | None = None,
                 retrain: bool = False, energy_table: str | Path | None = None,
                 folding: Mapping[str, Any] | None = None,
@@ -174,36 +193,35 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
                 fmax_mhz: float | None = None,
                 synth: bool = False, synth_target: str = "xc7", part: str | None = None,
                 seeds: int = len(DEFAULT_SEEDS),
-                say: Say = _stderr) -> dict[str, Any]:
-    """Train or load, compile, simulate the test split, verify, (synthesise,) report.
+                say: Say = _stderr, example: LoadedExample | None = None) -> dict[str, Any]:
+    """Train or load, compile, simulate the test split, verify, measure the speedup against
+    the float baseline's dense 8-bit design (:mod:`codesign.metrics`), (synthesise,) report.
 
-    Every option is checked, and the output directory made, before any long step; a
-    failure after the simulation still writes the run directory (summary and report).
+    ``example``: an example loaded already (a recipe's result), instead of the built-in
+    ``name``. Every option is checked, and the output directory made, before any long step;
+    a failure after the simulation still writes the run directory (summary and report).
     With ``synth`` the design (without counters) is synthesised for ``synth_target``, whole
     and stage by stage, and placed and routed for its Fmax (median of ``seeds`` seeds).
     """
+    from codesign.metrics import compression_metrics, measure_baseline
     from quant_models.train import predict
 
-    check_frames(frames)
-    out_dir = check_output_dir(out_dir)
-    table = EnergyTable.load(energy_table)
     aims = dict(memory_styles=memory_styles, lut_budget=lut_budget, dsp_budget=dsp_budget,
                 bram_budget=bram_budget, target_fps=target_fps, fmax_mhz=fmax_mhz)
-    if synth:
-        get_target(synth_target).part(part if part != "auto" else None)
-        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-            raise OptionError(f"seeds={seeds!r}: place and route needs at least 1 seed")
-    MappingOptions.create(folding, target_cycles=target_cycles, sparse=sparse,
-                          fifo_depth=fifo_depth, families=families, **aims)   # fail fast
-    steps = _Steps(6 if synth else 5, say)
+    out_dir, table = check_run_options(out_dir, frames, energy_table, folding, target_cycles,
+                                       sparse, fifo_depth, families, synth=synth,
+                                       synth_target=synth_target, part=part, seeds=seeds,
+                                       **aims)
+    steps = _Steps(7 if synth else 6, say)
 
-    steps.begin("model", f"loading example {name!r}")
+    steps.begin("model", f"loading example {name if example is None else example.name!r}")
 
     def train_progress(epoch: int, epochs: int, loss: float) -> None:
         if epoch == epochs or epoch % 10 == 0:
             say(f"      epoch {epoch}/{epochs} loss {loss:.4f}")
 
-    example = load_example(name, retrain=retrain, progress=train_progress)
+    if example is None:
+        example = load_example(name, retrain=retrain, progress=train_progress)
     x_test, y_test = example.x_test, example.y_test
     if frames is not None:
         x_test, y_test = x_test[:frames], y_test[:frames]
@@ -239,6 +257,21 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
                  f"{verification.mismatches} mismatching elements, first at "
                  f"{verification.first.describe() if verification.first else '?'}"))
 
+    baseline_model = example.baseline_model
+    assert baseline_model is not None
+    measure = None
+    if verification.bit_exact:
+        def measure(lanes: int) -> Any:
+            return measure_baseline(example.baseline_name, baseline_model, lanes, x_checked,
+                                    table)
+    steps.begin("baseline", f"measuring the speedup: {example.baseline_name} as a dense "
+                "8-bit design with the same lanes, in RTL" if measure is not None else
+                "speedup not measured: the run is not bit-exact")
+    compression = compression_metrics(design, evaluation.cycles_per_frame,
+                                      example.baseline_name, baseline_model, measure)
+    steps.end("" if compression["delta"] is None else
+              f"alpha {compression['alpha']:.2f}, delta {compression['delta']:.2f}")
+
     steps.begin("energy", f"costing counted events with {table.name} ({table.technology_node})")
     steps.end(f"{evaluation.energy_pj_per_frame:.1f} pJ/frame")
 
@@ -258,6 +291,10 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
                   for k, v in evaluation.timings.items()}, "step_seconds": steps.timings}
     summary = summarize(example, design, evaluation, y_test, ref_pred, torch_pred, table,
                         machine)
+    summary["compression"] = compression
+    history = getattr(example.model, "history", None)
+    if isinstance(history, dict):
+        summary["recipe"] = history
     synth_verilog = None
     if synthesis is not None:
         summary.update(synthesis_fields(design, synthesis, evaluation.cycles_per_frame,

@@ -128,6 +128,30 @@ def _resource_lines(summary: dict[str, Any]) -> list[str]:
     lines += [f"| FIFOs, converters | | {chain['lut']} | {chain['ff']} | {chain['bram36']} | "
               f"{chain['bram18']} | {chain['dsp']} | | | |", "",
               "![resources](resources.png)", ""]
+
+def compression_lines(summary: dict[str, Any]) -> list[str]:
+    """The seeds' metrics against the float baseline, and a recipe's accuracies."""
+    c = summary["compression"]
+    lines = [
+        f"- compression against {c['baseline']} ({c['baseline_weights']} float weights): "
+        f"alpha {c['alpha']:.2f} ({c['weights']} weights stored), beta {c['beta']:.2f}; in "
+        f"bits alpha {c['alpha_bits']:.2f} ({c['stored_bits_total']} parameter bits stored)"]
+    base = c["baseline_design"]
+    if c["delta"] is None or base is None:
+        lines.append("- speedup not measured: the run is not bit-exact")
+    else:
+        lines.append(
+            f"- speedup against {c['baseline']} as a dense 8-bit design with at most "
+            f"{c['lanes']} lanes ({base['lanes']} used): delta {c['delta']:.2f} "
+            f"({base['cycles_per_frame']:.1f} cycles/frame in RTL, "
+            f"{'bit-exact' if base['bit_exact'] else 'MISMATCHING'})")
+    recipe = summary.get("recipe")
+    if recipe is not None:
+        line = f"- recipe: test accuracy {recipe['test_accuracy']:.4f}"
+        if "teacher" in recipe:
+            line += (f" distilled from {recipe['teacher']}, "
+                     f"{recipe['test_accuracy_without_teacher']:.4f} without the teacher")
+        lines.append(line)
     return lines
 
 
@@ -153,6 +177,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         f"({summary['energy_table']}, {summary['technology_node']})",
         f"- analytical model: every stall-independent counter of every stage predicted "
         f"{'exactly' if summary['analytical_match'] else 'WITH DIFFERENCES (see summary.json)'}",
+        *compression_lines(summary),
         "",
         "| stage | hardware | inputs → outputs | formula cycles | measured cycles | fill | "
         "stall in | stall out | pJ/frame |",
@@ -218,6 +243,11 @@ def write_run_directory(out_dir: Path, summary: dict[str, Any], verilog: str,
     return paths
 
 
+def _delta(summary: dict[str, Any]) -> str:
+    delta = summary["compression"]["delta"]
+    return "-" if delta is None else f"{delta:.2f}"
+
+
 def render_index(summaries: list[dict[str, Any]]) -> str:
     """reports/README.md: one row per example run, linking to its report."""
     lines = [
@@ -227,8 +257,8 @@ def render_index(summaries: list[dict[str, Any]]) -> str:
         "whole digits test split whose outputs matched the integer reference bit-exactly.",
         "",
         "| example | engines | float acc. | compressed acc. (torch = RTL) | bit-exact | "
-        "cycles/frame | nJ/frame | analytical model |",
-        "|---|---|---|---|---|---|---|---|",
+        "cycles/frame | nJ/frame | alpha | delta | analytical model |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for summary in summaries:
         engines = ", ".join(
@@ -240,5 +270,6 @@ def render_index(summaries: list[dict[str, Any]]) -> str:
             f"{summary['accuracy_hw']:.4f} | {'yes' if summary['bit_exact'] else 'NO'} "
             f"({summary['frames']} frames) | {summary['cycles_per_frame']:.1f} | "
             f"{summary['energy_pj_per_frame'] / 1000:.2f} | "
+            f"{summary['compression']['alpha']:.2f} | {_delta(summary)} | "
             f"{'exact' if summary['analytical_match'] else 'differs'} |")
     return "\n".join(lines) + "\n"

@@ -2,7 +2,8 @@
 
 A weights file holds one trained model: its name, the key of everything that determined the
 weights (:func:`cache_key`), the state dict and the :class:`TrainReport` of the run, as an
-xz-compressed torch archive. The same format serves two places:
+xz-compressed torch archive; a compressed model adds what rebuilds it (its architecture)
+and the history of its compression (``extra``). The same format serves two places:
 
 - the shipped files, ``quant_models/weights/<name>.pt.xz``, installed with the package so
   every machine gets the very weights (and accuracies) the documentation reports;
@@ -47,12 +48,15 @@ __all__ = [
     "WEIGHTS_SUFFIX",
     "ShippedWeightsError",
     "WeightsFile",
+    "build_seeded",
     "cache_key",
     "cache_path",
+    "find_weights",
     "load_or_train",
     "read_weights",
     "save_weights",
     "shipped_path",
+    "training_threads",
 ]
 
 CACHE_FORMAT = 2
@@ -86,6 +90,8 @@ class WeightsFile:
     """The :func:`cache_key` of the configuration the weights were trained with."""
     state_dict: dict[str, Any]
     report: TrainReport
+    extra: dict[str, Any] | None = None
+    """Plain data beside the weights (a compressed model's architecture and history)."""
 
 
 def cache_key(config: dict[str, Any], training: dict[str, Any], split: dict[str, Any]) -> str:
@@ -115,18 +121,19 @@ def shipped_path(name: str) -> Path:
     return SHIPPED_DIR / f"{name}{WEIGHTS_SUFFIX}"
 
 
-def save_weights(path: Path, name: str, key: str, model: nn.Module, report: TrainReport) -> Path:
-    """Write ``model``'s weights and training report to ``path`` atomically."""
+def save_weights(path: Path, name: str, key: str, model: nn.Module, report: TrainReport,
+                 extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model``'s weights, training report and ``extra`` data to ``path`` atomically."""
     buffer = io.BytesIO()
-    torch.save(
-        {
-            "name": name,
-            "key": key,
-            "state_dict": model.state_dict(),
-            "report": asdict(report),
-        },
-        buffer,
-    )
+    blob = {
+        "name": name,
+        "key": key,
+        "state_dict": model.state_dict(),
+        "report": asdict(report),
+    }
+    if extra is not None:
+        blob["extra"] = extra
+    torch.save(blob, buffer)
     return atomic_write_bytes(path, lzma.compress(buffer.getvalue(), preset=9))
 
 
@@ -141,46 +148,66 @@ def read_weights(path: Path) -> WeightsFile:
         key=str(blob["key"]),
         state_dict=blob["state_dict"],
         report=TrainReport(**report),
+        extra=blob.get("extra"),
     )
 
 
-def _load_shipped(name: str, key: str, model: nn.Module) -> TrainReport | None:
-    """The shipped report after loading its weights into ``model``; ``None`` if no shipped
-    file has this name and key (none at all, or one for another configuration)."""
+def _damaged(path: Path, exc: Exception) -> ShippedWeightsError:
+    reason = " ".join(f"{type(exc).__name__}: {exc}".split())  # one line
+    if len(reason) > 200:
+        reason = reason[:197] + "..."
+    return ShippedWeightsError(
+        f"shipped weights {path} cannot be read ({reason}); reinstall the package, or "
+        f"retrain the model (--retrain, retrain=True) to use freshly trained weights"
+    )
+
+
+def _shipped_file(name: str, key: str) -> WeightsFile | None:
+    """The shipped file of model ``name`` if it records ``key``; ``None`` if there is none
+    (or one for another configuration). A file that cannot be read is an error."""
     path = shipped_path(name)
     if not path.is_file():
         return None
     try:
         weights = read_weights(path)
-        if (weights.name, weights.key) != (name, key):
-            return None
-        model.load_state_dict(weights.state_dict, strict=True)
     except Exception as exc:
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())  # one line
-        if len(reason) > 200:
-            reason = reason[:197] + "..."
-        raise ShippedWeightsError(
-            f"shipped weights {path} cannot be read ({reason}); reinstall the package, or "
-            f"retrain the model (--retrain, retrain=True) to use freshly trained weights"
-        ) from exc
-    return weights.report
+        raise _damaged(path, exc) from exc
+    return weights if (weights.name, weights.key) == (name, key) else None
 
 
-def _load_cached(path: Path, name: str, key: str, model: nn.Module) -> TrainReport | None:
-    """Load cached weights into ``model`` and return the stored report, or ``None``."""
+def _cached_file(name: str, key: str) -> WeightsFile | None:
     try:
-        weights = read_weights(path)
-        if (weights.name, weights.key) != (name, key):
-            return None
-        model.load_state_dict(weights.state_dict, strict=True)
-        return weights.report
+        weights = read_weights(cache_path(name, key))
     except Exception:
-        # Missing, truncated, corrupt or mismatched files all mean the same thing: retrain.
+        # Missing, truncated or corrupt files all mean the same thing: retrain.
         return None
+    return weights if (weights.name, weights.key) == (name, key) else None
+
+
+def find_weights(name: str, key: str, load: Callable[[WeightsFile], M]
+                 ) -> tuple[M, WeightsFile] | None:
+    """``load(file)`` of the shipped file of ``name`` with ``key``, else of the cached one,
+    else ``None``. ``load`` builds the model and loads the state; if it fails on the
+    shipped file that is a broken installation (:class:`ShippedWeightsError`), on a cached
+    file the file is treated as missing."""
+    shipped = _shipped_file(name, key)
+    if shipped is not None:
+        try:
+            return load(shipped), shipped
+        except Exception as exc:
+            raise _damaged(shipped_path(name), exc) from exc
+    cached = _cached_file(name, key)
+    if cached is not None:
+        try:
+            return load(cached), cached
+        except Exception:
+            return None
+    return None
 
 
 @contextmanager
-def _training_threads(threads: int) -> Iterator[None]:
+def training_threads(threads: int = TRAINING_THREADS) -> Iterator[None]:
+    """torch on ``threads`` threads inside the block (see the module docstring)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -189,9 +216,9 @@ def _training_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _build(build: Callable[[], M], seed: int) -> M:
-    # Build under the training seed so initial weights are reproducible without disturbing
-    # the caller's random stream.
+def build_seeded(build: Callable[[], M], seed: int) -> M:
+    """``build()`` under the training seed, so initial weights are reproducible, without
+    disturbing the caller's random stream."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build()
@@ -220,17 +247,20 @@ def load_or_train(
     ``key`` too). ``retrain`` skips both files.
     """
     seed = int(training["seed"])
-    model = _build(build, seed)
+
+    def load_into(weights: WeightsFile) -> M:
+        model = build_seeded(build, seed)
+        model.load_state_dict(weights.state_dict, strict=True)
+        return model
+
     if not retrain:
-        report = _load_shipped(name, key, model)
-        if report is None:
-            report = _load_cached(cache_path(name, key), name, key, model)
-        if report is not None:
-            return model.eval(), report
-        model = _build(build, seed)  # a failed load may have left the model partly overwritten
+        found = find_weights(name, key, load_into)
+        if found is not None:
+            return found[0].eval(), found[1].report
+    model = build_seeded(build, seed)
     split = load_digits_split(**split_params)
     step_callback = None if epoch_callback is None else epoch_callback(model)
-    with _training_threads(TRAINING_THREADS):
+    with training_threads(TRAINING_THREADS):
         if trainer is not None:
             report = trainer(model, split, progress)
         else:

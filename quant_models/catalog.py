@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
+import yaml
 from torch import nn
 
 from codesign.errors import CodesignError
+from quant_models.architecture import SequentialNet
 from quant_models.cnn import (
     BinaryCNN,
     DepthwiseSeparableCNN,
@@ -38,6 +41,9 @@ from quant_models.models import (
 
 __all__ = [
     "BINARIZED_MLP_CONFIG",
+    "COMPRESSED_CNNS",
+    "COMPRESSED_MLPS",
+    "RECIPES_DIR",
     "BINARIZED_MLP_TRAINING",
     "BINARY_CNN_CONFIG",
     "DEEP_COMPRESSION_CNN_CONFIG",
@@ -73,6 +79,7 @@ __all__ = [
     "binary_cnn",
     "deep_compression_cnn",
     "deep_compression_mlp",
+    "compressed",
     "depthwise_separable_cnn",
     "example",
     "example_names",
@@ -116,9 +123,16 @@ class Example(Generic[M]):
     compression: dict[str, Any] | None = None
     """Settings of a :class:`quant_models.deep_compression.DeepCompressionRecipe`: the
     example is trained by that pipeline (prune, share, fine-tune) instead of ``training``."""
+    recipe: dict[str, Any] | None = None
+    """The compression recipe that makes this example (:mod:`quant_models.recipe`) from a
+    trained example; its ``model`` is then :class:`~quant_models.architecture.SequentialNet`,
+    whose shape the recipe decides, and ``config``/``training`` are empty."""
 
     def build(self) -> M:
         """The untrained network (call under the training seed for reproducible weights)."""
+        if self.recipe is not None:
+            raise CodesignError(f"example {self.name!r} is made by its recipe from "
+                                f"{self.recipe.get('base')!r}; it has no untrained network")
         return self.model(**self.config)
 
 
@@ -527,9 +541,46 @@ def depthwise_separable_cnn() -> Example[DepthwiseSeparableCNN]:
     )
 
 
-def examples() -> tuple[Example[Any], ...]:
-    """Every built-in example once, in training order: the MLPs, then the CNNs, each group
-    starting with its float baseline."""
+RECIPES_DIR: Path = Path(__file__).resolve().parent / "recipes"
+"""The recipes of the compressed examples, ``<name>.yaml`` (package data)."""
+
+COMPRESSED_MLPS: tuple[str, ...] = ("svd-mlp", "distilled-binarized-mlp")
+COMPRESSED_CNNS: tuple[str, ...] = (
+    "filter-pruned-cnn-0.5",
+    "filter-pruned-cnn-0.75",
+    "slimmed-cnn",
+    "thinet-cnn",
+    "tucker-cnn",
+    "compressed-cnn",
+)
+"""The compressed examples, each made by its recipe from a trained example of the table."""
+
+
+def compressed(name: str) -> Example[SequentialNet]:
+    """The compressed example of recipe ``RECIPES_DIR/<name>.yaml``: kind, float baseline
+    and hardware defaults are its base example's, unless the recipe's ``hardware`` says."""
+    path = RECIPES_DIR / f"{name}.yaml"
+    recipe = yaml.safe_load(path.read_text())
+    base = next((e for e in _trained_examples() if e.name == recipe.get("base")), None)
+    if base is None or recipe.get("name") != name:
+        raise CodesignError(f"recipe {path}: its name must be {name!r} and its base one of "
+                            + ", ".join(e.name for e in _trained_examples()))
+    hardware = recipe.get("hardware") or {}
+    return Example(
+        name,
+        str(recipe["description"]).strip(),
+        base.kind,
+        SequentialNet,
+        {},
+        {},
+        baseline=base.baseline,
+        target_cycles=hardware.get("target_cycles", base.target_cycles),
+        sparse=hardware.get("sparse", base.sparse),
+        recipe=recipe,
+    )
+
+
+def _trained_examples() -> tuple[Example[Any], ...]:
     return (
         float_mlp(),
         binarized_mlp(),
@@ -546,6 +597,19 @@ def examples() -> tuple[Example[Any], ...]:
         fixed_point_cnn(4, 4),
         depthwise_separable_cnn(),
         deep_compression_cnn(),
+    )
+
+
+def examples() -> tuple[Example[Any], ...]:
+    """Every built-in example once, in training order: the MLPs, then the CNNs, each group
+    starting with its float baseline and ending with its compressed examples (made from the
+    examples before them)."""
+    trained = _trained_examples()
+    return (
+        *(e for e in trained if e.kind == "mlp"),
+        *(compressed(name) for name in COMPRESSED_MLPS),
+        *(e for e in trained if e.kind == "cnn"),
+        *(compressed(name) for name in COMPRESSED_CNNS),
     )
 
 

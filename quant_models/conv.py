@@ -55,6 +55,7 @@ from torch import Tensor, nn
 from quant_models.binarize import sign_ste
 from quant_models.fixed_point import (
     IntegerWeights,
+    UnscaledAccumulator,
     _check_exact,
     integer_range,
     max_abs_weight_quant,
@@ -64,6 +65,7 @@ from quant_models.ternary import TernaryMethod, TernaryWeights
 
 __all__ = [
     "BinaryConv2d",
+    "FactorConv2d",
     "IntegerConv2d",
     "QuantConv2d",
     "TernaryConv2d",
@@ -460,3 +462,20 @@ class QuantConv2d(IntegerConv2d):
             f"[{self.min_weight}, {self.max_weight}], per_channel={self.per_channel}"
             f"{self._input_repr()}"
         )
+
+
+class FactorConv2d(UnscaledAccumulator, QuantConv2d):
+    """A :class:`QuantConv2d` (per-tensor scale) whose output is its integer accumulator.
+
+    An inner factor of a decomposed convolution (Tucker-2's 1x1 projection and k x k core,
+    CP's 1x1 projection and depthwise core); a :class:`~quant_models.fixed_point.Requant`
+    follows it. Its zero padding pads codes whose zero is the real zero.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair,
+                 stride: IntPair = 1, padding: IntPair = 0, groups: int = 1,
+                 weight_bits: int = 8, narrow_range: bool = True, pad_value: int = 0) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride,
+                         padding=padding, groups=groups, weight_bits=weight_bits,
+                         narrow_range=narrow_range, per_channel=False, pad_value=pad_value)
+        self._init_weight_step()

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from quant_models.layers import IntegerInput, SignActivation, _RoundClampSTE
 
 __all__ = [
+    "FactorLinear",
     "IntegerLinear",
     "QuantAct",
     "QuantLinear",
@@ -41,7 +42,9 @@ __all__ = [
     "max_abs_weight_quant",
     "quantize",
     "requant_params",
+    "set_weight_bits_",
     "type_name",
+    "UnscaledAccumulator",
 ]
 
 EXACT_LIMIT = 1 << 24
@@ -363,6 +366,84 @@ class QuantLinear(IntegerLinear):
             f"[{self.min_weight}, {self.max_weight}], per_channel={self.per_channel}"
             f"{', input_scale=linked' if self.input_quant is not None else ''}"
         )
+
+
+def set_weight_bits_(layer: nn.Module, bits: int) -> None:
+    """Quantize ``layer`` (a :class:`QuantLinear` or ``QuantConv2d``) to ``bits``-bit weights
+    from now on: its latent weights are kept, its integer range changes (same signedness and
+    narrow range)."""
+    if not hasattr(layer, "weight_bits") or not hasattr(layer, "min_weight"):
+        raise TypeError(f"{type(layer).__name__} has no k-bit weights to requantize")
+    if not 2 <= int(bits) <= 8:
+        raise ValueError(f"weight_bits must be in 2..8, got {bits}")
+    layer.weight_bits = int(bits)
+    layer.min_weight, layer.max_weight = integer_range(
+        layer.weight_bits, layer.weight_signed, layer.narrow_range)
+
+
+class UnscaledAccumulator:
+    """Mixin for an integer-weight layer whose output is its integer accumulator, unscaled.
+
+    The inner factor of a low-rank pair (:mod:`quant_models.lowrank`) ends in a
+    :class:`Requant`, which reads the raw accumulator: the layer applies neither its weight
+    scale nor the scale of the codes it reads (it keeps no link to a :class:`QuantAct`), so
+    ``forward(x) == accumulate(x)`` exactly and ``integer_weight()`` reports scale 1.
+
+    The weight scale only decides the integer grid of the weights: the per-tensor max-abs
+    scale, until :meth:`fix_weight_step_` freezes it (the ``weight_step`` buffer, 0 while
+    not fixed). The requantization after the layer is calibrated for one grid, so a factor
+    is fine-tuned on a fixed step: its integer weights then move with its latent weights
+    alone (``clamp(round(W / step))``, gradient inside the range), instead of every one of
+    them shifting whenever the largest does.
+    """
+
+    weight_step: Tensor
+
+    def _init_weight_step(self) -> None:
+        self.register_buffer("weight_step", torch.zeros(()))  # type: ignore[attr-defined]
+
+    @torch.no_grad()
+    def fix_weight_step_(self) -> None:
+        """Freeze the current max-abs weight scale as the weight grid's step."""
+        self.weight_step.fill_(0.0)
+        _, scale = self._quantized_weight()
+        self.weight_step.fill_(float(scale))
+
+    def _quantized_weight(self) -> tuple[Tensor, Tensor]:
+        step = self.weight_step
+        if float(step) <= 0.0:
+            return super()._quantized_weight()  # type: ignore[misc]
+        mask = self.weight_mask  # type: ignore[attr-defined]
+        w_int = quantize(self._masked_latent(), step, self.weight_bits,  # type: ignore
+                         True, self.narrow_range)  # type: ignore[attr-defined]
+        return w_int * mask.to(w_int.dtype), step.detach().clone()
+
+    def scale_accumulator(self, acc: Tensor, weight_scale: Tensor | None = None) -> Tensor:
+        return acc
+
+    def link_input(self, source: QuantAct | None) -> None:
+        """Inputs are read as the integer codes they are: no input scale is linked."""
+
+    def input_scale(self) -> Tensor | None:
+        return None
+
+    @torch.no_grad()
+    def integer_weight(self) -> tuple[Tensor, float]:
+        w_int, _ = self._quantized_weight()  # type: ignore[attr-defined]
+        return w_int.detach().to(torch.int64), 1.0
+
+
+class FactorLinear(UnscaledAccumulator, QuantLinear):
+    """A :class:`QuantLinear` (per-tensor scale) whose output is its integer accumulator.
+
+    The first of the two thinner layers of a truncated SVD; a :class:`Requant` follows it.
+    """
+
+    def __init__(self, in_features: int, out_features: int, weight_bits: int = 8,
+                 narrow_range: bool = True) -> None:
+        super().__init__(in_features, out_features, weight_bits=weight_bits,
+                         narrow_range=narrow_range, per_channel=False)
+        self._init_weight_step()
 
 
 class QuantAct(nn.Module):

@@ -21,6 +21,7 @@ from quant_models.data import DigitsSplit
 
 __all__ = [
     "EpochCallback",
+    "LossFn",
     "ProgressFn",
     "TrainReport",
     "evaluate",
@@ -33,6 +34,11 @@ ProgressFn = Callable[[int, int, float], None]
 
 EpochCallback = Callable[[int], None]
 """Called as ``callback(epoch)`` before each epoch's first batch (``epoch`` is 1-based)."""
+
+LossFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""Called as ``loss(logits, x, y)`` on every batch (``x`` the batch the logits came from);
+the default is the cross-entropy of the logits with the labels. Distillation and penalties
+on the model's parameters (network slimming) are such functions."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,10 @@ def _clip_latent(model: nn.Module) -> None:
             clip()
 
 
+def _cross_entropy(logits: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    return F.cross_entropy(logits, y)
+
+
 def train_classifier(
     model: nn.Module,
     split: DigitsSplit,
@@ -95,8 +105,10 @@ def train_classifier(
     seed: int,
     progress: ProgressFn | None = None,
     step_callback: EpochCallback | None = None,
+    loss: LossFn | None = None,
 ) -> TrainReport:
-    """Train ``model`` in place with Adam, cross-entropy and a per-step cosine learning rate.
+    """Train ``model`` in place with Adam, cross-entropy (or ``loss``) and a per-step cosine
+    learning rate.
 
     After every optimizer step, ``clip_latent_()`` is called on each module that defines it
     (binary layers keep their latent weights in ``[-1, 1]``). The global torch RNG is seeded
@@ -106,7 +118,7 @@ def train_classifier(
     ``step_callback(epoch)``, if given, runs before each epoch (in training mode, inside the
     seeded RNG context) so schedules such as gradual pruning can change the model between
     epochs; changing masks or buffers there is fine, but parameters must not be replaced
-    because the optimizer holds references to them.
+    because the optimizer holds references to them. ``final_loss`` reports ``loss``.
     """
     if epochs < 1 or batch_size < 2 or lr <= 0:
         raise ValueError("need epochs >= 1, batch_size >= 2 and lr > 0")
@@ -124,6 +136,7 @@ def train_classifier(
         optimizer, T_max=epochs * batches_per_epoch
     )
     generator = torch.Generator().manual_seed(seed)
+    objective = loss if loss is not None else _cross_entropy
     mean_loss = float("nan")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -137,12 +150,13 @@ def train_classifier(
             for b in range(batches_per_epoch):
                 idx = order[b * batch_size : (b + 1) * batch_size]
                 optimizer.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
-                loss.backward()
+                batch = x_train[idx]
+                value = objective(model(batch), batch, y_train[idx])
+                value.backward()
                 optimizer.step()
                 scheduler.step()
                 _clip_latent(model)
-                total += float(loss.detach()) * idx.numel()
+                total += float(value.detach()) * idx.numel()
                 seen += idx.numel()
             mean_loss = total / seen
             if progress is not None:

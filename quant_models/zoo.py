@@ -27,6 +27,7 @@ from codesign.errors import CodesignError
 from quant_models import catalog
 from quant_models.cache import WEIGHTS_SUFFIX, cache_key, load_or_train, save_weights
 from quant_models.catalog import SPLIT_PARAMS, Example
+from quant_models.compress import builtin_recipe, load_compressed, recipe_key
 from quant_models.deep_compression import recipe_trainer
 from quant_models.models import BinarizedMLP, FixedPointMLP, FloatMLP, MixedMLP, TernaryMLP
 from quant_models.pruning import PruningSchedule
@@ -52,7 +53,13 @@ M = TypeVar("M", bound=nn.Module)
 
 def example_key(example: Example[Any]) -> str:
     """The weights key of ``example``: its configuration, training run (with the pruning
-    schedule, which shapes the weights too), the data split and the torch version."""
+    schedule, which shapes the weights too), the data split and the torch version; for a
+    compressed example, its recipe and the keys of its base and teacher."""
+    if example.recipe is not None:
+        recipe = builtin_recipe(example)
+        teacher = None if recipe.teacher is None else example_key(catalog.example(
+            recipe.teacher))
+        return recipe_key(recipe, example_key(catalog.example(recipe.base)), teacher)
     training = example.training
     if example.pruning is not None:
         training = {**training, "pruning": example.pruning}
@@ -65,6 +72,10 @@ def load(
     example: Example[M], *, retrain: bool = False, progress: ProgressFn | None = None
 ) -> tuple[M, TrainReport]:
     """``example``'s trained network (eval mode) and its training report."""
+    if example.recipe is not None:
+        result = load_compressed(builtin_recipe(example), example_key(example), _by_name,
+                                 retrain=retrain, progress=progress)
+        return result.model, result.report  # type: ignore[return-value]
     pruning = example.pruning
 
     def make_schedule(model: nn.Module) -> EpochCallback:
@@ -82,6 +93,10 @@ def load(
         trainer=(None if example.compression is None
                  else recipe_trainer(example.compression)),
     )
+
+
+def _by_name(name: str) -> tuple[nn.Module, TrainReport]:
+    return load(catalog.example(name))
 
 
 def builtin_binarized_mlp(
@@ -187,8 +202,11 @@ def train_all(
         model, report = load(example, retrain=retrain, progress=progress)
         reports[name] = report
         if export is not None:
+            history = getattr(model, "history", None)
+            extra = (None if example.recipe is None else
+                     {"architecture": model.architecture, "history": history})
             save_weights(export / f"{name}{WEIGHTS_SUFFIX}", name, example_key(example), model,
-                         report)
+                         report, extra)
         if verbose:
             origin = "trained" if epochs_run else "loaded"
             print(

@@ -127,6 +127,22 @@ class Stage(ABC):
         """LUT, FF, block RAM and DSP of the stage on ``target``, without synthesis."""
         return estimate(self.priced_structure(target), target)
 
+    # ---- what the stage holds -------------------------------------------------------------
+    @property
+    def lanes(self) -> int:
+        """Arithmetic lanes (an engine's PE x SIMD; none for a stage that only moves data)."""
+        return 0
+
+    def stored_weights(self) -> int:
+        """Weights the stage stores (a dense engine all of its matrix, a sparse engine its
+        non-zeros; none for a stage without weights)."""
+        return 0
+
+    def stored_bits(self) -> dict[str, int]:
+        """Bits of the parameters the stage stores, by memory (weights, column indices,
+        epilogue parameters); working buffers are not parameters."""
+        return {}
+
     # ---- reporting -----------------------------------------------------------------------
     @abstractmethod
     def record(self) -> dict[str, Any]:

@@ -165,9 +165,10 @@ def _input_shape(model: nn.Module, modules: list[tuple[str, nn.Module]], index: 
                        "(H, W, C for images)")
 
 
-def _weight_layer(b: _Builder, path: str, module: nn.Module, current: TensorInfo
+def _weight_layer(b: _Builder, name: str, path: str, module: nn.Module, current: TensorInfo
                   ) -> tuple[TensorInfo, float]:
-    """A linear layer -> MatVec, a convolution -> Conv; returns its accumulator and scale."""
+    """A linear layer -> MatVec, a convolution -> Conv (node ``name``); returns its
+    accumulator and scale."""
     if getattr(module, "bias", None) is not None:
         raise _unsupported(path, module, "a bias is not supported")
     weight, wtype, per_tensor = _integer_weights(module)
@@ -194,8 +195,6 @@ def _weight_layer(b: _Builder, path: str, module: nn.Module, current: TensorInfo
         if height + 2 * ph < kh or width + 2 * pw < kw:
             raise _unsupported(path, module, f"the {height}x{width} feature map is smaller "
                                f"than the {kh}x{kw} kernel")
-        name = b.next_name("conv")
-        b.counts["fc"] = b.counts.get("fc", 0) + 1     # layers are numbered across kinds
         padding = (ph, pw, ph, pw)
         node: Node = Conv(name, [current.name], [f"{name}_acc"], weight=weight,
                           weight_type=wtype, stride=(sh, sw), padding=padding,
@@ -207,7 +206,6 @@ def _weight_layer(b: _Builder, path: str, module: nn.Module, current: TensorInfo
         if current.shape != (module.in_features,):
             raise _unsupported(path, module, f"expects {module.in_features} inputs, the "
                                f"previous layer gives shape {current.shape}")
-        name = b.next_name("fc")
         node = MatVec(name, [current.name], [f"{name}_acc"], weight=weight, weight_type=wtype,
                       codebook=codebook)
         shape = (module.out_features,)
@@ -226,6 +224,7 @@ def from_quant_model(model: nn.Module, *, name: str = "network",
     """
     from quant_models.fixed_point import QuantAct, Requant
     from quant_models.layers import IntegerInput, LogitScale, SignActivation
+    from quant_models.structure import weight_layer_names
 
     if model.training:
         raise UnsupportedLayerError(f"model {type(model).__name__} is in training mode; call "
@@ -233,6 +232,7 @@ def from_quant_model(model: nn.Module, *, name: str = "network",
                                     "frozen statistics and scales)")
     modules = [(p, m) for p, m in _modules_in_order(model)
                if not isinstance(m, (nn.Identity, nn.Dropout))]
+    layer_names = weight_layer_names([(p, m) for p, m in modules if _is_weight_layer(m)])
     b = _Builder()
     current: TensorInfo | None = None
     if input_type is not None and input_shape is not None:
@@ -263,7 +263,7 @@ def from_quant_model(model: nn.Module, *, name: str = "network",
             if pending is not None:
                 raise _unsupported(path, module, "the previous layer's accumulator has no "
                                    "activation quantizer (SignActivation, QuantAct or Requant)")
-            current, scale = _weight_layer(b, path, module, current)
+            current, scale = _weight_layer(b, layer_names[path], path, module, current)
             pending = _Accumulator(path, module, scale)
             continue
         if isinstance(module, nn.MaxPool2d):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import quant_models.cache as cache
+import quant_models.techniques as techniques
 from codesign.cli import main
 from codesign.examples import EXAMPLES, load_example
 from codesign.flow import compile_model
@@ -22,6 +23,7 @@ def test_examples_load_the_shipped_weights_without_training(name, empty_cache, m
         raise AssertionError(f"{name} was trained")
 
     monkeypatch.setattr(cache, "train_classifier", fail)
+    monkeypatch.setattr(techniques, "train_classifier", fail)
     example = load_example(name)
     entry = catalog_example(name)
     shipped = cache.read_weights(cache.shipped_path(name)).report

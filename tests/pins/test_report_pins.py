@@ -40,11 +40,36 @@ HEADER_LINES = [
      r"(?P<match>exactly|WITH DIFFERENCES \(see summary.json\))",
      {"match": lambda s: "exactly" if s["analytical_match"] else
       "WITH DIFFERENCES (see summary.json)"}),
+    (rf"- compression against (?P<baseline>\S+) \((?P<params>{NUMBER}) float weights\): "
+     rf"alpha (?P<alpha>{NUMBER}) \((?P<weights>{NUMBER}) weights stored\), beta "
+     rf"(?P<beta>{NUMBER}); in bits alpha (?P<alpha_bits>{NUMBER}) \((?P<bits>{NUMBER}) "
+     r"parameter bits stored\)",
+     {"baseline": lambda s: s["compression"]["baseline"],
+      "params": lambda s: s["compression"]["baseline_weights"],
+      "alpha": lambda s: s["compression"]["alpha"],
+      "weights": lambda s: s["compression"]["weights"],
+      "beta": lambda s: s["compression"]["beta"],
+      "alpha_bits": lambda s: s["compression"]["alpha_bits"],
+      "bits": lambda s: s["compression"]["stored_bits_total"]}),
+    (rf"- (?:speedup not measured: the run is not bit-exact|speedup against "
+     rf"(?P<baseline>\S+) as a dense 8-bit design with at most (?P<lanes>{NUMBER}) lanes "
+     rf"\((?P<used>{NUMBER}) used\): delta (?P<delta>{NUMBER}) \((?P<cpf>{NUMBER}) "
+     r"cycles/frame in RTL, bit-exact\))",
+     {"baseline": lambda s: s["compression"]["baseline"] if s["bit_exact"] else None,
+      "lanes": lambda s: s["compression"]["lanes"] if s["bit_exact"] else None,
+      "used": lambda s: _baseline(s, "lanes"),
+      "delta": lambda s: s["compression"]["delta"],
+      "cpf": lambda s: _baseline(s, "cycles_per_frame")}),
     (r"", {}),
     (r"\| stage \| hardware \| inputs → outputs \| formula cycles \| measured cycles \| "
      r"fill \| stall in \| stall out \| pJ/frame \|", {}),
     (r"(?:\|---){9}\|", {}),
 ]
+
+def _baseline(summary: dict[str, Any], key: str) -> Any:
+    design = summary["compression"]["baseline_design"]
+    return None if design is None else design[key]
+
 
 STAGE_ROW = re.compile(
     r"\| (?P<name>\S+) \| (?P<hardware>[^|]+) \| "

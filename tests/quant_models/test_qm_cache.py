@@ -13,6 +13,7 @@ import torch
 
 import quant_models.cache as cache
 import quant_models.catalog as catalog
+import quant_models.techniques as techniques
 import quant_models.zoo as zoo
 from codesign.errors import CodesignError
 from quant_models.catalog import Example
@@ -28,6 +29,7 @@ def forbid_training(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("a stored model was retrained")
 
     monkeypatch.setattr(cache, "train_classifier", fail)
+    monkeypatch.setattr(techniques, "train_classifier", fail)   # a recipe's training
 
 
 @pytest.fixture(scope="module")

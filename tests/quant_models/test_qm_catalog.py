@@ -17,6 +17,7 @@ import quant_models.zoo as zoo
 from codesign.cli import main as codesign_main
 from codesign.errors import CodesignError
 from codesign.examples import DEFAULT_EXAMPLE, EXAMPLES, load_example
+from quant_models.architecture import SequentialNet
 from quant_models.cnn import FloatCNN
 from quant_models.models import FloatMLP
 
@@ -32,6 +33,8 @@ ALL_NAMES = [
     "pruned-mlp-0.9",
     "mixed-mlp",
     "deep-compression-mlp",
+    "svd-mlp",
+    "distilled-binarized-mlp",
     "float-cnn",
     "binary-cnn",
     "ternary-cnn-twn",
@@ -39,6 +42,12 @@ ALL_NAMES = [
     "fixed-point-cnn-w4a4",
     "depthwise-separable-cnn",
     "deep-compression-cnn",
+    "filter-pruned-cnn-0.5",
+    "filter-pruned-cnn-0.75",
+    "slimmed-cnn",
+    "thinet-cnn",
+    "tucker-cnn",
+    "compressed-cnn",
 ]
 
 
@@ -76,6 +85,15 @@ def test_records_are_consistent() -> None:
         if entry.target_cycles is not None:
             assert entry.baseline is not None and entry.target_cycles > 0
         assert (entry.pruning is not None) == entry.name.startswith("pruned-mlp-")
+        if entry.recipe is not None:
+            # made by its recipe from an example of the same kind; no untrained network
+            assert entry.model is SequentialNet and entry.config == entry.training == {}
+            base = catalog.example(entry.recipe["base"])
+            assert (base.kind, base.baseline) == (entry.kind, entry.baseline), entry.name
+            with pytest.raises(CodesignError, match=f"example '{entry.name}' is made by its "
+                                                    "recipe"):
+                entry.build()
+            continue
         model = entry.build()
         assert type(model) is entry.model
 

@@ -50,6 +50,7 @@ def quick_training(monkeypatch: pytest.MonkeyPatch, empty_cache: Path) -> list[d
         },
     )
     monkeypatch.setattr(catalog, "MIXED_MLP_TRAINING", {**catalog.MIXED_MLP_TRAINING, "epochs": 1})
+    monkeypatch.setattr(catalog, "COMPRESSED_MLPS", ())   # recipes have tests of their own
     calls: list[dict[str, Any]] = []
     real = cache.train_classifier
 

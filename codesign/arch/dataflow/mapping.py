@@ -126,7 +126,7 @@ def _map_nodes(graph: Graph, nodes: list, options: MappingOptions, target: int) 
                              "organisation")
         window_input = (graph.tensor(pending_window.inputs[0]) if pending_window is not None
                         else None)
-        engine = _engine(graph, node, options, target, window_input)
+        engine = _engine(graph, node, options, target)
         if pending_window is not None:
             assert window_input is not None
             stages.append(WindowStage(pending_window.name, pending_window, window_input.dtype,
@@ -143,23 +143,40 @@ def _map_nodes(graph: Graph, nodes: list, options: MappingOptions, target: int) 
     return stages
 
 
-def _engine(graph: Graph, matvec: MatVec, options: MappingOptions, target: int,
-            window_input) -> EngineStage:
+def stream_channels(graph: Graph, matvec: MatVec) -> int:
+    """Elements of the MatVec's input that arrive together: a sliding window's input
+    channels (the engine's SIMD must divide them), else its whole input vector."""
+    producer = graph.producer(matvec.inputs[0])
+    if isinstance(producer, SlidingWindow):
+        return int(graph.tensor(producer.inputs[0]).shape[-1])
+    return matvec.mw
+
+
+def engine_folding(graph: Graph, matvec: MatVec, options: MappingOptions,
+                   target: int) -> Folding:
+    """The folding the options ask for (checked), or the automatic one for ``target``
+    cycles per frame."""
+    per_frame = vectors(graph, matvec)
+    channels = stream_channels(graph, matvec)
+    fold = options.folding_for(matvec.name)
+    if fold is None:
+        return auto_folding(matvec.mh, matvec.mw, max(1, target // per_frame),
+                            simd_options=divisors(channels))
+    check_folding(matvec.name, matvec.mh, matvec.mw, fold)
+    if channels % fold.simd:
+        raise FoldingError(f"layer {matvec.name!r}: SIMD={fold.simd} must divide the "
+                           f"{channels} input channels of its sliding window (valid SIMD: "
+                           f"{', '.join(map(str, divisors(channels)))})")
+    return fold
+
+
+def _engine(graph: Graph, matvec: MatVec, options: MappingOptions, target: int
+            ) -> EngineStage:
     input_type = graph.tensor(matvec.inputs[0]).dtype
     family = choose_family(matvec.name, matvec.weight_type, input_type,
                            options.family_for(matvec.name), matvec.acc, matvec.codebook)
     per_frame = vectors(graph, matvec)
-    channels = window_input.shape[-1] if window_input is not None else matvec.mw
-    fold = options.folding_for(matvec.name)
-    if fold is None:
-        fold = auto_folding(matvec.mh, matvec.mw, max(1, target // per_frame),
-                            simd_options=divisors(channels))
-    else:
-        check_folding(matvec.name, matvec.mh, matvec.mw, fold)
-        if channels % fold.simd:
-            raise FoldingError(f"layer {matvec.name!r}: SIMD={fold.simd} must divide the "
-                               f"{channels} input channels of its sliding window (valid SIMD: "
-                               f"{', '.join(map(str, divisors(channels)))})")
+    fold = engine_folding(graph, matvec, options, target)
     sparse = options.sparse
     if isinstance(sparse, float):
         go_sparse = family.zero_weights and float(np.mean(matvec.weight == 0)) >= sparse

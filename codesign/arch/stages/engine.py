@@ -144,6 +144,15 @@ class EngineStage(Stage):
                     acc_range=self.acc_range, epilogue=self.epilogue(),
                     memory_style=self.memory_style)
 
+    # ---- what the engine holds ---------------------------------------------------------
+    @property
+    def lanes(self) -> int:
+        return self.pe * self.simd
+
+    def epilogue_bits(self) -> int:
+        """Bits of the epilogue's parameter memories (thresholds or multipliers)."""
+        return sum(bank.width * len(bank.init) for bank in self.epilogue().banks(self.pe))
+
     # ---- models --------------------------------------------------------------------------
     def zero_activation_lanes(self, inputs: np.ndarray) -> int:
         """Lanes pairing a non-zero weight with a zero activation, every row, every vector."""

@@ -42,6 +42,13 @@ class DenseEngine(EngineStage):
         """On-chip weight storage: every weight's code."""
         return self.mh * self.mw * self.weight_storage.bits
 
+    def stored_weights(self) -> int:
+        return self.mh * self.mw
+
+    def stored_bits(self) -> dict[str, int]:
+        return {"weights": self.mh * self.mw * self.weight_storage.bits,
+                "epilogue": self.epilogue_bits()}
+
     def make_hdl_config(self) -> MVUConfig:
         return MVUConfig(**self.engine_fields())
 

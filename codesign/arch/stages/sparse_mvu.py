@@ -63,6 +63,19 @@ class SparseEngine(EngineStage):
         return self.steps_per_vector * self.pe * self.simd * (column_bits
                                                                + self.weight_storage.bits)
 
+    def stored_weights(self) -> int:
+        return int(np.count_nonzero(self.node.weight))
+
+    def stored_bits(self) -> dict[str, int]:
+        """The compressed words as stored: every slot (padding included) holds a column
+        index and a weight code."""
+        config = self.hdl_config
+        assert isinstance(config, SparseMVUConfig)
+        slots = sum(config.steps) * self.pe * self.simd
+        return {"weights": slots * self.weight_storage.bits,
+                "indices": slots * config.index_bits,
+                "epilogue": self.epilogue_bits()}
+
     def make_hdl_config(self) -> SparseMVUConfig:
         return SparseMVUConfig(**self.engine_fields(), in_simd=self.in_simd)
 
