@@ -326,7 +326,9 @@ def test_cnn_zoo_names_train_all_and_cli(
     monkeypatch.setattr(catalog, "examples", lambda: cnns)  # the MLPs have their own tests
     out = io.StringIO()
     reports = zoo.train_all(stream=out, cnn=True)
-    assert list(reports) == names and len(tiny_cnns) == len(names)
+    # the Deep Compression example is trained by its own pipeline, not one classifier run
+    trained_once = [n for n in names if catalog.example(n).compression is None]
+    assert list(reports) == names and len(tiny_cnns) == len(trained_once)
     assert "depthwise-separable-cnn" in out.getvalue()
     kinds = {name: type(zoo.builtin_example(name)[0]) for name in ("float-cnn", "ternary-cnn-ttq")}
     assert kinds == {"float-cnn": FloatCNN, "ternary-cnn-ttq": TernaryCNN}
