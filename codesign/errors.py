@@ -40,3 +40,11 @@ class EnergyTableError(CodesignError):
 
 class MismatchError(CodesignError):
     """Hardware outputs differ from the integer reference."""
+
+
+class MissingDependencyError(CodesignError):
+    """An optional dependency (an extra of the package) is not installed."""
+
+
+class DataError(CodesignError):
+    """A data set directory or file cannot be read or is not in the expected format."""

@@ -7,9 +7,24 @@ streamlining are passes (:mod:`codesign.passes`) that every frontend's graph goe
 
 from __future__ import annotations
 
-from codesign.frontends.torch import from_quant_model
+from collections.abc import Callable
+from typing import Any
 
-FRONTENDS = {"quant_models": from_quant_model}
+from codesign.frontends.torch import from_quant_model
+from codesign.ir import Graph
+
+
+def from_qonnx(source: Any, **kwargs: Any) -> Graph:
+    """QONNX model -> IR graph (needs the ``onnx`` extra; imported on first use)."""
+    from codesign.frontends.qonnx import from_qonnx as translate
+
+    return translate(source, **kwargs)
+
+
+FRONTENDS: dict[str, Callable[..., Graph]] = {
+    "quant_models": from_quant_model,
+    "qonnx": from_qonnx,
+}
 """Frontend name -> function returning an IR graph."""
 
-__all__ = ["FRONTENDS", "from_quant_model"]
+__all__ = ["FRONTENDS", "from_qonnx", "from_quant_model"]

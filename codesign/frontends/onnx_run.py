@@ -1,0 +1,130 @@
+"""Loading QONNX models and running parts of them with QONNX's own executor.
+
+The QONNX frontend never re-implements an ONNX operator: whatever float arithmetic a model
+performs between an integer accumulator and its next quantizer, or before its first
+quantizer, is run by :func:`qonnx.core.onnx_exec.execute_onnx` (onnxruntime for standard
+operators, QONNX's implementations for ``Quant``, ``BipolarQuant``, ``Trunc`` and
+``MultiThreshold``), the same executor the tests use as the outside referee.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from codesign.errors import MissingDependencyError, UnsupportedLayerError
+
+EXTRA_HINT = "pip install 'codesign[onnx]' (or pip install -e '.[onnx]' in a checkout)"
+
+
+def require_onnx() -> None:
+    """Raise a named error unless onnx, qonnx and onnxruntime can be imported."""
+    for module in ("onnx", "onnxruntime", "qonnx"):
+        try:
+            __import__(module)
+        except ImportError:
+            raise MissingDependencyError(
+                f"importing ONNX models needs the optional package {module!r}: "
+                f"{EXTRA_HINT}") from None
+
+
+def load_model(source: Any) -> Any:
+    """A cleaned-up QONNX ``ModelWrapper`` (shapes inferred, constants folded, nodes named
+    and sorted) from a path, an ``onnx.ModelProto`` or a ``ModelWrapper``."""
+    require_onnx()
+    import onnx
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.cleanup import cleanup_model
+
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise UnsupportedLayerError(f"ONNX model {str(path)!r} does not exist (expected a "
+                                        ".onnx file, e.g. from brevitas.export.export_qonnx)")
+        try:
+            proto = onnx.load(str(path))
+        except Exception as exc:   # noqa: BLE001 - any decode failure is the file's fault
+            raise UnsupportedLayerError(f"ONNX model {str(path)!r} cannot be read: "
+                                        f"{type(exc).__name__}: {exc}") from None
+    elif isinstance(source, ModelWrapper):
+        proto = source.model
+    elif isinstance(source, onnx.ModelProto):
+        proto = source
+    else:
+        raise UnsupportedLayerError(f"cannot import a {type(source).__name__}: expected a path "
+                                    "to an .onnx file, an onnx.ModelProto or a ModelWrapper")
+    try:
+        return cleanup_model(ModelWrapper(proto))
+    except Exception as exc:   # noqa: BLE001
+        raise UnsupportedLayerError(f"ONNX model cannot be prepared (shape inference and "
+                                    f"constant folding failed): {type(exc).__name__}: {exc}"
+                                    ) from None
+
+
+def run_nodes(nodes: Sequence[Any], inputs: Mapping[str, np.ndarray],
+              constants: Mapping[str, np.ndarray], outputs: Iterable[str],
+              shapes: Mapping[str, Sequence[int]], opset: Sequence[Any]) -> dict[str, np.ndarray]:
+    """Run ``nodes`` (in order) on float ``inputs`` with QONNX's executor.
+
+    ``constants`` supplies every other tensor the nodes read; ``shapes`` the shape of every
+    tensor they write (the executor allocates them first).
+    """
+    from onnx import TensorProto, helper, numpy_helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+
+    outputs = list(outputs)
+    produced = [name for node in nodes for name in node.output if name]
+    read = {name for node in nodes for name in node.input if name}
+    graph_inputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, list(value.shape))
+                    for name, value in inputs.items()]
+    initializers = [numpy_helper.from_array(np.asarray(constants[name]), name)
+                    for name in sorted(read - set(inputs) - set(produced))]
+    infos = [helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shapes[name]))
+             for name in produced if name not in outputs]
+    outs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shapes[name]))
+            for name in outputs]
+    graph = helper.make_graph(list(nodes), "part", graph_inputs, outs, initializers,
+                              value_info=infos)
+    model = ModelWrapper(helper.make_model(graph, opset_imports=list(opset)))
+    feed = {name: np.asarray(value, dtype=np.float32) for name, value in inputs.items()}
+    result = execute_onnx(model, feed)
+    return {name: np.asarray(result[name]) for name in outputs}
+
+
+def execute_model(model: Any, x: np.ndarray) -> np.ndarray:
+    """The model's output for every frame of ``x`` [N, *input shape without batch], computed
+    by ``execute_onnx`` (the referee): in one batch when no node's attributes or constants
+    fix the batch size (no ``Reshape``), else frame by frame."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    inp, out = model.graph.input[0].name, model.graph.output[0].name
+    x = np.asarray(x, dtype=np.float32)
+    if any(node.op_type == "Reshape" for node in model.graph.node):
+        frames = [execute_onnx(model, {inp: x[i:i + 1]})[out] for i in range(x.shape[0])]
+        return np.concatenate([np.asarray(f) for f in frames])
+    return np.asarray(execute_onnx(_with_batch(model, x.shape[0]), {inp: x})[out])
+
+
+def _with_batch(model: Any, batch: int) -> Any:
+    """A copy of ``model`` whose every activation tensor has batch dimension ``batch``."""
+    import copy
+
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    proto = copy.deepcopy(model.model)
+    batched = {info.name for info in proto.graph.input}
+    for node in proto.graph.node:             # activations: what the input reaches
+        if any(name in batched for name in node.input):
+            batched.update(node.output)
+    for info in [*proto.graph.input, *proto.graph.output, *proto.graph.value_info]:
+        if info.name not in batched:
+            continue
+        dims = info.type.tensor_type.shape.dim
+        if len(dims):
+            dims[0].ClearField("dim_param")
+            dims[0].dim_value = batch
+    return ModelWrapper(proto)
