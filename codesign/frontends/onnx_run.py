@@ -2,9 +2,11 @@
 
 The QONNX frontend never re-implements an ONNX operator: whatever float arithmetic a model
 performs between an integer accumulator and its next quantizer, or before its first
-quantizer, is run by :func:`qonnx.core.onnx_exec.execute_onnx` (onnxruntime for standard
-operators, QONNX's implementations for ``Quant``, ``BipolarQuant``, ``Trunc`` and
-``MultiThreshold``), the same executor the tests use as the outside referee.
+quantizer, is run by the same engines as :func:`qonnx.core.onnx_exec.execute_onnx`, the
+outside referee of the tests: onnxruntime for standard operators (graph optimizations off,
+so no node is fused or rewritten) and QONNX's own implementations for ``Quant``,
+``BipolarQuant``, ``Trunc`` and ``MultiThreshold``. :class:`NodeChain` keeps the runtime
+sessions of a chain of nodes, since streamlining evaluates a chain many times.
 """
 
 from __future__ import annotations
@@ -93,6 +95,79 @@ def run_nodes(nodes: Sequence[Any], inputs: Mapping[str, np.ndarray],
     feed = {name: np.asarray(value, dtype=np.float32) for name, value in inputs.items()}
     result = execute_onnx(model, feed)
     return {name: np.asarray(result[name]) for name in outputs}
+
+
+class NodeChain:
+    """A chain of nodes (each reading the previous one's output and constants), callable on
+    a batch of values of any leading size."""
+
+    def __init__(self, nodes: Sequence[Any], constants: Mapping[str, np.ndarray], head: str,
+                 opset: Sequence[Any]) -> None:
+        self.constants = constants
+        self.opset = list(opset)
+        self.steps: list[tuple[str, Any]] = []
+        standard: list[Any] = []
+        current = head
+        for node in nodes:
+            if node.domain in ("", "ai.onnx"):
+                standard.append(node)
+                continue
+            if standard:
+                self.steps.append(("ort", self._session(standard, current)))
+                current = standard[-1].output[0]
+                standard = []
+            self.steps.append(("custom", node))
+            current = node.output[0]
+        if standard:
+            self.steps.append(("ort", self._session(standard, current)))
+        self.head = head
+
+    def _session(self, nodes: list[Any], head: str) -> tuple[Any, str, str]:
+        import onnxruntime as ort
+        from onnx import TensorProto, helper, numpy_helper
+
+        read = {name for node in nodes for name in node.input if name}
+        produced = {name for node in nodes for name in node.output}
+        tail = nodes[-1].output[0]
+        inits = [numpy_helper.from_array(np.asarray(self.constants[name]), name)
+                 for name in sorted(read - produced - {head})]
+        graph = helper.make_graph(
+            list(nodes), "chain",
+            [helper.make_tensor_value_info(head, TensorProto.FLOAT, None)],
+            [helper.make_tensor_value_info(tail, TensorProto.FLOAT, None)], inits)
+        opset = [op for op in self.opset if op.domain in ("", "ai.onnx")]
+        model = helper.make_model(graph, opset_imports=opset)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.intra_op_num_threads = 1
+        session = ort.InferenceSession(model.SerializeToString(), options,
+                                       providers=["CPUExecutionProvider"])
+        return session, head, tail
+
+    def __call__(self, value: np.ndarray) -> np.ndarray:
+        from onnx import TensorProto, helper
+        from qonnx.custom_op.registry import getCustomOp
+
+        current = np.asarray(value, dtype=np.float32)
+        for kind, step in self.steps:
+            if kind == "ort":
+                session, head, tail = step
+                current = np.asarray(session.run([tail], {head: current})[0])
+                continue
+            node = step
+            context = {name: np.asarray(self.constants[name]) for name in node.input[1:]
+                       if name}
+            context[node.input[0]] = current
+            context[node.output[0]] = np.zeros_like(current)
+            graph = helper.make_graph(
+                [node], "step",
+                [helper.make_tensor_value_info(node.input[0], TensorProto.FLOAT,
+                                               list(current.shape))],
+                [helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT,
+                                               list(current.shape))])
+            getCustomOp(node).execute_node(context, graph)
+            current = np.asarray(context[node.output[0]], dtype=np.float32)
+        return current
 
 
 def execute_model(model: Any, x: np.ndarray) -> np.ndarray:

@@ -35,7 +35,7 @@ import numpy as np
 
 from codesign.errors import GraphError, UnsupportedLayerError
 from codesign.frontends.imported import ImportedNetwork
-from codesign.frontends.onnx_run import execute_model, load_model, run_nodes
+from codesign.frontends.onnx_run import NodeChain, execute_model, load_model, run_nodes
 from codesign.ir import (
     Conv,
     Flatten,
@@ -152,23 +152,23 @@ def _quantizer(node: Any, const: dict[str, np.ndarray]) -> _Quantizer:
         signed, narrow = bool(_attr(node, "signed", 1)), bool(_attr(node, "narrow", 0))
         if signed and narrow and bits == 2:
             return _Quantizer(IntType.ternary(), scale)
-        if signed and bits == 1:
-            raise _unsupported(node, "a signed 1-bit Quant has no symmetric range; use "
-                               "BipolarQuant")
+        if signed and bits == 1:          # QONNX's signed 1-bit range is {-1, +1}
+            return _Quantizer(IntType.bipolar(), scale)
         return _Quantizer(_int_type(bits, signed), scale)
     if op == "BipolarQuant":
         return _Quantizer(IntType.bipolar(), positive(param(1, "scale")))
     if op == "Trunc":
-        if len(node.input) < 6:
-            raise _unsupported(node, "the Trunc form with an output scale input (QONNX >= 0.4) "
-                               "is supported: X, scale, zeropt, in_bitwidth, out_scale, "
-                               "out_bitwidth")
         zero = param(2, "zero point")
         if np.any(zero != 0):
             raise _unsupported(node, "zero point must be 0")
-        bits = bit_width(5)
-        return _Quantizer(_int_type(bits, bool(_attr(node, "signed", 1))),
-                          positive(param(4, "output scale")))
+        if len(node.input) >= 6:        # version 2: X, scale, zeropt, in_bits, out_scale, out_bits
+            return _Quantizer(_int_type(bit_width(5), bool(_attr(node, "signed", 1))),
+                              positive(param(4, "output scale")))
+        # version 1: X, scale, zeropt, in_bits, out_bits; the output keeps the input's grid
+        # coarsened by 2^(in_bits - out_bits)
+        in_bits, out_bits = bit_width(3), bit_width(4)
+        scale = positive(param(1, "scale")).astype(np.float64) * 2.0 ** (in_bits - out_bits)
+        return _Quantizer(IntType.int_(out_bits), scale.astype(np.float32))
     # FINN's MultiThreshold: out_scale * count + out_bias
     out_dtype = str(_attr(node, "out_dtype", "")).upper()
     out_scale = float(_attr(node, "out_scale", 1.0))
@@ -400,14 +400,14 @@ class _Translator:
         """[R, C] integer accumulators -> [R, C] codes, through the ONNX nodes themselves."""
         scale = state.scale
         spatial = len(state.shape) == 3
+        chain = NodeChain(nodes, self.const, state.head, self.opset)
 
         def evaluate(acc: np.ndarray) -> np.ndarray:
             acc = np.asarray(acc, dtype=np.float64)
             value = (acc * scale).astype(np.float32)
             if spatial:
                 value = value[:, :, None, None]
-            result = self.run(nodes, {state.head: value}, [out], value.shape)[out]
-            return quantizer.codes(node, result).reshape(acc.shape)
+            return quantizer.codes(node, chain(value)).reshape(acc.shape)
         return evaluate
 
     def requantize_codes(self, node: Any, state: _Codes, quantizer: _Quantizer) -> None:
@@ -559,9 +559,10 @@ class _Translator:
                                f"has {c}")
         name = self.ir_name(node.name)
         acc = f"{name}_acc"
+        pad_value = 1 if state.tensor.dtype.kind == "bipolar" else 0   # unused if unpadded
         conv = Conv(name, [state.tensor.name], [acc], weight=codes, weight_type=wtype,
-                    stride=(int(strides[0]), int(strides[1])), padding=padding, pad_value=0,
-                    groups=groups)
+                    stride=(int(strides[0]), int(strides[1])), padding=padding,
+                    pad_value=pad_value, groups=groups)
         oh, ow = window_output_hw(h, w, (kh, kw), conv.stride, padding)
         info = TensorInfo(acc, (oh, ow, cout),
                           IntType.for_range(*conv.output_range(state.tensor.dtype)))
@@ -613,11 +614,12 @@ class _Translator:
             if name and name not in self.states:
                 if name not in self.const:
                     raise _unsupported(node, f"input {name!r} must be a constant")
+                if op == "BatchNormalization":
+                    continue           # per-channel parameters by definition
                 per = _per_channel(self.const[name], state.shape, f"constant {name!r}", node)
-                if op != "BatchNormalization":
-                    local = f"{name}__{node.name}"
-                    self.const[local] = self.reduced(self.const[name], per, state.shape)
-                    node.input[index] = local
+                local = f"{name}__{node.name}"
+                self.const[local] = self.reduced(self.const[name], per, state.shape)
+                node.input[index] = local
         state.nodes.append(node)
         state.tail = node.output[0]
         self.states[node.output[0]] = state
@@ -727,19 +729,11 @@ class _Translator:
         assert self.input_edge is not None and self.input_info is not None
         nodes, last, quantizer = self.input_edge
         info = self.input_info
-        model = self.model
+        chain = NodeChain(nodes, self.const, self.graph_proto.input[0].name, self.opset)
 
         def input_codes(x: np.ndarray) -> np.ndarray:
             x = np.asarray(x, dtype=np.float32)
-            if not nodes:
-                codes = quantizer.codes(None, x)
-            else:
-                out = nodes[-1].output[0]
-                produced = [n for node in nodes for n in node.output]
-                shapes = {n: (x.shape[0], *model.get_tensor_shape(n)[1:]) for n in produced}
-                y = run_nodes(nodes, {model.graph.input[0].name: x}, self.const, [out], shapes,
-                              self.opset)[out]
-                codes = quantizer.codes(last, y)
+            codes = quantizer.codes(last, chain(x) if nodes else x)
             if codes.ndim == 4:
                 codes = codes.transpose(0, 2, 3, 1)
             return codes.reshape((codes.shape[0], *info.shape))
@@ -760,8 +754,9 @@ class _Translator:
                 return codes.astype(np.float32) * np.asarray(per, dtype=np.float32)
             return codes_values
         assert isinstance(state, _Pending)
-        nodes, head, tail, acc_scale = list(state.nodes), state.head, state.tail, state.scale
+        nodes, acc_scale = list(state.nodes), state.scale
         shape = state.shape
+        chain = NodeChain(nodes, self.const, state.head, self.opset)
 
         def pending_values(outputs: np.ndarray, graph: Graph) -> np.ndarray:
             # the graph's integer output -> the dot product (popcount engines report P)
@@ -772,9 +767,7 @@ class _Translator:
                 value = (dot * acc_scale.reshape(1, -1, 1, 1)).astype(np.float32)
             else:
                 value = (dot * acc_scale).astype(np.float32)
-            if not nodes:
-                return value
-            return self.run(nodes, {head: value}, [tail], value.shape)[tail]
+            return chain(value) if nodes else value
         return pending_values
 
 
