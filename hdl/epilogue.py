@@ -5,8 +5,8 @@ epilogue maps each to the output code of its element. Three kinds exist:
 
 - ``ThresholdEpilogue``: count = sum_i [acc >= T_i], code = count + bias (FINN's
   MultiThreshold: batch-norm and quantized activations folded in);
-- ``RequantEpilogue``: code = saturate(round_half_even(acc * M_row / 2^shift)) (fixed-point
-  requantization with an integer multiplier per row);
+- ``RequantEpilogue``: code = saturate(round_half_even((acc * M_row + O_row) / 2^shift))
+  (fixed-point requantization with an integer multiplier and offset per row);
 - ``PassEpilogue``: the accumulator itself (integer scores of an output layer).
 
 Per-row parameters live in on-chip memories addressed by the neuron fold. The epilogue
@@ -185,13 +185,16 @@ class ThresholdEpilogue:
 
 @dataclass(frozen=True, eq=False)
 class RequantEpilogue:
-    """code = clamp(round_half_even(acc * M[row] / 2^shift), out_lo, out_hi)."""
+    """code = clamp(round_half_even((acc * M[row] + O[row]) / 2^shift), out_lo, out_hi).
+
+    The offsets O get a bank of their own only when some row has one."""
 
     multipliers: np.ndarray
     shift: int
     acc_range: tuple[int, int]
     out_range: tuple[int, int]
     out_bits: int
+    offsets: np.ndarray | None = None
 
     kind = "requant"
     params_per_row = 1
@@ -201,30 +204,56 @@ class RequantEpilogue:
         m = np.asarray(self.multipliers, dtype=np.int64)
         return range_bits(int(min(m.min(), 0)), int(max(m.max(), 0)))[0]
 
-    def _groups(self, pe: int) -> list[range]:
-        return _pe_groups(pe, self.param_bits)
+    @property
+    def has_offsets(self) -> bool:
+        return self.offsets is not None and bool(np.any(np.asarray(self.offsets)))
+
+    @property
+    def offset_bits(self) -> int:
+        o = np.asarray(self.offsets if self.has_offsets else [0], dtype=np.int64)
+        return range_bits(int(min(o.min(), 0)), int(max(o.max(), 0)))[0]
+
+    def _groups(self, pe: int, bits: int | None = None) -> list[range]:
+        return _pe_groups(pe, self.param_bits if bits is None else bits)
 
     def banks(self, pe: int) -> list[ParamBank]:
         values = np.asarray(self.multipliers, dtype=np.int64).reshape(-1, 1)
-        return [ParamBank(f"multipliers_p{group.start}", len(group) * self.param_bits,
-                          tuple(pack_row_words(_rows_per_fold(values, pe, group),
-                                               self.param_bits, 1)))
-                for group in self._groups(pe)]
+        banks = [ParamBank(f"multipliers_p{group.start}", len(group) * self.param_bits,
+                           tuple(pack_row_words(_rows_per_fold(values, pe, group),
+                                                self.param_bits, 1)))
+                 for group in self._groups(pe)]
+        if self.has_offsets:
+            offsets = np.asarray(self.offsets, dtype=np.int64).reshape(-1, 1)
+            bits = self.offset_bits
+            banks += [ParamBank(f"offsets_p{group.start}", len(group) * bits,
+                                tuple(pack_row_words(_rows_per_fold(offsets, pe, group),
+                                                     bits, 1)))
+                      for group in self._groups(pe, bits)]
+        return banks
 
     def codes(self, m: Module, accs: list[Value], banks: list[Value]) -> list[Value]:
         mult_signed = bool(np.asarray(self.multipliers).min() < 0)
+        mult_groups = self._groups(len(accs))
         words = {p: word.word_select(j, self.param_bits)
-                 for group, word in zip(self._groups(len(accs)), banks, strict=True)
+                 for group, word in zip(mult_groups, banks, strict=False)
                  for j, p in enumerate(group)}
+        offsets: dict[int, Value] = {}
+        if self.has_offsets:
+            bits = self.offset_bits
+            offset_banks = banks[len(mult_groups):]
+            offsets = {p: word.word_select(j, bits).as_signed()
+                       for group, word in zip(self._groups(len(accs), bits), offset_banks,
+                                              strict=True)
+                       for j, p in enumerate(group)}
         out_lo, out_hi = self.out_range
         codes = []
         for p, acc in enumerate(accs):
             raw = words[p]
             mult = raw.as_signed() if mult_signed else raw
             # wide enough that a shift past the product's magnitude still leaves a sign bit
-            product = Signal(signed(max(len(acc) + self.param_bits + 1, self.shift + 2)),
-                             name=f"prod{p}")
-            m.d.comb += product.eq(acc * mult)
+            width = max(len(acc) + self.param_bits + 1, self.offset_bits + 1) + 1
+            product = Signal(signed(max(width, self.shift + 2)), name=f"prod{p}")
+            m.d.comb += product.eq(acc * mult + offsets[p] if p in offsets else acc * mult)
             if self.shift:
                 floor = Signal(signed(len(product) - self.shift + 1), name=f"floor{p}")
                 m.d.comb += floor.eq(product >> self.shift)

@@ -21,10 +21,18 @@ def from_qonnx(source: Any, **kwargs: Any) -> Graph:
     return translate(source, **kwargs)
 
 
+def from_torch_ao(model: Any, input_shape: tuple[int, ...], **kwargs: Any) -> Graph:
+    """Converted torch.ao int8 model -> IR graph."""
+    from codesign.frontends.torch_ao import from_torch_ao as translate
+
+    return translate(model, input_shape, **kwargs)
+
+
 FRONTENDS: dict[str, Callable[..., Graph]] = {
     "quant_models": from_quant_model,
     "qonnx": from_qonnx,
+    "torch_ao": from_torch_ao,
 }
 """Frontend name -> function returning an IR graph."""
 
-__all__ = ["FRONTENDS", "from_qonnx", "from_quant_model"]
+__all__ = ["FRONTENDS", "from_qonnx", "from_quant_model", "from_torch_ao"]

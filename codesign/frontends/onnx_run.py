@@ -110,7 +110,7 @@ class NodeChain:
         current = head
         for node in nodes:
             if node.domain in ("", "ai.onnx"):
-                standard.append(node)
+                standard.append(self._any_batch(node))
                 continue
             if standard:
                 self.steps.append(("ort", self._session(standard, current)))
@@ -121,6 +121,22 @@ class NodeChain:
         if standard:
             self.steps.append(("ort", self._session(standard, current)))
         self.head = head
+
+    def _any_batch(self, node: Any) -> Any:
+        """A ``Reshape`` to a constant shape of batch 1 reshapes any batch instead."""
+        if node.op_type != "Reshape" or node.input[1] not in self.constants:
+            return node
+        shape = np.asarray(self.constants[node.input[1]])
+        if shape.size == 0 or shape[0] != 1 or np.any(shape[1:] == -1):
+            return node
+        import copy
+
+        node = copy.deepcopy(node)
+        name = f"{node.input[1]}__any_batch"
+        self.constants = {**self.constants, name: np.concatenate([[-1], shape[1:]])
+                          .astype(shape.dtype)}
+        node.input[1] = name
+        return node
 
     def _session(self, nodes: list[Any], head: str) -> tuple[Any, str, str]:
         import onnxruntime as ort
@@ -172,15 +188,12 @@ class NodeChain:
 
 def execute_model(model: Any, x: np.ndarray) -> np.ndarray:
     """The model's output for every frame of ``x`` [N, *input shape without batch], computed
-    by ``execute_onnx`` (the referee): in one batch when no node's attributes or constants
-    fix the batch size (no ``Reshape``), else frame by frame."""
+    by ``execute_onnx`` (the referee) in one batch: the batch dimension of every activation
+    (and of every constant ``Reshape`` target) is set to N."""
     from qonnx.core.onnx_exec import execute_onnx
 
     inp, out = model.graph.input[0].name, model.graph.output[0].name
     x = np.asarray(x, dtype=np.float32)
-    if any(node.op_type == "Reshape" for node in model.graph.node):
-        frames = [execute_onnx(model, {inp: x[i:i + 1]})[out] for i in range(x.shape[0])]
-        return np.concatenate([np.asarray(f) for f in frames])
     return np.asarray(execute_onnx(_with_batch(model, x.shape[0]), {inp: x})[out])
 
 
@@ -188,13 +201,23 @@ def _with_batch(model: Any, batch: int) -> Any:
     """A copy of ``model`` whose every activation tensor has batch dimension ``batch``."""
     import copy
 
+    from onnx import numpy_helper
     from qonnx.core.modelwrapper import ModelWrapper
 
     proto = copy.deepcopy(model.model)
     batched = {info.name for info in proto.graph.input}
+    inits = {init.name: init for init in proto.graph.initializer}
     for node in proto.graph.node:             # activations: what the input reaches
-        if any(name in batched for name in node.input):
-            batched.update(node.output)
+        if not any(name in batched for name in node.input):
+            continue
+        batched.update(node.output)
+        if node.op_type == "Reshape" and node.input[1] in inits:
+            shape = numpy_helper.to_array(inits[node.input[1]]).copy()
+            if shape.size and shape[0] == 1:
+                shape[0] = batch
+                name = f"{node.input[1]}__batch{batch}"
+                proto.graph.initializer.append(numpy_helper.from_array(shape, name))
+                node.input[1] = name
     for info in [*proto.graph.input, *proto.graph.output, *proto.graph.value_info]:
         if info.name not in batched:
             continue

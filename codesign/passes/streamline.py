@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from codesign.errors import GraphError
-from codesign.ir import FloatMap, Graph, IntType, MatVec, MultiThreshold, TensorInfo
+from codesign.ir import FloatMap, Graph, IntType, MatVec, MultiThreshold, Requantize, TensorInfo
+from codesign.passes.requantize import fit_requantization
 
 
 def _levels(out_type: IntType) -> tuple[int, int, int]:
@@ -114,11 +115,12 @@ def _negated_weight_type(weight: np.ndarray, original: IntType) -> IntType:
 
 
 def fold_float_map(graph: Graph, matvec: MatVec, fmap: FloatMap
-                   ) -> tuple[MatVec, MultiThreshold, TensorInfo]:
-    """Thresholds reproducing ``fmap`` over the accumulator range of ``matvec``.
+                   ) -> tuple[MatVec, MultiThreshold | Requantize, TensorInfo]:
+    """Thresholds reproducing ``fmap`` over the accumulator range of ``matvec`` (or, for a
+    map marked ``requantize``, the exact ``Requantize`` of those thresholds when one exists).
 
     Returns the MatVec (decreasing channels' rows negated, its weight type re-derived), the
-    thresholds, and the accumulator tensor typed for the new MatVec's range.
+    epilogue node, and the accumulator tensor typed for the new MatVec's range.
     """
     (src,), (acc,) = matvec.inputs, matvec.outputs
     in_type = graph.tensor(src).dtype
@@ -139,6 +141,13 @@ def fold_float_map(graph: Graph, matvec: MatVec, fmap: FloatMap
     bias, scale, count = _levels(fmap.out_type)
     thresholds = _search(f, lo, hi, bias + scale * np.arange(1, count + 1))
     _verify(f, thresholds, lo, hi, bias, scale)
+    if fmap.requantize and scale == 1:
+        fit = fit_requantization(thresholds, lo, hi, bias)
+        if fit is not None:
+            return new_mv, Requantize(f"{matvec.name}_rq", [acc], list(fmap.outputs),
+                                      multiplier=fit.multiplier, shift=fit.shift,
+                                      out_type=fmap.out_type, saturate=fit.saturate,
+                                      offset=fit.offset), acc_info
     mt = MultiThreshold(f"{matvec.name}_th", [acc], list(fmap.outputs),
                         thresholds=thresholds.astype(np.int64), out_type=fmap.out_type,
                         out_scale=scale, out_bias=bias)
