@@ -2,10 +2,11 @@
 
 They are built only to be trained and exported (``brevitas.export.export_qonnx``): the
 exported QONNX file is what ``codesign`` imports and ships, so running the examples needs
-no Brevitas. Every quantizer has a power-of-two scale (Brevitas's fixed-point and constant
-quantizers, as FINN's networks use), so the model's float32 arithmetic on quantized values is
-exact. The networks take the raw digits pixels (0..16): their first quantizer, an unsigned
-5-bit one of scale 1, turns them into integer codes.
+no Brevitas. Every quantizer has a power-of-two scale (Brevitas's fixed-point quantizers,
+constant scales of 1/8 for binary and ternary weights, 1 for binary and ternary activations),
+as FINN's networks use, so the model's float32 arithmetic on quantized values is exact. The networks take the raw digits pixels (0..16): their first quantizer, an unsigned
+5-bit one of constant scale 1, turns them into integer codes (16 is the top pixel value, 31
+the top code).
 
 - ``tfc``: FINN's TFC topology (fully connected, 3 hidden layers of 64) on 64 pixels;
   ``w1a1`` binary weights and activations, ``w2a2`` ternary weights and 2-bit signed
@@ -37,9 +38,9 @@ def _quantizers() -> dict[str, Any]:
 def _weight_quant(bits: int) -> dict[str, Any]:
     qs = _quantizers()
     if bits == 1:
-        return {"weight_quant": qs["binary_weight"], "weight_scaling_const": 1.0}
+        return {"weight_quant": qs["binary_weight"], "weight_scaling_const": 0.125}
     if bits == 2:
-        return {"weight_quant": qs["ternary_weight"], "weight_scaling_const": 1.0}
+        return {"weight_quant": qs["ternary_weight"], "weight_scaling_const": 0.125}
     return {"weight_quant": qs["int_weight"], "weight_bit_width": bits}
 
 

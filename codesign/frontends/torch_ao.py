@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from codesign.errors import UnsupportedLayerError
+from codesign.errors import GraphError, UnsupportedLayerError
 from codesign.frontends.imported import ImportedNetwork
 from codesign.ir import (
     Conv,
@@ -281,6 +281,10 @@ class _Translator:
         oh, ow = window_output_hw(h, w, (kh, kw), node.stride, node.padding)
         info = TensorInfo(f"{name}_acc", (oh, ow, weight.shape[0]),
                           IntType.for_range(*node.output_range(state.tensor.dtype)))
+        try:
+            node.check(_Tensors({**self.tensors, info.name: info}))
+        except GraphError as exc:
+            raise _unsupported(path, module, str(exc)) from None
         return node, info, (weight.shape[0], oh, ow)
 
     def relu(self, path: str, module: nn.Module) -> None:
@@ -359,6 +363,16 @@ class _Translator:
         if out.is_quantized:
             out = out.dequantize()
         return out.numpy()
+
+
+class _Tensors:
+    """Just enough of a graph for a node's check() during translation."""
+
+    def __init__(self, tensors: dict[str, TensorInfo]) -> None:
+        self.tensors = tensors
+
+    def tensor(self, name: str) -> TensorInfo:
+        return self.tensors[name]
 
 
 def import_torch_ao(model: nn.Module, input_shape: tuple[int, ...], *,

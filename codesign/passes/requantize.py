@@ -68,28 +68,71 @@ def _channel_constraints(thresholds: np.ndarray, lo: int, hi: int, bias: int,
 
 
 def _fit_channel(constraints, shift: int) -> tuple[int, int] | None:
-    """(M, O) of the smallest feasible M >= 1 at ``shift``, or None."""
+    """(M, O) with M >= 1 feasible at ``shift``, or None.
+
+    g(M) = max(B_low - t_low M) - min(B_up - (t_up - 1) M - 1) is convex and piecewise
+    linear in M (a maximum of lines minus a minimum of lines); O exists iff g(M) <= 0. With
+    many levels the search keeps to multipliers near the staircase's least-squares slope (a
+    miss only means thresholds stay: every result is checked). An integer ternary search
+    finds the minimum of g.
+    """
     low_v, low_t, up_v, up_t = constraints
     if low_v.size == 0 and up_v.size == 0:
         return 1, 0                     # a constant channel: the clamp gives it
     b_low, b_up = _level_bound(low_v, shift), _level_bound(up_v, shift)
-    # every pair: M * (t_up - 1 - t_low) <= B_up - B_low - 1
-    d = (up_t[None, :] - 1) - low_t[:, None]
-    r = b_up[None, :] - b_low[:, None] - 1
-    if np.any((d == 0) & (r < 0)):
+
+    def lower(m: int) -> int:
+        return int(np.max(b_low - low_t * m)) if b_low.size else -(1 << 62)
+
+    def upper(m: int) -> int:
+        return int(np.min(b_up - (up_t - 1) * m - 1)) if b_up.size else 1 << 62
+
+    def gap(m: int) -> int:
+        return lower(m) - upper(m)
+
+    # a multiplier of 2^shift per level at most: every level in one accumulator step
+    span = int(np.ptp(np.concatenate([low_v, up_v]))) + 2
+    lo, hi = 1, min(MAX_MULTIPLIER, span << shift)
+    if low_v.size + up_v.size > 16:
+        # many levels: search next to 2^shift / (accumulator steps per level)
+        levels = np.concatenate([low_v, up_v]).astype(np.float64)
+        steps = np.concatenate([low_t, up_t]).astype(np.float64)
+        if np.ptp(levels) > 0:
+            slope = np.polyfit(levels, steps, 1)[0]
+            if slope > 0:
+                estimate = (1 << shift) / slope
+                width = max(4.0, estimate / 16)
+                lo = max(lo, int(estimate - width))
+                hi = min(hi, int(estimate + width) + 1)
+                if lo > hi:
+                    return None
+    while hi - lo > 2:
+        m1, m2 = lo + (hi - lo) // 3, hi - (hi - lo) // 3
+        g1, g2 = gap(m1), gap(m2)
+        if g1 < g2:
+            hi = m2 - 1
+        elif g1 > g2:
+            lo = m1 + 1
+        else:
+            lo, hi = m1, m2
+            if g1 <= 0:
+                break
+    best = min(range(lo, hi + 1), key=gap)
+    if gap(best) > 0:
         return None
-    m_min, m_max = 1, MAX_MULTIPLIER
-    pos, neg = d > 0, d < 0
-    if np.any(pos):
-        m_max = min(m_max, int(np.min(np.floor_divide(r[pos], d[pos]))))
-    if np.any(neg):
-        m_min = max(m_min, int(np.max(-np.floor_divide(r[neg], -d[neg]))))   # ceil(r / d)
-    if m_min > m_max:
-        return None
-    m = m_min
-    offset = int(np.max(b_low - low_t * m)) if b_low.size else int(np.min(b_up - (up_t - 1) * m
-                                                                          - 1))
-    return m, offset
+    return best, lower(best) if b_low.size else upper(best)
+
+
+def _first_shift(thresholds: np.ndarray) -> int:
+    """A shift below which no multiplier >= 1 can give the staircase's slope: 2^s must be at
+    least the accumulator steps per output level."""
+    spans = []
+    for row in thresholds:
+        inner = np.unique(row)
+        if inner.size >= 2:
+            spans.append((inner[-1] - inner[0]) / (inner.size - 1))
+    step = max(spans) if spans else 1.0
+    return max(0, int(np.floor(np.log2(max(step, 1.0)))) - 1)
 
 
 def _staircase(thresholds: np.ndarray, a: np.ndarray, bias: int) -> np.ndarray:
@@ -108,7 +151,7 @@ def fit_requantization(thresholds: np.ndarray, lo: int, hi: int, bias: int
     sat = (int(v_lo.min()), int(v_hi.max()))
     per_channel = [_channel_constraints(thresholds[c], lo, hi, bias, sat)
                    for c in range(channels)]
-    for shift in range(MAX_SHIFT + 1):
+    for shift in range(_first_shift(thresholds), MAX_SHIFT + 1):
         fits = []
         for constraints in per_channel:
             fit = _fit_channel(constraints, shift)
