@@ -33,13 +33,11 @@ def require_onnx() -> None:
                 f"{EXTRA_HINT}") from None
 
 
-def load_model(source: Any) -> Any:
-    """A cleaned-up QONNX ``ModelWrapper`` (shapes inferred, constants folded, nodes named
-    and sorted) from a path, an ``onnx.ModelProto`` or a ``ModelWrapper``."""
+def load_proto(source: Any) -> Any:
+    """The ``onnx.ModelProto`` of a path, a ``ModelProto`` or a ``ModelWrapper``."""
     require_onnx()
     import onnx
     from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.util.cleanup import cleanup_model
 
     if isinstance(source, (str, Path)):
         path = Path(source)
@@ -47,23 +45,51 @@ def load_model(source: Any) -> Any:
             raise UnsupportedLayerError(f"ONNX model {str(path)!r} does not exist (expected a "
                                         ".onnx file, e.g. from brevitas.export.export_qonnx)")
         try:
-            proto = onnx.load(str(path))
+            return onnx.load(str(path))
         except Exception as exc:   # noqa: BLE001 - any decode failure is the file's fault
             raise UnsupportedLayerError(f"ONNX model {str(path)!r} cannot be read: "
                                         f"{type(exc).__name__}: {exc}") from None
-    elif isinstance(source, ModelWrapper):
-        proto = source.model
-    elif isinstance(source, onnx.ModelProto):
-        proto = source
-    else:
-        raise UnsupportedLayerError(f"cannot import a {type(source).__name__}: expected a path "
-                                    "to an .onnx file, an onnx.ModelProto or a ModelWrapper")
+    if isinstance(source, ModelWrapper):
+        return source.model
+    if isinstance(source, onnx.ModelProto):
+        return source
+    raise UnsupportedLayerError(f"cannot import a {type(source).__name__}: expected a path "
+                                "to an .onnx file, an onnx.ModelProto or a ModelWrapper")
+
+
+def load_model(source: Any) -> Any:
+    """A QONNX ``ModelWrapper`` prepared for translation: shapes inferred, constants folded,
+    nodes sorted, and every node and tensor keeping the name it has in the file (so errors
+    name what the user sees; an unnamed node is called ``<op type>_<index>``)."""
+    import copy
+
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.fold_constants import FoldConstants
+    from qonnx.transformation.general import RemoveStaticGraphInputs, SortGraph
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    proto = copy.deepcopy(load_proto(source))
+    for index, node in enumerate(proto.graph.node):
+        if not node.name:
+            node.name = f"{node.op_type}_{index}"
     try:
-        return cleanup_model(ModelWrapper(proto))
+        model = ModelWrapper(proto)
+        for step in (InferShapes(), FoldConstants(), RemoveStaticGraphInputs(), SortGraph(),
+                     InferShapes()):
+            model = model.transform(step)
+        return model
     except Exception as exc:   # noqa: BLE001
         raise UnsupportedLayerError(f"ONNX model cannot be prepared (shape inference and "
                                     f"constant folding failed): {type(exc).__name__}: {exc}"
                                     ) from None
+
+
+def referee_model(source: Any) -> Any:
+    """The model as the referee runs it: ``qonnx.util.cleanup.cleanup_model``."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.cleanup import cleanup_model
+
+    return cleanup_model(ModelWrapper(load_proto(source)))
 
 
 def run_nodes(nodes: Sequence[Any], inputs: Mapping[str, np.ndarray],

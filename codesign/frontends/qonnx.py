@@ -35,7 +35,13 @@ import numpy as np
 
 from codesign.errors import GraphError, UnsupportedLayerError
 from codesign.frontends.imported import ImportedNetwork
-from codesign.frontends.onnx_run import NodeChain, execute_model, load_model, run_nodes
+from codesign.frontends.onnx_run import (
+    NodeChain,
+    execute_model,
+    load_model,
+    referee_model,
+    run_nodes,
+)
 from codesign.ir import (
     Conv,
     Flatten,
@@ -239,10 +245,10 @@ State = _Codes | _Pending | _Edge
 class _Translator:
     """Walks a cleaned QONNX graph in order, building IR nodes."""
 
-    def __init__(self, model: Any, name: str) -> None:
+    def __init__(self, model: Any, name: str, referee: Any) -> None:
         from onnx import numpy_helper
 
-        self.model, self.name = model, name
+        self.model, self.name, self.referee = model, name, referee
         self.graph_proto = model.graph
         self.opset = list(model.model.opset_import)
         self.const: dict[str, np.ndarray] = {
@@ -723,7 +729,7 @@ class _Translator:
             name=self.name, source="qonnx", graph=graph, input_shape=frame,
             input_codes=self.input_function(),
             output_values=self.output_function(state),
-            run_source=lambda x: execute_model(self.model, x))
+            run_source=lambda x: execute_model(self.referee, x))
 
     def input_function(self):
         assert self.input_edge is not None and self.input_info is not None
@@ -792,11 +798,12 @@ def import_qonnx(source: Any, *, name: str | None = None) -> ImportedNetwork:
     network: IR graph with ``FloatMap``s (run :func:`codesign.passes.run_passes` on
     ``.graph``), the input quantization and the output dequantization of the model."""
     model = load_model(source)
+    referee = referee_model(source)
     if name is None:
         from pathlib import Path
 
         name = Path(str(source)).stem if isinstance(source, (str, Path)) else "imported"
-    return _Translator(model, name).translate()
+    return _Translator(model, name, referee).translate()
 
 
 def from_qonnx(source: Any, *, name: str | None = None) -> Graph:
