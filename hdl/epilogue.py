@@ -241,7 +241,9 @@ class RequantEpilogue:
         if self.has_offsets:
             bits = self.offset_bits
             offset_banks = banks[len(mult_groups):]
-            offsets = {p: word.word_select(j, bits).as_signed()
+            signed_offsets = bool(np.asarray(self.offsets).min() < 0)
+            offsets = {p: (word.word_select(j, bits).as_signed() if signed_offsets
+                           else word.word_select(j, bits))
                        for group, word in zip(self._groups(len(accs), bits), offset_banks,
                                               strict=True)
                        for j, p in enumerate(group)}

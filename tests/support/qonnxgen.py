@@ -173,13 +173,17 @@ def random_qonnx(spec: QonnxSpec, seed: int):
     else:
         x = b.quant(x_in, in_scale, spec.input_bits, spec.input_signed, spec.input_narrow)
     x_scale = float(in_scale.reshape(-1)[0])
-    codes = "bipolar" if spec.input_kind == "bipolar" else "int"
+    # QONNX's signed 1-bit Quant gives -1 and +1: a bipolar map, which has no zero to pad
+    bipolar_input = spec.input_kind == "bipolar" or (spec.input_signed and spec.input_bits == 1)
+    codes = "bipolar" if bipolar_input else "int"
     for layer in spec.layers:
         if layer.op == "conv":
             cin, h, w = shape
+            pad = 0 if codes == "bipolar" else layer.pad
+            kernel = min(layer.kernel, h + 2 * pad, w + 2 * pad)
+            layer = LayerSpec(**{**layer.__dict__, "kernel": kernel})
             wshape = (layer.out, cin, layer.kernel, layer.kernel)
             weights, w_scale = _weights(b, layer, wshape, 0)
-            pad = 0 if codes == "bipolar" else layer.pad
             inputs = [x, weights] + ([b.const(rng.normal(size=layer.out), "bias")]
                                      if layer.bias else [])
             x = b.node("Conv", inputs, kernel_shape=[layer.kernel] * 2,
