@@ -4,9 +4,10 @@ They are built only to be trained and exported (``brevitas.export.export_qonnx``
 exported QONNX file is what ``codesign`` imports and ships, so running the examples needs
 no Brevitas. Every quantizer has a power-of-two scale (Brevitas's fixed-point quantizers,
 constant scales of 1/8 for binary and ternary weights, 1 for binary and ternary activations),
-as FINN's networks use, so the model's float32 arithmetic on quantized values is exact. The networks take the raw digits pixels (0..16): their first quantizer, an unsigned
-5-bit one of constant scale 1, turns them into integer codes (16 is the top pixel value, 31
-the top code).
+as FINN's networks use, so the model's float32 arithmetic on quantized values is exact.
+The networks take the raw digits pixels (0..16): their first quantizer, an unsigned 5-bit
+one of constant scale 1, turns them into integer codes (16 is the top pixel value, 31 the
+top code).
 
 - ``tfc``: FINN's TFC topology (fully connected, 3 hidden layers of 64) on 64 pixels;
   ``w1a1`` binary weights and activations, ``w2a2`` ternary weights and 2-bit signed

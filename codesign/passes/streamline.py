@@ -13,7 +13,10 @@ After this pass the graph is integer-only. Two rewrites, each exact:
    need (a non-narrow ``-2^(b-1)`` or an unsigned weight negates out of its type, a TTQ row's
    levels change sides), and the thresholds are searched over the accumulator range of that
    type, which the accumulator tensor's type is widened to hold. A constant channel gets
-   thresholds at the bottom or above the top of the range.
+   thresholds at the bottom or above the top of the range. A map marked
+   ``requantize`` (a source's fixed-point requantization, e.g. torch.ao's int8 kernels)
+   becomes the ``Requantize`` that reproduces every one of its thresholds
+   (:mod:`codesign.passes.requantize`) when there is one.
 2. ``MatVec`` over bipolar x bipolar switches to ``acc="xnor_popcount"``: the hardware
    accumulates P = popcount(XNOR) and the back-transform dot = 2P - K is folded into the
    thresholds (P >= ceil((T + K) / 2)) or, for the graph output, into the output scale.

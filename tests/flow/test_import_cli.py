@@ -2,7 +2,6 @@
 directory as the built-in examples, RTL = reference, reference = the model's own outputs."""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +11,9 @@ import pytest
 pytest.importorskip("qonnx")
 
 from codesign.cli import main  # noqa: E402
-from quant_models.cache import SHIPPED_DIR  # noqa: E402
+from datafiles import write_mnist  # noqa: E402
 from qonnxgen import LayerSpec, QonnxSpec, random_qonnx  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "quant_models"))
-from test_datasets import write_mnist  # noqa: E402
+from quant_models.cache import SHIPPED_DIR  # noqa: E402
 
 
 def summary_of(out: Path) -> dict:
