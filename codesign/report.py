@@ -61,6 +61,11 @@ def _plot_energy(summary: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
+def _data(summary: dict[str, Any]) -> str:
+    data = summary.get("data", "digits")
+    return "" if data == "digits" else f" ({data} test split)"
+
+
 def _accuracy(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
@@ -87,8 +92,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
     lines = [
         f"# {summary['example']}: RTL run report",
         "",
-        f"- frames simulated: {summary['frames']} ({summary.get('data', 'digits')} test "
-        f"split), outputs {status} against the integer "
+        f"- frames simulated: {summary['frames']}{_data(summary)}, outputs {status} against "
+        "the integer "
         "reference" + ("" if summary["first_mismatch"] is None
                        else f" (first: {summary['first_mismatch']})"),
         f"- accuracy: float baseline {_accuracy(summary['accuracy_float'])}, "

@@ -212,9 +212,11 @@ def random_qonnx(spec: QonnxSpec, seed: int):
                 b.const(rng.normal(0, 1, channels), "beta"),
                 b.const(rng.normal(0, 2, channels), "mean"),
                 b.const(rng.uniform(0.5, 4, channels), "var")], epsilon=1e-5)
-        if layer.mul_add:
-            x = b.node("Mul", [x, b.const(rng.uniform(0.25, 2, per), "mul")])
-            x = b.node("Add", [x, b.const(rng.normal(0, 1, per), "add")])
+        if layer.mul_add:       # Mul or Div, then Add or Sub, by per-channel constants
+            scale_op = "Mul" if rng.random() < 0.5 else "Div"
+            x = b.node(scale_op, [x, b.const(rng.uniform(0.25, 2, per), "mul")])
+            shift_op = "Add" if rng.random() < 0.5 else "Sub"
+            x = b.node(shift_op, [x, b.const(rng.normal(0, 1, per), "add")])
         if layer.relu:
             x = b.node("Relu", [x])
         if layer.act is None:
