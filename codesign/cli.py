@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from codesign.errors import CodesignError
-from codesign.examples import DEFAULT_EXAMPLE, EXAMPLES
+from codesign.examples import DEFAULT_EXAMPLE, EXAMPLES, IMPORTED_EXAMPLES, RUNNABLE
 
 STUDY_DIR = "deep-compression"
 """Where ``codesign study`` writes the Deep Compression study, under its --out."""
@@ -54,46 +54,43 @@ def _sparse(text: str) -> list[str] | float:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="codesign",
-        description="Hardware-software codesign of compressed neural networks: train or load, "
-                    "lower to integer IR, generate Verilog, simulate bit-exactly, report.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run an example end to end (default: the built-in MLP)")
-    run.add_argument("example", nargs="?", default=DEFAULT_EXAMPLE,
-                     help=f"example name ({', '.join(EXAMPLES)}); default {DEFAULT_EXAMPLE}")
-    run.add_argument("--out", type=Path, default=None,
-                     help="run directory (default runs/<example>-<timestamp>)")
-    run.add_argument("--frames", type=int, default=None,
-                     help="simulate only the first N test frames, N >= 1 (default: all)")
-    run.add_argument("--retrain", action="store_true",
-                     help="train the example again (ignoring the shipped and cached weights)")
-    run.add_argument("--energy-table", type=Path, default=None,
-                     help="YAML energy table (default: 45 nm, Horowitz ISSCC 2014)")
-    run.add_argument("--fold", type=_folding, action="append", default=[],
-                     metavar="LAYER=PE,SIMD", help="override one layer's folding (repeatable)")
-    run.add_argument("--target-cycles", type=int, default=None,
-                     help="cycles per frame the automatic folding aims for, N >= 1 (default: "
-                          "the example's)")
-    run.add_argument("--fifo-depth", type=int, default=None,
-                     help="smallest FIFO between stages in beats, N >= 2 (default 4; deeper "
-                          "FIFOs let nearly balanced stages reach the slowest one's "
-                          "throughput)")
-    run.add_argument("--family", type=_family, action="append", default=[],
-                     metavar="LAYER=FAMILY",
-                     help="run a layer on another PE family that computes it exactly "
-                          "(xnor_popcount, binary_weight, ternary, codebook, mac; "
-                          "repeatable)")
-    run.add_argument("--sparse", type=_sparse, default=None, metavar="LAYERS|SPARSITY|none",
-                     help="zero-skipping engines: comma-separated layer names, or every "
-                          "ternary/fixed-point layer with at least this weight sparsity, or "
-                          "none (default: the example's choice)")
-    run.add_argument("--memory-style", type=_memory_style, action="append", default=[],
-                     metavar="LAYER=STYLE",
-                     help="where a stage's memories go: auto (by size), block, distributed or "
-                          "registers (repeatable; default auto)")
-    budget = run.add_argument_group(
+def _hardware_options(command: argparse.ArgumentParser) -> None:
+    """The options every command that builds and runs hardware takes."""
+    command.add_argument("--out", type=Path, default=None,
+                         help="run directory (default runs/<name>-<timestamp>)")
+    command.add_argument("--frames", type=int, default=None,
+                         help="simulate only the first N test frames, N >= 1 (default: all)")
+    command.add_argument("--data", type=Path, default=None, metavar="DIR",
+                         help="test on the data set in DIR instead of digits: MNIST (its IDX "
+                              "files) or CIFAR-10 (its python batches); frames are raw pixels "
+                              "0..255 and must fit the model's input")
+    command.add_argument("--energy-table", type=Path, default=None,
+                         help="YAML energy table (default: 45 nm, Horowitz ISSCC 2014)")
+    command.add_argument("--fold", type=_folding, action="append", default=[],
+                         metavar="LAYER=PE,SIMD",
+                         help="override one layer's folding (repeatable)")
+    command.add_argument("--target-cycles", type=int, default=None,
+                         help="cycles per frame the automatic folding aims for, N >= 1 "
+                              "(default: the example's)")
+    command.add_argument("--fifo-depth", type=int, default=None,
+                         help="smallest FIFO between stages in beats, N >= 2 (default 4; "
+                              "deeper FIFOs let nearly balanced stages reach the slowest one's "
+                              "throughput)")
+    command.add_argument("--family", type=_family, action="append", default=[],
+                         metavar="LAYER=FAMILY",
+                         help="run a layer on another PE family that computes it exactly "
+                              "(xnor_popcount, binary_weight, ternary, codebook, mac; "
+                              "repeatable)")
+    command.add_argument("--sparse", type=_sparse, default=None,
+                         metavar="LAYERS|SPARSITY|none",
+                         help="zero-skipping engines: comma-separated layer names, or every "
+                              "ternary/fixed-point layer with at least this weight sparsity, "
+                              "or none (default: the example's choice)")
+    command.add_argument("--memory-style", type=_memory_style, action="append", default=[],
+                         metavar="LAYER=STYLE",
+                         help="where a stage's memories go: auto (by size), block, "
+                              "distributed or registers (repeatable; default auto)")
+    budget = command.add_argument_group(
         "resource-aware folding (counted by the resource model, calibrated on xc7)")
     budget.add_argument("--lut-budget", type=int, default=None, metavar="N",
                         help="fastest automatic folding within N LUTs")
@@ -105,12 +102,38 @@ def _parser() -> argparse.ArgumentParser:
                         help="cheapest automatic folding reaching F frames/s at --fmax-mhz")
     budget.add_argument("--fmax-mhz", type=float, default=None, metavar="M",
                         help="clock frequency --target-fps is met at")
-    synth = run.add_argument_group("synthesis")
+    synth = command.add_argument_group("synthesis")
     synth.add_argument("--synth", action="store_true",
                        help="synthesise the design (Yosys, whole and per stage) and place and "
                             "route it for Fmax (nextpnr); adds resources, fmax_mhz, "
                             "frames_per_second and frames_per_joule to summary.json")
     _synth_target_args(synth)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="codesign",
+        description="Hardware-software codesign of compressed neural networks: train or load, "
+                    "lower to integer IR, generate Verilog, simulate bit-exactly, report.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run an example end to end (default: the built-in MLP)")
+    run.add_argument("example", nargs="?", default=DEFAULT_EXAMPLE,
+                     help=f"example name ({', '.join(RUNNABLE)}); default {DEFAULT_EXAMPLE}")
+    run.add_argument("--retrain", action="store_true",
+                     help="train the example again (ignoring the shipped and cached weights)")
+    _hardware_options(run)
+    imp = sub.add_parser(
+        "import", help="import a QONNX model (e.g. Brevitas's export) and run it end to end",
+        description="Import MODEL.onnx through the QONNX frontend (Quant, BipolarQuant, Trunc, "
+                    "MultiThreshold, Conv, Gemm/MatMul, BatchNormalization, Relu, MaxPool, "
+                    "Reshape/Flatten, Mul/Add by constants), streamline it into an integer "
+                    "graph, map it onto hardware, simulate the test split in RTL, check every "
+                    "output against the integer reference and the reference against the "
+                    "model's own outputs (QONNX's execute_onnx), and write a run directory. "
+                    "The model takes raw pixels: 8x8 digits (0..16) by default, or the frames "
+                    "of --data DIR. Needs the onnx extra: pip install 'codesign[onnx]'.")
+    imp.add_argument("model", type=Path, help="the QONNX model file (.onnx)")
+    _hardware_options(imp)
     sub.add_parser("examples", help="list the built-in examples")
     synth_cmd = sub.add_parser("synth", help="synthesise a Verilog file or a run directory "
                                              "(its verilog/codesign_top_synth.v)")
@@ -307,17 +330,27 @@ def _compress(args: argparse.Namespace) -> int:
 
 
 def _print_summary(summary: dict, out: Path, seconds: float) -> None:
-    delta = summary["compression"]["delta"]
-    print(f"{summary['example']}: {summary['frames']} frames, "
-          f"{'bit-exact' if summary['bit_exact'] else 'MISMATCH'}, "
-          f"accuracy torch {summary['accuracy_torch']:.4f} / hw {summary['accuracy_hw']:.4f}, "
-          f"{summary['cycles_per_frame']:.1f} cycles/frame, "
-          f"{summary['energy_pj_per_frame']:.1f} pJ/frame, "
-          f"alpha {summary['compression']['alpha']:.2f}, "
-          f"delta {'-' if delta is None else f'{delta:.2f}'}"
-          + (f", {summary['resources']['total']['lut']} LUT, Fmax {summary['fmax_mhz']:.1f} MHz, "
-             f"{summary['frames_per_second']:,.0f} frames/s" if "resources" in summary else "")
-          + f" ({seconds:.1f} s) -> {out}")
+    """One line: the run's results (and its compression and synthesis figures, if any)."""
+    source = {"qonnx": "onnx", "torch_ao": "torch"}.get(summary.get("source", ""), "torch")
+    compression = summary.get("compression")
+    parts = [f"{summary['example']}: {summary['frames']} frames, "
+             f"{'bit-exact' if summary['bit_exact'] else 'MISMATCH'}"
+             + ("" if summary.get("source_bit_exact") is None else
+                f" (reference {'=' if summary['source_bit_exact'] else '!='} {source} on every "
+                "element)"),
+             f"accuracy {source} {summary['accuracy_torch']:.4f} / hw "
+             f"{summary['accuracy_hw']:.4f}",
+             f"{summary['cycles_per_frame']:.1f} cycles/frame",
+             f"{summary['energy_pj_per_frame']:.1f} pJ/frame"]
+    if compression is not None:
+        delta = compression["delta"]
+        parts += [f"alpha {compression['alpha']:.2f}",
+                  f"delta {'-' if delta is None else f'{delta:.2f}'}"]
+    if "resources" in summary:
+        parts += [f"{summary['resources']['total']['lut']} LUT",
+                  f"Fmax {summary['fmax_mhz']:.1f} MHz",
+                  f"{summary['frames_per_second']:,.0f} frames/s"]
+    print(", ".join(parts) + f" ({seconds:.1f} s) -> {out}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -325,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "examples":
         for name, description in EXAMPLES.items():
             print(f"{name}: {description}")
+        for name, description in IMPORTED_EXAMPLES.items():
+            print(f"{name}: {description} (needs the onnx extra)")
         return 0
     if args.command == "synth":
         try:
@@ -340,11 +375,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _compress(args)
     from codesign.flow import run_example
 
-    out = args.out or Path("runs") / f"{args.example}-{time.strftime('%Y%m%d-%H%M%S')}"
+    importing = args.command == "import"
+    label = args.model.stem if importing else args.example
+    out = args.out or Path("runs") / f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
     start = time.perf_counter()
     try:
-        summary = run_example(args.example, out_dir=out, frames=args.frames,
-                              retrain=args.retrain, energy_table=args.energy_table,
+        summary = run_example(args.example if not importing else DEFAULT_EXAMPLE, out_dir=out,
+                              frames=args.frames, retrain=getattr(args, "retrain", False),
+                              energy_table=args.energy_table,
                               folding=dict(args.fold), target_cycles=args.target_cycles,
                               sparse=args.sparse, fifo_depth=args.fifo_depth,
                               families=dict(args.family) or None,
@@ -352,7 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                               lut_budget=args.lut_budget, dsp_budget=args.dsp_budget,
                               bram_budget=args.bram_budget, target_fps=args.target_fps,
                               fmax_mhz=args.fmax_mhz, synth=args.synth,
-                              synth_target=args.target, part=args.part, seeds=args.seeds)
+                              synth_target=args.target, part=args.part, seeds=args.seeds,
+                              data=args.data, onnx_model=args.model if importing else None)
     except CodesignError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

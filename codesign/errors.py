@@ -56,3 +56,11 @@ class DoesNotFitError(SynthesisError):
 
 class BudgetError(FoldingError):
     """No folding meets a resource budget or a frame-rate target."""
+
+
+class MissingDependencyError(CodesignError):
+    """An optional dependency (an extra of the package) is not installed."""
+
+
+class DataError(CodesignError):
+    """A data set directory or file cannot be read or is not in the expected format."""

@@ -25,6 +25,7 @@ from codesign.evaluate import Evaluation, evaluate
 from codesign.examples import DEFAULT_EXAMPLE, LoadedExample, load_example
 from codesign.frontends import from_quant_model
 from codesign.generate import generate_verilog
+from codesign.ir import Graph
 from codesign.passes import run_passes
 from codesign.paths import check_output_dir
 from codesign.reference import check_inputs, execute_all
@@ -41,6 +42,13 @@ def compile_model(model: nn.Module, options: MappingOptions | None = None, *,
     ``options`` or the keyword arguments of :meth:`MappingOptions.create` (``folding``,
     ``target_cycles``, ``sparse``, ``fifo_depth``, ``families``) choose the hardware.
     """
+    return compile_graph(from_quant_model(model, name=name), options, **option_args)
+
+
+def compile_graph(graph: Graph, options: MappingOptions | None = None,
+                  **option_args: Any) -> Design:
+    """Any frontend's IR graph -> the pass pipeline -> design (options as
+    :func:`compile_model`)."""
     if options is None:
         options = MappingOptions.create(**option_args)
     elif option_args:
@@ -48,8 +56,7 @@ def compile_model(model: nn.Module, options: MappingOptions | None = None, *,
     # a bipolar x bipolar layer asked onto a dot-product engine keeps dot accumulation
     keep_dot = [layer for layer, family in options.families
                 if get_family(family, layer).accumulates == "dot"]
-    graph = run_passes(from_quant_model(model, name=name), keep_dot=keep_dot)
-    return build_design(graph, options)
+    return build_design(run_passes(graph, keep_dot=keep_dot), options)
 
 
 def _stderr(message: str) -> None:
@@ -126,23 +133,36 @@ def synthesis_fields(design: Design, synthesis: DesignSynthesis, cycles_per_fram
             "frames_per_joule": 1e12 / energy_pj_per_frame if energy_pj_per_frame else None}
 
 
+def predictions(example: LoadedExample, graph: Graph, outputs: np.ndarray) -> np.ndarray:
+    """Class predictions of integer outputs of ``graph``: the argmax of the integer scores,
+    or of the imported model's real outputs (its output edge applied for reporting)."""
+    if example.imported is not None:
+        return example.imported.predict(outputs, graph)
+    return np.argmax(outputs.reshape(len(outputs), -1), axis=1)
+
+
 def summarize(example: LoadedExample, design: Design, evaluation: Evaluation,
               y_test: np.ndarray, ref_pred: np.ndarray, torch_pred: np.ndarray,
-              table: EnergyTable, machine: dict[str, Any]) -> dict[str, Any]:
+              table: EnergyTable, machine: dict[str, Any],
+              source_bit_exact: bool | None = None) -> dict[str, Any]:
     """summary.json: results first, machine timings apart under ``machine``."""
     verification = evaluation.verification
     assert verification is not None and evaluation.outputs is not None
     first = verification.first
-    hw_pred = np.argmax(evaluation.outputs, axis=1)
+    hw_pred = predictions(example, design.graph, evaluation.outputs)
     records = stage_records(evaluation)
     return {
         "example": example.name,
         "description": example.description,
+        "source": "quant_models" if example.imported is None else example.imported.source,
+        "data": example.data,
         "bit_exact": verification.bit_exact,
+        "source_bit_exact": source_bit_exact,
         "frames": evaluation.frames,
         "mismatches": verification.mismatches,
         "first_mismatch": None if first is None else first.describe(),
-        "accuracy_float": float(example.float_accuracy),
+        "accuracy_float": (None if example.float_accuracy is None
+                           else float(example.float_accuracy)),
         "accuracy_torch": float(np.mean(torch_pred == y_test)),
         "accuracy_reference": float(np.mean(ref_pred == y_test)),
         "accuracy_hw": float(np.mean(hw_pred == y_test)),
@@ -193,16 +213,22 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
                 fmax_mhz: float | None = None,
                 synth: bool = False, synth_target: str = "xc7", part: str | None = None,
                 seeds: int = len(DEFAULT_SEEDS),
+                data: str | Path | None = None,
+                onnx_model: str | Path | None = None,
                 say: Say = _stderr, example: LoadedExample | None = None) -> dict[str, Any]:
     """Train or load, compile, simulate the test split, verify, measure the speedup against
     the float baseline's dense 8-bit design (:mod:`codesign.metrics`), (synthesise,) report.
 
-    ``example``: an example loaded already (a recipe's result), instead of the built-in
-    ``name``. Every option is checked, and the output directory made, before any long step;
-    a failure after the simulation still writes the run directory (summary and report).
-    With ``synth`` the design (without counters) is synthesised for ``synth_target``, whole
-    and stage by stage, and placed and routed for its Fmax (median of ``seeds`` seeds).
+    ``name`` is a built-in or imported example; ``onnx_model`` (instead) a QONNX file to
+    import; ``example`` (instead) an example loaded already (a recipe's result); ``data`` a
+    directory with MNIST or CIFAR-10 whose test split replaces digits. Every option is
+    checked, and the output directory made, before any long step; a failure after the
+    simulation still writes the run directory (summary and report). With ``synth`` the
+    design (without counters) is synthesised for ``synth_target``, whole and stage by stage,
+    and placed and routed for its Fmax (median of ``seeds`` seeds). The speedup is measured
+    only for examples with a float baseline (not for imported networks).
     """
+    from codesign.examples import load_onnx_model
     from codesign.metrics import compression_metrics, measure_baseline
     from quant_models.train import predict
 
@@ -214,14 +240,18 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
                                        **aims)
     steps = _Steps(7 if synth else 6, say)
 
-    steps.begin("model", f"loading example {name if example is None else example.name!r}")
+    what = (f"importing {str(onnx_model)!r}" if onnx_model else
+            f"loading example {name if example is None else example.name!r}")
+    steps.begin("model", what + ("" if data is None else f" and the data set in {data}"))
 
     def train_progress(epoch: int, epochs: int, loss: float) -> None:
         if epoch == epochs or epoch % 10 == 0:
             say(f"      epoch {epoch}/{epochs} loss {loss:.4f}")
 
-    if example is None:
-        example = load_example(name, retrain=retrain, progress=train_progress)
+    if example is None and onnx_model is not None:
+        example = load_onnx_model(onnx_model, data=data)
+    elif example is None:
+        example = load_example(name, retrain=retrain, progress=train_progress, data=data)
     x_test, y_test = example.x_test, example.y_test
     if frames is not None:
         x_test, y_test = x_test[:frames], y_test[:frames]
@@ -235,14 +265,32 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
         target_cycles=target_cycles or (None if chooses else example.target_cycles),
         sparse=example.sparse if sparse is None else sparse,
         fifo_depth=fifo_depth, families=families, **aims)
-    design = compile_model(example.model, options, name=example.name)
-    x_checked = check_inputs(design.graph, x_test)
+    source_bit_exact = None
+    if example.imported is not None:
+        design = compile_graph(example.imported.graph, options)
+        x_checked = check_inputs(design.graph, example.imported.input_codes(x_test))
+    else:
+        assert example.model is not None
+        design = compile_model(example.model, options, name=example.name)
+        x_checked = check_inputs(design.graph, x_test)
     values = execute_all(design.graph, x_checked)
-    ref_pred = np.argmax(values[design.graph.output], axis=1)
-    torch_pred = predict(example.model, x_test)
+    reference_outputs = values[design.graph.output]
+    ref_pred = predictions(example, design.graph, reference_outputs)
+    if example.imported is not None:
+        # the source framework's own outputs, element by element through the output edge
+        source = np.asarray(example.imported.run_source(x_test)).reshape(len(x_test), -1)
+        source_bit_exact = bool(np.array_equal(
+            example.imported.scores(reference_outputs, design.graph), source))
+        torch_pred = np.argmax(source, axis=1)
+    else:
+        torch_pred = predict(example.model, x_test)
     agreement = int(np.count_nonzero(ref_pred == torch_pred))
-    steps.end(f"{len(design.stages)} stages; reference agrees with torch on "
-              f"{agreement}/{len(x_test)} predictions")
+    source_name = "torch" if example.imported is None else example.imported.source
+    steps.end(f"{len(design.stages)} stages; reference agrees with {source_name} on "
+              f"{agreement}/{len(x_test)} predictions"
+              + ("" if source_bit_exact is None else
+                 f", {'equals' if source_bit_exact else 'DIFFERS from'} its outputs on every "
+                 "element"))
 
     steps.begin("simulate", "generating Verilog, simulating every frame in RTL (Verilator; "
                 "the first build compiles the model) and verifying every output")
@@ -258,19 +306,23 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
                  f"{verification.first.describe() if verification.first else '?'}"))
 
     baseline_model = example.baseline_model
-    assert baseline_model is not None
-    measure = None
-    if verification.bit_exact:
-        def measure(lanes: int) -> Any:
-            return measure_baseline(example.baseline_name, baseline_model, lanes, x_checked,
-                                    table)
-    steps.begin("baseline", f"measuring the speedup: {example.baseline_name} as a dense "
-                "8-bit design with the same lanes, in RTL" if measure is not None else
-                "speedup not measured: the run is not bit-exact")
-    compression = compression_metrics(design, evaluation.cycles_per_frame,
-                                      example.baseline_name, baseline_model, measure)
-    steps.end("" if compression["delta"] is None else
-              f"alpha {compression['alpha']:.2f}, delta {compression['delta']:.2f}")
+    compression = None
+    if baseline_model is None:
+        steps.begin("baseline", "speedup not measured: the network has no float baseline")
+        steps.end()
+    else:
+        measure = None
+        if verification.bit_exact:
+            def measure(lanes: int) -> Any:
+                return measure_baseline(example.baseline_name, baseline_model, lanes,
+                                        x_checked, table)
+        steps.begin("baseline", f"measuring the speedup: {example.baseline_name} as a dense "
+                    "8-bit design with the same lanes, in RTL" if measure is not None else
+                    "speedup not measured: the run is not bit-exact")
+        compression = compression_metrics(design, evaluation.cycles_per_frame,
+                                          example.baseline_name, baseline_model, measure)
+        steps.end("" if compression["delta"] is None else
+                  f"alpha {compression['alpha']:.2f}, delta {compression['delta']:.2f}")
 
     steps.begin("energy", f"costing counted events with {table.name} ({table.technology_node})")
     steps.end(f"{evaluation.energy_pj_per_frame:.1f} pJ/frame")
@@ -290,8 +342,9 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
     machine = {**{k: round(v, 3) if k.endswith("seconds") else v
                   for k, v in evaluation.timings.items()}, "step_seconds": steps.timings}
     summary = summarize(example, design, evaluation, y_test, ref_pred, torch_pred, table,
-                        machine)
-    summary["compression"] = compression
+                        machine, source_bit_exact)
+    if compression is not None:
+        summary["compression"] = compression
     history = getattr(example.model, "history", None)
     if isinstance(history, dict):
         summary["recipe"] = history

@@ -318,10 +318,11 @@ class MultiThreshold(Node):
         return self.apply(inputs[0])
 
 
-def requantize(x: np.ndarray, multiplier: np.ndarray | int, shift: int, lo: int, hi: int
-               ) -> np.ndarray:
-    """saturate(round_half_even(x * M / 2^shift)) in exact int64 arithmetic."""
-    product = np.asarray(x, dtype=np.int64) * np.asarray(multiplier, dtype=np.int64)
+def requantize(x: np.ndarray, multiplier: np.ndarray | int, shift: int, lo: int, hi: int,
+               offset: np.ndarray | int = 0) -> np.ndarray:
+    """saturate(round_half_even((x * M + offset) / 2^shift)) in exact int64 arithmetic."""
+    product = (np.asarray(x, dtype=np.int64) * np.asarray(multiplier, dtype=np.int64)
+               + np.asarray(offset, dtype=np.int64))
     if shift:
         floor = product >> shift                    # arithmetic shift: floor division
         rem = product - (floor << shift)            # in [0, 2^shift)
@@ -332,11 +333,14 @@ def requantize(x: np.ndarray, multiplier: np.ndarray | int, shift: int, lo: int,
 
 @dataclass(eq=False)
 class Requantize(Node):
-    """Fixed-point requantization: out = saturate(round_half_even(x * M[c] / 2^shift)).
+    """Fixed-point requantization: out = saturate(round_half_even((x * M[c] + O[c]) / 2^shift)).
 
-    ``multiplier`` is one integer per channel (or a single one broadcast); the result is
-    clamped to ``saturate`` (lo, hi), by default ``out_type``'s range (a narrow-range
-    quantizer clamps to -(2^(b-1) - 1) instead). Integer-only: the reference and the hardware
+    ``multiplier`` is one integer per channel (or a single one broadcast); ``offset`` (O,
+    default 0) one integer per channel or a single one: it states a bias, an input zero point
+    folded through the weights and an output zero point (O = zero_point * 2^shift) in the
+    units of the scaled accumulator. The result is clamped to ``saturate`` (lo, hi), by
+    default ``out_type``'s range (a narrow-range quantizer clamps to -(2^(b-1) - 1) instead,
+    a fused ReLU at the output zero point). Integer-only: the reference and the hardware
     compute it with the same integer operations.
     """
 
@@ -344,6 +348,7 @@ class Requantize(Node):
     shift: int = 0
     out_type: IntType = field(default_factory=lambda: IntType.int_(8))
     saturate: tuple[int, int] | None = None
+    offset: np.ndarray | int = 0
 
     op_type = "Requantize"
 
@@ -354,12 +359,20 @@ class Requantize(Node):
 
     def detail(self) -> str:
         lo, hi = self.bounds
-        return f"[x*M>>{self.shift}, saturate to {lo}..{hi} ({self.out_type})]"
+        offset = "" if not np.any(np.asarray(self.offset)) else "+O"
+        return f"[(x*M{offset})>>{self.shift}, saturate to {lo}..{hi} ({self.out_type})]"
+
+    def offsets(self, channels: int) -> np.ndarray:
+        """The offset of every channel."""
+        return np.broadcast_to(np.asarray(self.offset, dtype=np.int64).reshape(-1),
+                               (channels,)).copy()
 
     def apply(self, x: Batch) -> Batch:
         mult = np.asarray(self.multiplier, dtype=np.int64).reshape(-1)
+        offset = np.asarray(self.offset, dtype=np.int64).reshape(-1)
         lo, hi = self.bounds
-        return requantize(x, mult if mult.size > 1 else mult[0], self.shift, lo, hi)
+        return requantize(x, mult if mult.size > 1 else mult[0], self.shift, lo, hi,
+                          offset if offset.size > 1 else offset[0])
 
     def check(self, graph: Graph) -> None:
         x, y = self._io(graph)
@@ -367,9 +380,11 @@ class Requantize(Node):
 
     def check_shapes(self, shape: tuple[int, ...], y: TensorInfo) -> None:
         mult = np.asarray(self.multiplier)
-        if shape != y.shape or mult.size not in (1, shape[-1]):
-            raise GraphError(f"{self.describe()}: {mult.size} multipliers for {shape[-1]} "
-                             f"channels, {shape} -> {y.name}{y.shape}")
+        offset = np.asarray(self.offset)
+        if shape != y.shape or mult.size not in (1, shape[-1]) \
+                or offset.size not in (1, shape[-1]):
+            raise GraphError(f"{self.describe()}: {mult.size} multipliers and {offset.size} "
+                             f"offsets for {shape[-1]} channels, {shape} -> {y.name}{y.shape}")
         if self.shift < 0 or self.shift > 62:
             raise GraphError(f"{self.describe()}: shift {self.shift} outside 0..62")
         if y.dtype != self.out_type:
@@ -493,6 +508,10 @@ class FloatMap(Node):
     evaluate: AccumulatorFunction | None = None
     out_type: IntType = field(default_factory=IntType.bipolar)
     description: str = ""
+    requantize: bool = False
+    """The source computes a fixed-point requantization (round(acc * m + b) + z, as torch's
+    int8 kernels): streamlining states it as a ``Requantize`` when one reproduces every
+    threshold of the map, and keeps the thresholds otherwise."""
 
     op_type = "FloatMap"
     integer = False

@@ -155,6 +155,30 @@ def compression_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _data(summary: dict[str, Any]) -> str:
+    data = summary.get("data", "digits")
+    return "" if data == "digits" else f" ({data} test split)"
+
+
+def _accuracy(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _source(summary: dict[str, Any]) -> str:
+    """How the compressed model's own accuracy was computed."""
+    return {"qonnx": "execute_onnx (imported QONNX)",
+            "torch_ao": "torch (int8 kernels)"}.get(summary.get("source", ""),
+                                                    "torch (compressed)")
+
+
+def _source_exact(summary: dict[str, Any]) -> str:
+    exact = summary.get("source_bit_exact")
+    if exact is None:
+        return ""
+    return ("; the reference equals the imported model's outputs on every element"
+            if exact else "; the reference DIFFERS from the imported model's outputs")
+
+
 def render_markdown(summary: dict[str, Any]) -> str:
     """report.md: the run's figures (every number is a summary.json value) and its plots."""
     status = "bit-exact" if summary["bit_exact"] else f"{summary['mismatches']} MISMATCHES"
@@ -162,13 +186,15 @@ def render_markdown(summary: dict[str, Any]) -> str:
     lines = [
         f"# {summary['example']}: RTL run report",
         "",
-        f"- frames simulated: {summary['frames']}, outputs {status} against the integer "
+        f"- frames simulated: {summary['frames']}{_data(summary)}, outputs {status} against "
+        "the integer "
         "reference" + ("" if summary["first_mismatch"] is None
                        else f" (first: {summary['first_mismatch']})"),
-        f"- accuracy: float baseline {summary['accuracy_float']:.4f}, torch (compressed) "
-        f"{summary['accuracy_torch']:.4f}, hardware {summary['accuracy_hw']:.4f}; "
-        f"reference and torch agree on {summary['torch_reference_agreement']} of "
-        f"{summary['frames']} predictions",
+        f"- accuracy: float baseline {_accuracy(summary['accuracy_float'])}, "
+        f"{_source(summary)} {summary['accuracy_torch']:.4f}, hardware "
+        f"{summary['accuracy_hw']:.4f}; reference and {_source(summary).split(' ')[0]} agree on "
+        f"{summary['torch_reference_agreement']} of {summary['frames']} predictions"
+        + _source_exact(summary),
         f"- throughput ({summary['organisation']} organisation): "
         f"{summary['cycles_per_frame']:.1f} cycles/frame over the run "
         f"(bottleneck stage {summary['bottleneck_cycles_per_frame']} issue cycles/frame); "
@@ -177,7 +203,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         f"({summary['energy_table']}, {summary['technology_node']})",
         f"- analytical model: every stall-independent counter of every stage predicted "
         f"{'exactly' if summary['analytical_match'] else 'WITH DIFFERENCES (see summary.json)'}",
-        *compression_lines(summary),
+        *(compression_lines(summary) if "compression" in summary else []),
         "",
         "| stage | hardware | inputs → outputs | formula cycles | measured cycles | fill | "
         "stall in | stall out | pJ/frame |",
@@ -266,7 +292,7 @@ def render_index(summaries: list[dict[str, Any]]) -> str:
             for stage in summary["layers"] if "family" in stage)
         lines.append(
             f"| [{summary['example']}]({summary['example']}/report.md) | {engines} | "
-            f"{summary['accuracy_float']:.4f} | {summary['accuracy_torch']:.4f} = "
+            f"{_accuracy(summary['accuracy_float'])} | {summary['accuracy_torch']:.4f} = "
             f"{summary['accuracy_hw']:.4f} | {'yes' if summary['bit_exact'] else 'NO'} "
             f"({summary['frames']} frames) | {summary['cycles_per_frame']:.1f} | "
             f"{summary['energy_pj_per_frame'] / 1000:.2f} | "

@@ -5,8 +5,8 @@ epilogue maps each to the output code of its element. Three kinds exist:
 
 - ``ThresholdEpilogue``: count = sum_i [acc >= T_i], code = count + bias (FINN's
   MultiThreshold: batch-norm and quantized activations folded in);
-- ``RequantEpilogue``: code = saturate(round_half_even(acc * M_row / 2^shift)) (fixed-point
-  requantization with an integer multiplier per row);
+- ``RequantEpilogue``: code = saturate(round_half_even((acc * M_row + O_row) / 2^shift))
+  (fixed-point requantization with an integer multiplier and offset per row);
 - ``PassEpilogue``: the accumulator itself (integer scores of an output layer).
 
 Each is a pipeline of its own behind the engine's accumulator stage
@@ -271,9 +271,10 @@ class ThresholdEpilogue:
 
 @dataclass(frozen=True, eq=False)
 class RequantEpilogue:
-    """code = clamp(round_half_even(acc * M[row] / 2^shift), out_lo, out_hi).
+    """code = clamp(round_half_even((acc * M[row] + O[row]) / 2^shift), out_lo, out_hi).
 
-    Three stages: the product, the rounded quotient, the saturated code.
+    Three stages: the product (plus the offset), the rounded quotient, the saturated code.
+    The offsets O get banks of their own only when some row has one.
     """
 
     multipliers: np.ndarray
@@ -281,6 +282,7 @@ class RequantEpilogue:
     acc_range: tuple[int, int]
     out_range: tuple[int, int]
     out_bits: int
+    offsets: np.ndarray | None = None
 
     kind = "requant"
     params_per_row = 1
@@ -291,27 +293,57 @@ class RequantEpilogue:
         m = np.asarray(self.multipliers, dtype=np.int64)
         return range_bits(int(min(m.min(), 0)), int(max(m.max(), 0)))[0]
 
-    def _groups(self, pe: int) -> list[range]:
-        return _pe_groups(pe, self.param_bits)
+    @property
+    def has_offsets(self) -> bool:
+        return self.offsets is not None and bool(np.any(np.asarray(self.offsets)))
+
+    @property
+    def offset_bits(self) -> int:
+        o = np.asarray(self.offsets if self.has_offsets else [0], dtype=np.int64)
+        return range_bits(int(min(o.min(), 0)), int(max(o.max(), 0)))[0]
+
+    def _groups(self, pe: int, bits: int | None = None) -> list[range]:
+        return _pe_groups(pe, self.param_bits if bits is None else bits)
 
     def banks(self, pe: int) -> list[ParamBank]:
         values = np.asarray(self.multipliers, dtype=np.int64).reshape(-1, 1)
-        return [ParamBank(f"multipliers_p{group.start}", len(group) * self.param_bits,
-                          tuple(pack_row_words(_rows_per_fold(values, pe, group),
-                                               self.param_bits, 1)))
-                for group in self._groups(pe)]
+        banks = [ParamBank(f"multipliers_p{group.start}", len(group) * self.param_bits,
+                           tuple(pack_row_words(_rows_per_fold(values, pe, group),
+                                                self.param_bits, 1)))
+                 for group in self._groups(pe)]
+        if self.has_offsets:
+            offsets = np.asarray(self.offsets, dtype=np.int64).reshape(-1, 1)
+            bits = self.offset_bits
+            banks += [ParamBank(f"offsets_p{group.start}", len(group) * bits,
+                                tuple(pack_row_words(_rows_per_fold(offsets, pe, group),
+                                                     bits, 1)))
+                      for group in self._groups(pe, bits)]
+        return banks
 
     def pipeline(self, m: Module, *, acc_next: list[Value], acc: list[Value], start: Value,
                  nf: Value, advance: Value, attrs: MemoryAttrs | None = None
                  ) -> EpilogueOutput:
         pe = len(acc)
         mult_signed = bool(np.asarray(self.multipliers).min() < 0)
-        words: dict[int, Value] = {}
-        for group, bank in zip(self._groups(pe), self.banks(pe), strict=True):
+        mult_groups = self._groups(pe)
+        banks = self.banks(pe)
+        ports = []
+        for bank in banks:
             port = bank.build(m, attrs).read_port()
             m.d.comb += [port.addr.eq(nf), port.en.eq(start & advance)]
-            for j, p in enumerate(group):
-                words[p] = port.data.word_select(j, self.param_bits)
+            ports.append(port.data)
+        words = {p: word.word_select(j, self.param_bits)
+                 for group, word in zip(mult_groups, ports, strict=False)
+                 for j, p in enumerate(group)}
+        offsets: dict[int, Value] = {}
+        if self.has_offsets:
+            bits = self.offset_bits
+            signed_offsets = bool(np.asarray(self.offsets).min() < 0)
+            offsets = {p: (word.word_select(j, bits).as_signed() if signed_offsets
+                           else word.word_select(j, bits))
+                       for group, word in zip(self._groups(pe, bits), ports[len(mult_groups):],
+                                              strict=True)
+                       for j, p in enumerate(group)}
         valid = _stage_flags(m, REQUANT_STAGES, start, advance, "requant")
         out_lo, out_hi = self.out_range
         codes = []
@@ -319,11 +351,12 @@ class RequantEpilogue:
             raw = words[p]
             mult = raw.as_signed() if mult_signed else raw
             # wide enough that a shift past the product's magnitude still leaves a sign bit
-            product = Signal(signed(max(len(value) + self.param_bits + 1, self.shift + 2)),
-                             name=f"prod{p}")
+            width = max(len(value) + self.param_bits + 1, self.offset_bits + 1) + 1
+            product = Signal(signed(max(width, self.shift + 2)), name=f"prod{p}")
             rounded = Signal(signed(len(product) - self.shift + 2), name=f"rounded{p}")
             with m.If(advance):
-                m.d.sync += product.eq(value * mult)
+                m.d.sync += product.eq(value * mult + offsets[p] if p in offsets
+                                       else value * mult)
             if self.shift:
                 floor = product >> self.shift
                 rem = product.as_unsigned()[:self.shift]

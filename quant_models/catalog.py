@@ -625,3 +625,75 @@ def example(name: str) -> Example[Any]:
         if entry.name == name:
             return entry
     raise UnknownExampleError(name, [entry.name for entry in table])
+
+
+# -- imported examples ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportedExample:
+    """An example trained with Brevitas and shipped as its QONNX export (the ONNX file is
+    what ``codesign`` imports; Brevitas is needed only to train and export it again)."""
+
+    name: str
+    description: str
+    kind: Kind
+    model: Callable[..., nn.Module]
+    """Builds the Brevitas network (``**config``); only for training and export."""
+    config: dict[str, Any]
+    training: dict[str, Any]
+    baseline: str
+    target_cycles: int
+
+    @property
+    def onnx_file(self) -> str:
+        """File name of the shipped export in ``quant_models/weights``."""
+        return f"{self.name}.onnx"
+
+    def build(self) -> nn.Module:
+        return self.model(**self.config)
+
+
+def _brevitas_tfc(**config: Any) -> nn.Module:
+    from quant_models.brevitas_models import BrevitasTFC
+
+    return BrevitasTFC(**config)
+
+
+def _brevitas_cnv(**config: Any) -> nn.Module:
+    from quant_models.brevitas_models import BrevitasCNV
+
+    return BrevitasCNV(**config)
+
+
+BREVITAS_TRAINING: dict[str, Any] = {"epochs": 40, "lr": 1e-2, "batch_size": 64, "seed": 0}
+
+
+def imported_examples() -> tuple[ImportedExample, ...]:
+    """The Brevitas examples, each imported from its shipped QONNX file by ``codesign``."""
+    return (
+        ImportedExample("brevitas-tfc-w1a1",
+                        "Brevitas TFC-W1A1 (64-64-64-64-10, binary weights and activations), "
+                        "imported from its QONNX export", "mlp", _brevitas_tfc,
+                        {"weight_bits": 1, "act_bits": 1}, dict(BREVITAS_TRAINING),
+                        baseline="float-mlp", target_cycles=128),
+        ImportedExample("brevitas-tfc-w2a2",
+                        "Brevitas TFC-W2A2 (ternary weights, 2-bit activations), imported from "
+                        "its QONNX export", "mlp", _brevitas_tfc,
+                        {"weight_bits": 2, "act_bits": 2}, dict(BREVITAS_TRAINING),
+                        baseline="float-mlp", target_cycles=128),
+        ImportedExample("brevitas-cnv-w2a2",
+                        "Brevitas CNV-style CNN (3x3 convs 16-16-32, max-pool; ternary weights, "
+                        "2-bit ReLU), imported from its QONNX export", "cnn", _brevitas_cnv,
+                        {"weight_bits": 2, "act_bits": 2}, dict(BREVITAS_TRAINING),
+                        baseline="float-cnn", target_cycles=2048),
+    )
+
+
+def imported_example(name: str) -> ImportedExample:
+    """The imported example called ``name``; unknown names raise UnknownExampleError."""
+    table = imported_examples()
+    for entry in table:
+        if entry.name == name:
+            return entry
+    raise UnknownExampleError(name, [entry.name for entry in table])

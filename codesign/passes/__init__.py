@@ -39,7 +39,8 @@ PIPELINE: tuple[Pass, ...] = (
     Pass("absorb_flatten", lambda g, c: absorb_flatten(g),
          "(C, H, W) Flatten -> Reshape, permutation into the next weight columns"),
     Pass("fold_float_maps", lambda g, c: fold_float_maps(g),
-         "float scales, batch-norm and activation quantizers -> integer thresholds"),
+         "float scales, batch-norm and activation quantizers -> integer thresholds (an "
+         "exact Requantize where the map is a requantization and one reproduces them)"),
     Pass("to_xnor_popcount", lambda g, c: to_xnor_popcount(g, c.keep_dot),
          "bipolar x bipolar accumulation as popcount, 2P - K folded away"),
     Pass("fuse_epilogues", lambda g, c: fuse_epilogues(g),

@@ -14,7 +14,10 @@ After this pass the graph is integer-only. Two rewrites, each exact:
    levels change sides), and the thresholds are searched over the accumulator range of that
    type, which the accumulator tensor's type is widened to hold (a shared layer's codebook
    gains the negated values if its index width has room). A constant channel gets
-   thresholds at the bottom or above the top of the range.
+   thresholds at the bottom or above the top of the range. A map marked
+   ``requantize`` (a source's fixed-point requantization, e.g. torch.ao's int8 kernels)
+   becomes the ``Requantize`` that reproduces every one of its thresholds
+   (:mod:`codesign.passes.requantize`) when there is one.
 2. ``MatVec`` over bipolar x bipolar switches to ``acc="xnor_popcount"``: the hardware
    accumulates P = popcount(XNOR) and the back-transform dot = 2P - K is folded into the
    thresholds (P >= ceil((T + K) / 2)) or, for the graph output, into the output scale.
@@ -29,7 +32,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from codesign.errors import GraphError
-from codesign.ir import Codebook, FloatMap, Graph, IntType, MatVec, MultiThreshold, TensorInfo
+from codesign.ir import (
+    Codebook,
+    FloatMap,
+    Graph,
+    IntType,
+    MatVec,
+    MultiThreshold,
+    Requantize,
+    TensorInfo,
+)
+from codesign.passes.requantize import fit_requantization
 
 
 def _levels(out_type: IntType) -> tuple[int, int, int]:
@@ -138,11 +151,12 @@ def _negated_codebook(weight: np.ndarray, matvec: MatVec) -> Codebook | None:
 
 
 def fold_float_map(graph: Graph, matvec: MatVec, fmap: FloatMap
-                   ) -> tuple[MatVec, MultiThreshold, TensorInfo]:
-    """Thresholds reproducing ``fmap`` over the accumulator range of ``matvec``.
+                   ) -> tuple[MatVec, MultiThreshold | Requantize, TensorInfo]:
+    """Thresholds reproducing ``fmap`` over the accumulator range of ``matvec`` (or, for a
+    map marked ``requantize``, the exact ``Requantize`` of those thresholds when one exists).
 
     Returns the MatVec (decreasing channels' rows negated, its weight type re-derived), the
-    thresholds, and the accumulator tensor typed for the new MatVec's range.
+    epilogue node, and the accumulator tensor typed for the new MatVec's range.
     """
     (src,), (acc,) = matvec.inputs, matvec.outputs
     in_type = graph.tensor(src).dtype
@@ -164,6 +178,13 @@ def fold_float_map(graph: Graph, matvec: MatVec, fmap: FloatMap
     bias, scale, count = _levels(fmap.out_type)
     thresholds = _search(f, lo, hi, bias + scale * np.arange(1, count + 1))
     _verify(f, thresholds, lo, hi, bias, scale)
+    if fmap.requantize and scale == 1:
+        fit = fit_requantization(thresholds, lo, hi, bias)
+        if fit is not None:
+            return new_mv, Requantize(f"{matvec.name}_rq", [acc], list(fmap.outputs),
+                                      multiplier=fit.multiplier, shift=fit.shift,
+                                      out_type=fmap.out_type, saturate=fit.saturate,
+                                      offset=fit.offset), acc_info
     mt = MultiThreshold(f"{matvec.name}_th", [acc], list(fmap.outputs),
                         thresholds=thresholds.astype(np.int64), out_type=fmap.out_type,
                         out_scale=scale, out_bias=bias)

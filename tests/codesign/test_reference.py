@@ -183,3 +183,15 @@ def test_requantize_ties_go_to_even():
     assert requantize(x, -3, 2, -100, 100).tolist() == [-1, -2, -4, -5, 1, 2, 4, 5]
     assert requantize(np.array([2**62 - 1]), 1, 62, 0, 1).tolist() == [1]   # just below 1
     assert requantize(np.array([-(2**61)]), 1, 62, -1, 0).tolist() == [0]   # -0.5 -> 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(requantize_cases(), st.integers(-(1 << 40), 1 << 40))
+def test_requantize_offset_matches_exact_rational_rounding(case, offset):
+    """(x * M + O) / 2^s rounds half to even and saturates like the exact rational."""
+    x, multiplier, shift, out_type = case
+    x = max(-(1 << 20), min(1 << 20, x))
+    multiplier = max(-(1 << 20), min(1 << 20, multiplier))
+    got = requantize(np.array([x]), multiplier, shift, out_type.min, out_type.max, offset)
+    value = Fraction(x * multiplier + offset, 1 << shift)
+    assert got.tolist() == [max(out_type.min, min(out_type.max, round(value)))]

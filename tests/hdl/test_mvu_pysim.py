@@ -68,9 +68,14 @@ def engine_case(mw, mh, pe, simd, family, frames, seed, epilogue, wbits=4, xbits
         out_type = IntType.int_(4) if seed % 2 else IntType.uint(3)
         mult = rng.integers(1, 300, mh)
         shift = int(rng.integers(0, 9))
+        # every third case adds per-row offsets (a bias and zero points, as torch.ao's)
+        # (non-negative ones use their top bit: unsigned storage)
+        offsets = (None if seed % 3 == 1 else rng.integers(-(1 << 10), 1 << 10, mh)
+                   if seed % 3 == 0 else rng.integers(0, 1 << 12, mh))
         ep = RequantEpilogue(mult, shift, acc_range, (out_type.min, out_type.max),
-                             out_type.bits)
-        expected = requantize(acc, mult, shift, out_type.min, out_type.max)
+                             out_type.bits, offsets)
+        expected = requantize(acc, mult, shift, out_type.min, out_type.max,
+                              0 if offsets is None else offsets)
     config = MVUConfig("layer", mw, mh, pe, simd, lane, w_type.encode(w), acc_range, ep)
     return config, pack_beats(x, in_type, simd), expected, out_type, w, x
 

@@ -135,7 +135,8 @@ class EngineStage(Stage):
             return ThresholdEpilogue(thresholds, self.acc_range, out_type.bits, post.out_bias)
         mult = np.broadcast_to(np.asarray(post.multiplier, dtype=np.int64).reshape(-1),
                                (self.mh,))
-        return RequantEpilogue(mult, post.shift, self.acc_range, post.bounds, out_type.bits)
+        return RequantEpilogue(mult, post.shift, self.acc_range, post.bounds, out_type.bits,
+                               post.offsets(self.mh))
 
     def engine_fields(self) -> dict[str, Any]:
         """The parameters every engine configuration takes."""
