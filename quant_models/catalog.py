@@ -20,6 +20,7 @@ from torch import nn
 
 from codesign.errors import CodesignError
 from quant_models.cnn import BinaryCNN, DepthwiseSeparableCNN, FixedPointCNN, FloatCNN, TernaryCNN
+from quant_models.dag_cnn import BinaryResNet, NiN, QuantResNet, SqueezeNet
 from quant_models.models import BinarizedMLP, FixedPointMLP, FloatMLP, MixedMLP, TernaryMLP
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "BINARIZED_MLP_TRAINING",
     "BINARY_CNN_CONFIG",
     "BINARY_CNN_TRAINING",
+    "BINARY_RESNET_CONFIG",
+    "BINARY_RESNET_TRAINING",
     "DEPTHWISE_CNN_CONFIG",
     "DEPTHWISE_CNN_TRAINING",
     "FIXED_POINT_CNN_CONFIG",
@@ -40,11 +43,17 @@ __all__ = [
     "FLOAT_MLP_TRAINING",
     "MIXED_MLP_CONFIG",
     "MIXED_MLP_TRAINING",
+    "NIN_CONFIG",
+    "NIN_TRAINING",
     "PRUNED_MLP_CONFIG",
     "PRUNED_MLP_SCHEDULE",
     "PRUNED_MLP_SPARSITIES",
     "PRUNED_MLP_TRAINING",
+    "RESNET_CONFIG",
+    "RESNET_TRAINING",
     "SPLIT_PARAMS",
+    "SQUEEZENET_CONFIG",
+    "SQUEEZENET_TRAINING",
     "TERNARY_CNN_CONFIG",
     "TERNARY_CNN_TRAINING",
     "TERNARY_MLP_CONFIG",
@@ -53,6 +62,7 @@ __all__ = [
     "UnknownExampleError",
     "binarized_mlp",
     "binary_cnn",
+    "binary_resnet",
     "depthwise_separable_cnn",
     "example",
     "example_names",
@@ -62,7 +72,10 @@ __all__ = [
     "float_cnn",
     "float_mlp",
     "mixed_mlp",
+    "nin",
     "pruned_mlp",
+    "resnet",
+    "squeezenet",
     "ternary_cnn",
     "ternary_mlp",
 ]
@@ -232,6 +245,37 @@ DEPTHWISE_CNN_CONFIG: dict[str, Any] = {
     "input_signed": False,
 }
 DEPTHWISE_CNN_TRAINING: dict[str, Any] = {"epochs": 60, "lr": 1e-2, "batch_size": 64, "seed": 0}
+
+# -- networks that are not chains (forks, residual joins, concatenation, average pooling) --
+
+RESNET_CONFIG: dict[str, Any] = {"channels": 16, "blocks": 2, "num_classes": 10,
+                                 "weight_bits": 4, "act_bits": 4, "branch_bits": 5,
+                                 "input_bits": 5, "input_signed": False}
+"""Stem 3x3 conv (16), two residual blocks of two 3x3 convs (8x8, max-pool, 4x4), global
+average pooling and a 16 -> 10 classifier: about the chain CNNs' size."""
+RESNET_TRAINING: dict[str, Any] = {"epochs": 40, "lr": 3e-3, "batch_size": 64, "seed": 0}
+
+BINARY_RESNET_CONFIG: dict[str, Any] = {"channels": 16, "blocks": 2, "num_classes": 10,
+                                        "shortcut_weight": None, "input_bits": 5,
+                                        "input_signed": False}
+"""The ResNet's topology binarized; ``shortcut_weight`` None weights the +-1 shortcut by
+round(sqrt(9 C)) = 12, about one standard deviation of the branch's accumulator."""
+BINARY_RESNET_TRAINING: dict[str, Any] = {"epochs": 60, "lr": 1e-2, "batch_size": 64,
+                                          "seed": 0}
+
+SQUEEZENET_CONFIG: dict[str, Any] = {"stem": 16, "squeeze": [8, 8], "expand": [16, 16],
+                                     "num_classes": 10, "weight_bits": 4, "act_bits": 4,
+                                     "class_bits": 6, "input_bits": 5, "input_signed": False}
+"""Stem 3x3 conv (16), two fire modules (squeeze 8, expands 16 + 16), a 1x1 conv to the
+classes with 6-bit codes and global average pooling: no fully connected layer."""
+SQUEEZENET_TRAINING: dict[str, Any] = {"epochs": 40, "lr": 3e-3, "batch_size": 64, "seed": 0}
+
+NIN_CONFIG: dict[str, Any] = {"channels": [16, 32], "num_classes": 10, "weight_bits": 4,
+                              "act_bits": 4, "class_bits": 6, "input_bits": 5,
+                              "input_signed": False}
+"""Two mlpconv blocks (3x3 then two 1x1 convs; 16 and 32 channels) with a requantized 2x2
+average pool between them, the last 1x1 conv to the classes, global average pooling."""
+NIN_TRAINING: dict[str, Any] = {"epochs": 40, "lr": 3e-3, "batch_size": 64, "seed": 0}
 
 # -- records -------------------------------------------------------------------------------
 
@@ -416,6 +460,66 @@ def depthwise_separable_cnn() -> Example[DepthwiseSeparableCNN]:
     )
 
 
+def resnet() -> Example[QuantResNet]:
+    """Small 4-bit ResNet: residual joins on a shared scale."""
+    return Example(
+        "resnet-w4a4",
+        "4-bit ResNet: two residual blocks (forks, integer joins on a shared scale), global "
+        "average pooling",
+        "cnn",
+        QuantResNet,
+        dict(RESNET_CONFIG),
+        dict(RESNET_TRAINING),
+        baseline="float-cnn",
+        target_cycles=2048,
+    )
+
+
+def binary_resnet() -> Example[BinaryResNet]:
+    """Binarized ResNet: the +-1 shortcut weighted by an integer into the accumulator."""
+    return Example(
+        "binary-resnet",
+        "binarized ResNet: two residual blocks joined as acc + w * shortcut, global average "
+        "pooling",
+        "cnn",
+        BinaryResNet,
+        dict(BINARY_RESNET_CONFIG),
+        dict(BINARY_RESNET_TRAINING),
+        baseline="float-cnn",
+        target_cycles=2048,
+    )
+
+
+def squeezenet() -> Example[SqueezeNet]:
+    """SqueezeNet-style 4-bit network of fire modules."""
+    return Example(
+        "squeezenet-w4a4",
+        "4-bit SqueezeNet: two fire modules (forks, channel concatenation), 1x1 conv to the "
+        "classes, global average pooling",
+        "cnn",
+        SqueezeNet,
+        dict(SQUEEZENET_CONFIG),
+        dict(SQUEEZENET_TRAINING),
+        baseline="float-cnn",
+        target_cycles=2048,
+    )
+
+
+def nin() -> Example[NiN]:
+    """Network-in-Network: mlpconv blocks, an average pool, global average pooling."""
+    return Example(
+        "nin-w4a4",
+        "4-bit Network-in-Network: mlpconv blocks, requantized average pool, global average "
+        "pooling of class maps",
+        "cnn",
+        NiN,
+        dict(NIN_CONFIG),
+        dict(NIN_TRAINING),
+        baseline="float-cnn",
+        target_cycles=2048,
+    )
+
+
 def examples() -> tuple[Example[Any], ...]:
     """Every built-in example once, in training order: the MLPs, then the CNNs, each group
     starting with its float baseline."""
@@ -433,6 +537,10 @@ def examples() -> tuple[Example[Any], ...]:
         ternary_cnn("ttq"),
         fixed_point_cnn(4, 4),
         depthwise_separable_cnn(),
+        resnet(),
+        binary_resnet(),
+        squeezenet(),
+        nin(),
     )
 
 

@@ -9,17 +9,48 @@ steps that use stages (evaluation, energy, reports, organisations) only ask thro
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
 
 from codesign.energy import EnergyTable, EventCost
+from codesign.errors import GraphError
 from codesign.ir import IntType, Node
+from hdl.arith import ElementType
 from hdl.errors import HardwareConfigError
 from hdl.perf import Counter
-from hdl.stage import StageConfig
+from hdl.stage import AnyStageConfig
+
+
+def element_type(dtype: IntType) -> ElementType:
+    """How the hardware reads a stream element of this IR type."""
+    bipolar = dtype.kind == "bipolar"
+    return ElementType(dtype.bits, dtype.signed and not bipolar, bipolar)
+
+
+def in_order(need: np.ndarray) -> np.ndarray:
+    """Issue cycles of steps taken in order, at most one per cycle, none before ``need``:
+    t[k] = max(need[k], t[k - 1] + 1)."""
+    need = np.asarray(need, dtype=np.int64)
+    steps = np.arange(need.size, dtype=np.int64)
+    return np.maximum.accumulate(need - steps) + steps if need.size else need
+
+
+@dataclass(frozen=True)
+class StageSchedule:
+    """When a stage takes its input beats and offers its output beats, in cycles.
+
+    ``accepts[p][k]`` is the cycle input beat k of port p is taken, ``outputs[k]`` the first
+    cycle output beat k is offered (on every output port of a fork), for given input
+    arrival cycles and an output that is always taken (what the FIFOs behind it allow when
+    they never fill).
+    """
+
+    accepts: tuple[np.ndarray, ...]
+    outputs: np.ndarray
 
 
 class Stage(ABC):
@@ -37,6 +68,11 @@ class Stage(ABC):
     @property
     def input_tensor(self) -> str:
         return self.node.inputs[0]
+
+    @property
+    def input_tensors(self) -> list[str]:
+        """The tensor each input stream carries, in port order (one for most kinds)."""
+        return [self.input_tensor]
 
     @property
     def output_tensor(self) -> str:
@@ -75,7 +111,7 @@ class Stage(ABC):
 
     # ---- hardware ------------------------------------------------------------------------
     @cached_property
-    def hdl_config(self) -> StageConfig:
+    def hdl_config(self) -> AnyStageConfig:
         """The configuration the Verilog generator builds (computed once per stage).
 
         A configuration the generators cannot build is refused here, naming the stage.
@@ -88,8 +124,16 @@ class Stage(ABC):
             raise HardwareConfigError(f"stage {self.name!r}: {exc}") from None
 
     @abstractmethod
-    def make_hdl_config(self) -> StageConfig:
+    def make_hdl_config(self) -> AnyStageConfig:
         """Build :attr:`hdl_config`."""
+
+    # ---- beat schedule ---------------------------------------------------------------------
+    def schedule(self, arrivals: Sequence[np.ndarray]) -> StageSchedule:
+        """Cycles the stage takes its input beats and offers its output beats, for input
+        beats arriving at ``arrivals[port]`` (frames back to back) and an output that is
+        always taken. The organisation sizes the FIFOs of skip paths from these."""
+        raise GraphError(f"stage {self.name!r} ({self.kind}) states no beat schedule, so the "
+                         "FIFOs of the skip paths around it cannot be sized")
 
     # ---- models --------------------------------------------------------------------------
     @abstractmethod

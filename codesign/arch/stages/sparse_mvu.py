@@ -7,10 +7,12 @@ overlaps compute (two register-file banks), so a vector costs max(load beats, st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from codesign.arch.stage import StageSchedule
 from codesign.arch.stages.engine import EngineStage
 from hdl.mvu import FILL_CYCLES
 from hdl.perf import Counter
@@ -56,6 +58,32 @@ class SparseEngine(EngineStage):
 
     def make_hdl_config(self) -> SparseMVUConfig:
         return SparseMVUConfig(**self.engine_fields(), in_simd=self.in_simd)
+
+    def schedule(self, arrivals: Sequence[np.ndarray]) -> StageSchedule:
+        """A vector's beats load one per cycle into a free register-file bank (released
+        when the vector two before has computed); its steps start once its last beat is in
+        and the previous vector has computed; each fold's output is offered FILL cycles
+        after its last step."""
+        (arrive,) = arrivals
+        load = self.load_beats
+        steps = fold_steps(self.node.weight, self.pe, self.simd)
+        vectors = arrive.size // load
+        accepts = np.empty(vectors * load, dtype=np.int64)
+        outputs: list[int] = []
+        taken = computed = -(1 << 40)
+        ends: list[int] = []
+        for v in range(vectors):
+            bank = ends[v - 2] + 2 if v >= 2 else taken
+            for j in range(load):
+                taken = max(int(arrive[v * load + j]), taken + 1, bank if j == 0 else taken)
+                accepts[v * load + j] = taken
+            step = max(taken, computed + 1)
+            for count in steps:
+                step += count
+                outputs.append(step - 1 + FILL_CYCLES)
+            computed = step - 1
+            ends.append(computed)
+        return StageSchedule((accepts,), np.array(outputs, dtype=np.int64))
 
     def hardware(self) -> str:
         return (f"{self.family.name} sparse ({self.weight_sparsity:.0%} zeros) "
