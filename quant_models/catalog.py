@@ -255,19 +255,21 @@ RESNET_CONFIG: dict[str, Any] = {"channels": 16, "blocks": 2, "num_classes": 10,
 average pooling and a 16 -> 10 classifier: about the chain CNNs' size."""
 RESNET_TRAINING: dict[str, Any] = {"epochs": 40, "lr": 3e-3, "batch_size": 64, "seed": 0}
 
-BINARY_RESNET_CONFIG: dict[str, Any] = {"channels": 16, "blocks": 2, "num_classes": 10,
+BINARY_RESNET_CONFIG: dict[str, Any] = {"channels": 32, "blocks": 2, "num_classes": 10,
                                         "shortcut_weight": None, "input_bits": 5,
                                         "input_signed": False}
-"""The ResNet's topology binarized; ``shortcut_weight`` None weights the +-1 shortcut by
-round(sqrt(9 C)) = 12, about one standard deviation of the branch's accumulator."""
+"""The ResNet's topology binarized, twice as wide (16 channels gave 93.8 % against 97.6 %);
+``shortcut_weight`` None weights the +-1 shortcut by round(sqrt(9 C)) = 17, about one
+standard deviation of the branch's accumulator."""
 BINARY_RESNET_TRAINING: dict[str, Any] = {"epochs": 60, "lr": 1e-2, "batch_size": 64,
                                           "seed": 0}
 
-SQUEEZENET_CONFIG: dict[str, Any] = {"stem": 16, "squeeze": [8, 8], "expand": [16, 16],
+SQUEEZENET_CONFIG: dict[str, Any] = {"stem": 16, "squeeze": [16, 16], "expand": [32, 32],
                                      "num_classes": 10, "weight_bits": 4, "act_bits": 4,
                                      "class_bits": 6, "input_bits": 5, "input_signed": False}
-"""Stem 3x3 conv (16), two fire modules (squeeze 8, expands 16 + 16), a 1x1 conv to the
-classes with 6-bit codes and global average pooling: no fully connected layer."""
+"""Stem 3x3 conv (16), two fire modules (squeeze 16, expands 32 + 32), a 1x1 conv to the
+classes with 6-bit codes and global average pooling: no fully connected layer (squeezing
+to 8 with expands of 16 gave 96.0 % against 98.4 %)."""
 SQUEEZENET_TRAINING: dict[str, Any] = {"epochs": 40, "lr": 3e-3, "batch_size": 64, "seed": 0}
 
 NIN_CONFIG: dict[str, Any] = {"channels": [16, 32], "num_classes": 10, "weight_bits": 4,

@@ -1,7 +1,7 @@
 """A design: an integer graph, the organisation that runs it, its stages and the options.
 
 An organisation decides how IR nodes become hardware stages and how the stages are wired
-(today's streaming dataflow chain, :mod:`codesign.arch.dataflow`; a time-shared array is a
+(today's streaming dataflow, :mod:`codesign.arch.dataflow`; a time-shared array is a
 second organisation beside it). It owns everything that depends on the wiring: the top
 component, throughput, the liveness bound and how a mismatch is localised. Steps that use a
 design ask its organisation and its stages; they never switch on their types.
@@ -10,7 +10,7 @@ design ask its organisation and its stages; they never switch on their types.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +21,7 @@ from codesign.arch.stage import Stage
 from codesign.arch.stages import EngineStage
 from codesign.errors import GraphError
 from codesign.ir import Graph, IntType
+from hdl.perf import Counter
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,12 @@ class Organisation(ABC):
                           values: dict[str, np.ndarray], simulate: SimulateFn
                           ) -> FirstDifference | None:
         """The first stage whose own output differs from the reference ``values``."""
+
+    def explain_stuck(self, design: Design, counters: Mapping[str, Mapping[Counter, int]],
+                      frames: int) -> str | None:
+        """For a design that stopped moving: the stage it is stuck at, from the counters
+        read when the liveness bound fired (``None``: nothing to add)."""
+        return None
 
 
 @dataclass(eq=False)
