@@ -109,6 +109,13 @@ class Stage(ABC):
     def fill_cycles(self) -> int:
         """Cycles from the last issue to the last output (the pipeline's fixed fill)."""
 
+    @property
+    def steady_cycles_per_frame(self) -> int:
+        """Cycles per frame the stage sustains at full rate over many frames: its formula,
+        plus any bubble it has between frames (a window generator whose ring cannot load
+        the next frame's first rows in time). A design runs at its slowest stage's."""
+        return self.cycles_per_frame
+
     # ---- hardware ------------------------------------------------------------------------
     @cached_property
     def hdl_config(self) -> AnyStageConfig:

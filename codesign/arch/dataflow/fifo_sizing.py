@@ -66,7 +66,7 @@ def model_schedule(stages: list[Stage], found: list[Stream], source: tuple[int, 
                    input_size: int, frames: int = MODEL_FRAMES) -> dict[int, int]:
     """Most beats waiting in each stream's FIFO (by stream index) with unbounded FIFOs and
     ``frames`` frames of ``input_size`` elements entering at the bottleneck's period."""
-    period = max(stage.cycles_per_frame for stage in stages)
+    period = max(stage.steady_cycles_per_frame for stage in stages)
     configs = [stage.hdl_config for stage in stages]
     feeding = {(s.consumer, s.in_port): k for k, s in enumerate(found)}
     outputs: dict[int, np.ndarray] = {}

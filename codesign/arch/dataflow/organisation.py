@@ -55,7 +55,9 @@ class Dataflow(Organisation):
                         source=plan.source, sink=plan.sink, counters=counters)
 
     def cycles_per_frame(self, design: Design) -> int:
-        return max(stage.cycles_per_frame for stage in design.stages)
+        """The slowest stage's steady cycles per frame (its formula, plus a window's bubble
+        between frames)."""
+        return max(stage.steady_cycles_per_frame for stage in design.stages)
 
     def input_format(self, design: Design) -> StreamFormat:
         _, (stage, port) = streams(design.graph, design.stages)

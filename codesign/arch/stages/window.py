@@ -67,6 +67,15 @@ class WindowStage(Stage):
         # one cycle: the line buffer's read port is the output register
         return FILL_CYCLES
 
+    @property
+    def steady_cycles_per_frame(self) -> int:
+        """The output beats, plus the frame-boundary bubble of the ring (see
+        :mod:`hdl.window`): the distance between the last outputs of consecutive frames
+        once the schedule repeats."""
+        config = self.hdl_config
+        assert isinstance(config, WindowConfig)
+        return window_schedule(config, 4).span - window_schedule(config, 3).span
+
     def make_hdl_config(self) -> WindowConfig:
         """Padding with the IR's pad value, in the input type's storage code."""
         h, w, c = self.in_shape
