@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from amaranth.lib import wiring
@@ -87,6 +88,12 @@ class Organisation(ABC):
                           values: dict[str, np.ndarray], simulate: SimulateFn
                           ) -> FirstDifference | None:
         """The first stage whose own output differs from the reference ``values``."""
+
+    def buffers(self, design: Design) -> list[dict[str, Any]]:
+        """The design's stream buffers (FIFOs between stages), for reports: each with its
+        ``producer``, ``consumer``, ``depth`` (beats), ``bits`` and whether it leads into a
+        ``join``. Empty for an organisation without any."""
+        return []
 
     def explain_stuck(self, design: Design, counters: Mapping[str, Mapping[Counter, int]],
                       frames: int) -> str | None:

@@ -14,6 +14,7 @@ drain.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from amaranth.lib import wiring
@@ -53,6 +54,18 @@ class Dataflow(Organisation):
         plan = self.wiring(design)
         return GraphTop([stage.hdl_config for stage in design.stages], plan.edges,
                         source=plan.source, sink=plan.sink, counters=counters)
+
+    def buffers(self, design: Design) -> list[dict[str, Any]]:
+        plan = self.wiring(design)
+        found = []
+        for index, edge in enumerate(plan.edges):
+            consumer = design.stages[edge.consumer]
+            width = input_ports(consumer.hdl_config)[edge.in_port].width
+            found.append({"producer": design.stages[edge.producer].name,
+                          "consumer": consumer.name, "port": edge.in_port,
+                          "depth": edge.depth, "width": width, "bits": edge.depth * width,
+                          "join": index in plan.joins})
+        return found
 
     def cycles_per_frame(self, design: Design) -> int:
         """The slowest stage's steady cycles per frame (its formula, plus a window's bubble
