@@ -151,6 +151,7 @@ def summarize(example: LoadedExample, design: Design, evaluation: Evaluation,
     first = verification.first
     hw_pred = predictions(example, design.graph, evaluation.outputs)
     records = stage_records(evaluation)
+    fifos = design.organisation.buffers(design)
     return {
         "example": example.name,
         "description": example.description,
@@ -175,6 +176,9 @@ def summarize(example: LoadedExample, design: Design, evaluation: Evaluation,
         "energy_table": table.name,
         "technology_node": table.technology_node,
         "fifo_depth": design.options.fifo_depth,
+        "fifos": fifos,
+        "fifo_bits": sum(f["bits"] for f in fifos),
+        "join_fifo_bits": sum(f["bits"] for f in fifos if f["join"]),
         "layers": records,
         "analytical_match": evaluation.analytical_match,
         "machine": machine,

@@ -404,7 +404,50 @@ Epilogue = MultiThreshold | Requantize
 
 
 @dataclass(eq=False)
-class MatVec(Node):
+class AccumulatorNode(Node):
+    """A node that computes an exact integer accumulator and may end in a fused epilogue.
+
+    The accumulator's bounds follow from the input types alone (:meth:`accumulator_range`),
+    so streamlining can fold the float map after it into thresholds over that range, and
+    :func:`codesign.passes.lower.fuse_epilogues` can fuse the thresholds (or a
+    requantization) into the node as ``post``: one hardware stage computes both, and the
+    node's output is then the epilogue's.
+    """
+
+    post: Epilogue | None = None
+
+    def accumulator_range(self, graph: Graph) -> tuple[int, int]:
+        """Exact bounds of the accumulator (before any fused epilogue)."""
+        raise NotImplementedError
+
+    def accumulate_inputs(self, inputs: Sequence[Batch], graph: Graph) -> Batch:
+        """The accumulator for the input batches."""
+        raise NotImplementedError
+
+    def execute(self, inputs: Sequence[Batch], graph: Graph) -> Batch:
+        acc = self.accumulate_inputs(inputs, graph)
+        return acc if self.post is None else self.post.apply(acc)
+
+    def post_detail(self) -> str:
+        return "" if self.post is None else f" -> {self.post.op_type} {self.post.detail()}"
+
+    def check_output(self, graph: Graph, acc_shape: tuple[int, ...]) -> None:
+        """The output tensor holds the epilogue's codes, or the whole accumulator range."""
+        y = graph.tensor(self.output)
+        if self.post is not None:
+            self.post.check_shapes(acc_shape, y)
+            return
+        if y.shape != acc_shape:
+            raise GraphError(f"{self.describe()}: output must have shape {acc_shape}, "
+                             f"{y.name} has {y.shape}")
+        lo, hi = self.accumulator_range(graph)
+        if not (y.dtype.min <= lo and hi <= y.dtype.max):
+            raise GraphError(f"{self.describe()}: output type {y.dtype} cannot hold the "
+                             f"accumulator range [{lo}, {hi}]")
+
+
+@dataclass(eq=False)
+class MatVec(AccumulatorNode):
     """y = W x for each frame (for every pixel: W acts on the last axis); W is [MH, MW].
 
     ``acc="dot"`` outputs the true integer dot product. ``acc="xnor_popcount"`` (bipolar x
@@ -418,7 +461,6 @@ class MatVec(Node):
     weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
     weight_type: IntType = field(default_factory=IntType.bipolar)
     acc: AccumulatorMode = "dot"
-    post: Epilogue | None = None
     codebook: Codebook | None = None
     """Shared weights: stored as indices into this table (``None``: stored as values)."""
 
@@ -441,10 +483,13 @@ class MatVec(Node):
     def accumulator_type(self, input_type: IntType) -> IntType:
         return IntType.for_range(*self.output_range(input_type))
 
+    def accumulator_range(self, graph: Graph) -> tuple[int, int]:
+        return self.output_range(graph.tensor(self.inputs[0]).dtype)
+
     def detail(self) -> str:
-        post = "" if self.post is None else f" -> {self.post.op_type} {self.post.detail()}"
         shared = "" if self.codebook is None else f" {self.codebook.describe()}"
-        return f"[{self.mh}x{self.mw} {self.weight_type}{shared}, acc={self.acc}{post}]"
+        return (f"[{self.mh}x{self.mw} {self.weight_type}{shared}, acc={self.acc}"
+                f"{self.post_detail()}]")
 
     def accumulate(self, x: Batch) -> Batch:
         dot = x @ self.weight.T.astype(np.int64)
@@ -452,9 +497,8 @@ class MatVec(Node):
             return (dot + self.mw) // 2
         return dot
 
-    def execute(self, inputs: Sequence[Batch], graph: Graph) -> Batch:
-        acc = self.accumulate(inputs[0])
-        return acc if self.post is None else self.post.apply(acc)
+    def accumulate_inputs(self, inputs: Sequence[Batch], graph: Graph) -> Batch:
+        return self.accumulate(inputs[0])
 
     def check(self, graph: Graph) -> None:
         x, y = self._io(graph)
@@ -769,32 +813,190 @@ class Flatten(Node):
         return np.arange(h * w * c).reshape(h, w, c).transpose(2, 0, 1).reshape(-1)
 
 
-@dataclass(eq=False)
-class Add(Node):
-    """Elementwise sum of two tensors of the same shape (a residual connection's join).
+def _value_corners(dtype: IntType, factor: int) -> tuple[int, int]:
+    """Bounds of ``factor * v`` for every value ``v`` of ``dtype``."""
+    ends = (factor * dtype.min, factor * dtype.max)
+    return min(ends), max(ends)
 
-    The output type must hold every sum of the input types' values (derived, never guessed).
-    Scale alignment of the two inputs is stated by the nodes that produce them.
+
+@dataclass(eq=False)
+class Add(AccumulatorNode):
+    """Elementwise ``out = weights[0] * a + weights[1] * b + bias`` (a residual join), exact.
+
+    Scale alignment is stated here, in integers: a source model adding two quantized tensors
+    must put them on one scale ``s`` with integer multipliers (``a`` stands for
+    ``weights[0] * s * a``, ``b`` for ``weights[1] * s * b``), so the sum stands for
+    ``s * out`` and the float map after it (folded into thresholds by streamlining) is a
+    function of the integer ``out`` alone. ``bias`` absorbs constant offsets such as the
+    ``2P - K`` of a popcount accumulator. The accumulator type is derived from the input
+    types and the multipliers (:meth:`output_range`), never guessed; a fused ``post``
+    epilogue (thresholds or a requantization) turns it into the output codes.
     """
 
+    weights: tuple[int, int] = (1, 1)
+    bias: int = 0
+
     op_type = "Add"
+
+    def output_range(self, a: IntType, b: IntType) -> tuple[int, int]:
+        """Exact bounds of the sum for any inputs of these types."""
+        (alo, ahi), (blo, bhi) = (_value_corners(t, w)
+                                  for t, w in zip((a, b), self.weights, strict=True))
+        return alo + blo + self.bias, ahi + bhi + self.bias
+
+    def accumulator_range(self, graph: Graph) -> tuple[int, int]:
+        a, b = (graph.tensor(name).dtype for name in self.inputs)
+        return self.output_range(a, b)
+
+    def detail(self) -> str:
+        wa, wb = self.weights
+        bias = f" {'+' if self.bias >= 0 else '-'} {abs(self.bias)}" if self.bias else ""
+        return f"[{wa}*a + {wb}*b{bias}{self.post_detail()}]"
+
+    def accumulate_inputs(self, inputs: Sequence[Batch], graph: Graph) -> Batch:
+        wa, wb = self.weights
+        return wa * inputs[0] + wb * inputs[1] + self.bias
 
     def check(self, graph: Graph) -> None:
         if len(self.inputs) != 2 or len(self.outputs) != 1:
             raise GraphError(f"{self.describe()} adds two inputs into one output, has inputs "
                              f"{self.inputs}")
+        if len(self.weights) != 2 or not all(isinstance(w, (int, np.integer)) and w != 0
+                                             for w in self.weights) \
+                or not isinstance(self.bias, (int, np.integer)):
+            raise GraphError(f"{self.describe()}: weights {self.weights} must be two non-zero "
+                             f"integers and bias {self.bias!r} an integer")
         a, b = (graph.tensor(name) for name in self.inputs)
         y = graph.tensor(self.output)
         if a.shape != b.shape or y.shape != a.shape:
             raise GraphError(f"{self.describe()}: shapes {a.shape} + {b.shape} -> {y.shape} "
                              "must all be equal")
-        lo, hi = a.dtype.min + b.dtype.min, a.dtype.max + b.dtype.max
-        if not (y.dtype.min <= lo and hi <= y.dtype.max):
-            raise GraphError(f"{self.describe()}: output type {y.dtype} cannot hold the sums "
-                             f"[{lo}, {hi}] of {a.dtype} + {b.dtype}")
+        if self.post is None:
+            lo, hi = self.accumulator_range(graph)
+            if not (y.dtype.min <= lo and hi <= y.dtype.max):
+                raise GraphError(f"{self.describe()}: output type {y.dtype} cannot hold the "
+                                 f"sums [{lo}, {hi}] of {a.dtype} + {b.dtype}")
+        self.check_output(graph, a.shape)
+
+
+@dataclass(eq=False)
+class Concat(Node):
+    """Channel concatenation: the inputs' channels (last axis) one after the other.
+
+    Every input has the same type (their codes travel side by side on one stream) and the
+    same shape but for the channel count.
+    """
+
+    op_type = "Concat"
+
+    def check(self, graph: Graph) -> None:
+        if len(self.inputs) < 2 or len(self.outputs) != 1:
+            raise GraphError(f"{self.describe()} joins at least two inputs into one output, "
+                             f"has inputs {self.inputs}")
+        parts = [graph.tensor(name) for name in self.inputs]
+        y = graph.tensor(self.output)
+        types = sorted({str(t.dtype) for t in parts})
+        if len(types) > 1:
+            raise GraphError(f"{self.describe()}: inputs have types {', '.join(types)}; "
+                             "concatenated channels must share one type (requantize them to "
+                             "one first)")
+        heads = {t.shape[:-1] for t in parts}
+        if len(heads) > 1 or any(len(t.shape) == 0 for t in parts):
+            raise GraphError(f"{self.describe()}: input shapes "
+                             f"{', '.join(str(t.shape) for t in parts)} differ in more than "
+                             "the channels (last axis)")
+        expected = (*parts[0].shape[:-1], sum(t.shape[-1] for t in parts))
+        if y.shape != expected or y.dtype != parts[0].dtype:
+            raise GraphError(f"{self.describe()}: output must be {parts[0].dtype}{expected}, is "
+                             f"{y.dtype}{y.shape}")
 
     def execute(self, inputs: Sequence[Batch], graph: Graph) -> Batch:
-        return inputs[0] + inputs[1]
+        return np.concatenate(list(inputs), axis=-1)
+
+
+def sum_pool(x: Batch, kernel: int, stride: int) -> Batch:
+    """[N, H, W, C] -> [N, OH, OW, C]: window sums, floor mode."""
+    k, s = kernel, stride
+    oh, ow = (x.shape[1] - k) // s + 1, (x.shape[2] - k) // s + 1
+    out = np.zeros((x.shape[0], oh, ow, x.shape[3]), dtype=np.int64)
+    for ky in range(k):
+        for kx in range(k):
+            out += x[:, ky:ky + s * (oh - 1) + 1:s, kx:kx + s * (ow - 1) + 1:s]
+    return out
+
+
+@dataclass(eq=False)
+class SumPool(AccumulatorNode):
+    """Average pooling in integers: the sum over k x k windows (no padding, floor mode).
+
+    The division by k^2 is not computed: the source model carries it as a positive scale
+    (the next layer's input scale, or the float map after the pool, which streamlining folds
+    into the thresholds of a fused epilogue), so the node stays exact. The sums' type is
+    derived from the input type (k^2 times its range).
+    """
+
+    kernel: int = 2
+    stride: int = 2
+
+    op_type = "SumPool"
+
+    @property
+    def area(self) -> int:
+        return self.kernel * self.kernel
+
+    def output_hw(self, height: int, width: int) -> tuple[int, int]:
+        return ((height - self.kernel) // self.stride + 1,
+                (width - self.kernel) // self.stride + 1)
+
+    def output_range(self, input_type: IntType) -> tuple[int, int]:
+        return _value_corners(input_type, self.area)
+
+    def accumulator_range(self, graph: Graph) -> tuple[int, int]:
+        return self.output_range(graph.tensor(self.inputs[0]).dtype)
+
+    def detail(self) -> str:
+        return f"[{self.kernel}x{self.kernel} /{self.stride}{self.post_detail()}]"
+
+    def check(self, graph: Graph) -> None:
+        x, _ = self._io(graph)
+        if len(x.shape) != 3 or x.shape[0] < self.kernel or x.shape[1] < self.kernel \
+                or self.kernel < 1 or self.stride < 1:
+            raise GraphError(f"{self.describe()}: input {x.name}{x.shape} must be (H, W, C) "
+                             f"with H, W >= {self.kernel}, kernel and stride >= 1")
+        self.check_output(graph, (*self.output_hw(x.shape[0], x.shape[1]), x.shape[2]))
+
+    def accumulate_inputs(self, inputs: Sequence[Batch], graph: Graph) -> Batch:
+        return sum_pool(inputs[0], self.kernel, self.stride)
+
+
+@dataclass(eq=False)
+class GlobalSumPool(AccumulatorNode):
+    """Global average pooling in integers: each channel's sum over the whole (H, W) map.
+
+    As for :class:`SumPool`, the division by H*W is a positive scale the source model carries
+    downstream (into the next thresholds, the next layer's input scale or the output scale).
+    """
+
+    op_type = "GlobalSumPool"
+
+    def output_range(self, input_type: IntType, area: int) -> tuple[int, int]:
+        return _value_corners(input_type, area)
+
+    def accumulator_range(self, graph: Graph) -> tuple[int, int]:
+        x = graph.tensor(self.inputs[0])
+        return self.output_range(x.dtype, int(math.prod(x.shape[:-1])))
+
+    def detail(self) -> str:
+        return f"[sum over H, W{self.post_detail()}]"
+
+    def check(self, graph: Graph) -> None:
+        x, _ = self._io(graph)
+        if len(x.shape) != 3:
+            raise GraphError(f"{self.describe()}: input {x.name}{x.shape} must be (H, W, C)")
+        self.check_output(graph, (x.shape[2],))
+
+    def accumulate_inputs(self, inputs: Sequence[Batch], graph: Graph) -> Batch:
+        return inputs[0].sum(axis=(1, 2))
 
 
 @dataclass(eq=False)
@@ -804,7 +1006,9 @@ class Graph:
     ``tensors`` holds every tensor's shape and type; ``nodes`` may be listed in any order
     (:meth:`ordered_nodes` gives a topological order). ``output_scale``/``output_offset`` map
     the integer output to the real scores of the source model (reporting only: argmax and
-    every comparison stay in integers).
+    every comparison stay in integers). ``origins`` names, for the tensors a frontend
+    created, the source model's module that computes them (for messages and for comparing
+    hidden activations with the source model).
     """
 
     name: str
@@ -814,6 +1018,7 @@ class Graph:
     nodes: list[Node]
     output_scale: float = 1.0
     output_offset: float = 0.0
+    origins: dict[str, str] = field(default_factory=dict)
 
     def tensor(self, name: str) -> TensorInfo:
         try:

@@ -201,6 +201,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
         f"first input to last output {summary['total_cycles']} cycles",
         f"- energy: {summary['energy_pj_per_frame']:.1f} pJ per frame "
         f"({summary['energy_table']}, {summary['technology_node']})",
+        f"- FIFOs between stages: {summary.get('fifo_bits', 0)} bits, "
+        f"{summary.get('join_fifo_bits', 0)} of them on the paths into joins",
         f"- analytical model: every stall-independent counter of every stage predicted "
         f"{'exactly' if summary['analytical_match'] else 'WITH DIFFERENCES (see summary.json)'}",
         *(compression_lines(summary) if "compression" in summary else []),

@@ -65,28 +65,47 @@ def settle_targets(design: Design, artefact: VerilogArtefact, frames: int
     return targets
 
 
+def _by_stage(design: Design, artefact: VerilogArtefact, values: list[int]
+              ) -> dict[str, dict[Counter, int]]:
+    """The counters read from the ``perf`` port, by stage and name."""
+    counters: dict[str, dict[Counter, int]] = {stage.name: {} for stage in design.stages}
+    for (stage, counter), value in zip(artefact.counters, values, strict=False):
+        counters[stage][counter] = int(value)
+    return counters
+
+
 def run_rtl(design: Design, frames: np.ndarray, artefact: VerilogArtefact, *,
             liveness_cycles: int | None = None, in_valid_prob: int = 256,
             out_ready_prob: int = 256, seed: int = 1) -> SimResult:
     """Stream already-checked int64 ``frames`` [N, *input shape] through ``artefact``."""
+    from sim.errors import SimulationStuck
     from sim.stream_sim import run_stream
 
     n = frames.shape[0]
     fin, fout = design.input_format, design.output_format
     beats = pack_beats(frames.reshape(n, -1), fin.dtype, fin.elems)
-    run = run_stream(artefact.text, artefact.top, in_width=artefact.in_width,
-                     out_width=artefact.out_width, n_counters=len(artefact.counters),
-                     in_beats=beats, n_out_beats=n * fout.size // fout.elems,
-                     liveness_cycles=(liveness_cycles
-                                      or design.organisation.liveness_cycles(design)),
-                     in_valid_prob=in_valid_prob, out_ready_prob=out_ready_prob, seed=seed,
-                     settle=settle_targets(design, artefact, n),
-                     counter_labels=[f"{stage}.{counter}" for stage, counter
-                                     in artefact.counters])
+    try:
+        run = run_stream(artefact.text, artefact.top, in_width=artefact.in_width,
+                         out_width=artefact.out_width, n_counters=len(artefact.counters),
+                         in_beats=beats, n_out_beats=n * fout.size // fout.elems,
+                         liveness_cycles=(liveness_cycles
+                                          or design.organisation.liveness_cycles(design)),
+                         in_valid_prob=in_valid_prob, out_ready_prob=out_ready_prob, seed=seed,
+                         settle=settle_targets(design, artefact, n),
+                         counter_labels=[f"{stage}.{counter}" for stage, counter
+                                         in artefact.counters])
+    except SimulationStuck as stuck:
+        where = design.organisation.explain_stuck(
+            design, _by_stage(design, artefact, stuck.counters), n)
+        if where is None:
+            raise
+        raise SimulationStuck(f"{stuck}; {where}", in_accepted=stuck.in_accepted,
+                              n_in=stuck.n_in, out_produced=stuck.out_produced,
+                              n_out=stuck.n_out, liveness_cycles=stuck.liveness_cycles,
+                              cycle=stuck.cycle, partial_out_beats=stuck.partial_out_beats,
+                              counters=stuck.counters) from None
     outputs = unpack_beats(run.out_beats, fout.dtype, fout.elems, fout.size)
-    counters: dict[str, dict[Counter, int]] = {stage.name: {} for stage in design.stages}
-    for (stage, counter), value in zip(artefact.counters, run.counters, strict=True):
-        counters[stage][counter] = int(value)
+    counters = _by_stage(design, artefact, run.counters)
     return SimResult(outputs=outputs, frames=n, stage_counters=counters,
                      total_cycles=int(run.last_out_cycle - run.first_in_cycle + 1),
                      timing=SimTiming(run.wall_seconds, run.build_seconds,

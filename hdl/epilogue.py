@@ -150,6 +150,15 @@ class PassEpilogue:
             codes.append(wide.as_unsigned())
         return EpilogueOutput(start, codes, Const(0, 1), Const(0, 1))
 
+    # ---- single-cycle form (see build_param_banks) -----------------------------------------
+    def wide_banks(self, pe: int) -> list[ParamBank]:
+        return []
+
+    def codes(self, m: Module, accs: list[Value], banks: list[Value]) -> list[Value]:
+        out = self.pipeline(m, acc_next=accs, acc=accs, start=Const(1, 1), nf=Const(0, 1),
+                            advance=Const(1, 1))
+        return out.codes
+
 
 @dataclass(frozen=True, eq=False)
 class ThresholdEpilogue:
@@ -269,6 +278,44 @@ class ThresholdEpilogue:
         return EpilogueOutput(valid[-1], codes, _any(valid), start & advance)
 
 
+    # ---- single-cycle form (see build_param_banks) -----------------------------------------
+    def _wide_layout(self, pe: int) -> list[tuple[int, range]]:
+        return [(k, group) for k in range(self.levels)
+                for group in _pe_groups(pe, (1 << k) * self.param_bits)]
+
+    def wide_banks(self, pe: int) -> list[ParamBank]:
+        """Level k's 2^k thresholds of a row side by side, one word per fold (per group of
+        PEs), so one read gives the whole search tree."""
+        padded = self.padded()
+        banks = []
+        for k, group in self._wide_layout(pe):
+            values = _rows_per_fold(padded[:, self.level_indices(k)], pe, group)
+            banks.append(ParamBank(f"thresholds_l{k}_p{group.start}",
+                                   values.shape[1] * self.param_bits,
+                                   tuple(pack_row_words(values, self.param_bits, 1))))
+        return banks
+
+    def codes(self, m: Module, accs: list[Value], banks: list[Value]) -> list[Value]:
+        """The whole binary search in one cycle: each level's candidates side by side, the
+        bits found so far pick one."""
+        shape = self.param_shape
+        data: dict[tuple[int, int], Value] = {}
+        for (k, group), word in zip(self._wide_layout(len(accs)), banks, strict=True):
+            per_pe = (1 << k) * shape.width
+            for j, p in enumerate(group):
+                data[(k, p)] = word.word_select(j, per_pe)
+        codes = []
+        for p, acc in enumerate(accs):
+            count: Value | None = None
+            for k in range(self.levels):
+                raw = data[(k, p)].word_select(0 if count is None else count, shape.width)
+                bit = acc >= (raw.as_signed() if shape.signed else raw)
+                count = bit if count is None else Cat(bit, count)
+            assert count is not None
+            codes.append((count + self.code_bias)[:self.out_bits])
+        return codes
+
+
 @dataclass(frozen=True, eq=False)
 class RequantEpilogue:
     """code = clamp(round_half_even((acc * M[row] + O[row]) / 2^shift), out_lo, out_hi).
@@ -320,59 +367,106 @@ class RequantEpilogue:
                       for group in self._groups(pe, bits)]
         return banks
 
-    def pipeline(self, m: Module, *, acc_next: list[Value], acc: list[Value], start: Value,
-                 nf: Value, advance: Value, attrs: MemoryAttrs | None = None
-                 ) -> EpilogueOutput:
-        pe = len(acc)
+    def _operands(self, pe: int, data: list[Value]
+                  ) -> tuple[dict[int, Value], dict[int, Value]]:
+        """Each PE's multiplier and (if any) offset, from the banks' read ``data``."""
         mult_signed = bool(np.asarray(self.multipliers).min() < 0)
         mult_groups = self._groups(pe)
-        banks = self.banks(pe)
-        ports = []
-        for bank in banks:
-            port = bank.build(m, attrs).read_port()
-            m.d.comb += [port.addr.eq(nf), port.en.eq(start & advance)]
-            ports.append(port.data)
-        words = {p: word.word_select(j, self.param_bits)
-                 for group, word in zip(mult_groups, ports, strict=False)
-                 for j, p in enumerate(group)}
+        mults = {}
+        for group, word in zip(mult_groups, data, strict=False):
+            for j, p in enumerate(group):
+                raw = word.word_select(j, self.param_bits)
+                mults[p] = raw.as_signed() if mult_signed else raw
         offsets: dict[int, Value] = {}
         if self.has_offsets:
             bits = self.offset_bits
             signed_offsets = bool(np.asarray(self.offsets).min() < 0)
-            offsets = {p: (word.word_select(j, bits).as_signed() if signed_offsets
-                           else word.word_select(j, bits))
-                       for group, word in zip(self._groups(pe, bits), ports[len(mult_groups):],
-                                              strict=True)
-                       for j, p in enumerate(group)}
-        valid = _stage_flags(m, REQUANT_STAGES, start, advance, "requant")
+            for group, word in zip(self._groups(pe, bits), data[len(mult_groups):],
+                                   strict=True):
+                for j, p in enumerate(group):
+                    raw = word.word_select(j, bits)
+                    offsets[p] = raw.as_signed() if signed_offsets else raw
+        return mults, offsets
+
+    def _product(self, p: int, value: Value) -> Signal:
+        # wide enough that a shift past the product's magnitude still leaves a sign bit
+        width = max(len(value) + self.param_bits + 1, self.offset_bits + 1) + 1
+        return Signal(signed(max(width, self.shift + 2)), name=f"prod{p}")
+
+    def _rounded(self, product: Value) -> Value:
+        """round_half_even(product / 2^shift)."""
+        if not self.shift:
+            return product
+        floor = product >> self.shift
+        rem = product.as_unsigned()[:self.shift]
+        half = 1 << (self.shift - 1)
+        return floor + ((rem > half) | ((rem == half) & floor[0]))
+
+    def _saturated(self, m: Module, p: int, rounded: Value) -> Value:
         out_lo, out_hi = self.out_range
+        clamped = Signal(signed(self.out_bits) if out_lo < 0 else unsigned(self.out_bits),
+                         name=f"sat{p}")
+        m.d.comb += clamped.eq(Mux(rounded < out_lo, out_lo,
+                                   Mux(rounded > out_hi, out_hi, rounded)))
+        return clamped.as_unsigned()
+
+    def pipeline(self, m: Module, *, acc_next: list[Value], acc: list[Value], start: Value,
+                 nf: Value, advance: Value, attrs: MemoryAttrs | None = None
+                 ) -> EpilogueOutput:
+        pe = len(acc)
+        data = []
+        for bank in self.banks(pe):
+            port = bank.build(m, attrs).read_port()
+            m.d.comb += [port.addr.eq(nf), port.en.eq(start & advance)]
+            data.append(port.data)
+        mults, offsets = self._operands(pe, data)
+        valid = _stage_flags(m, REQUANT_STAGES, start, advance, "requant")
         codes = []
         for p, value in enumerate(acc):
-            raw = words[p]
-            mult = raw.as_signed() if mult_signed else raw
-            # wide enough that a shift past the product's magnitude still leaves a sign bit
-            width = max(len(value) + self.param_bits + 1, self.offset_bits + 1) + 1
-            product = Signal(signed(max(width, self.shift + 2)), name=f"prod{p}")
+            product = self._product(p, value)
             rounded = Signal(signed(len(product) - self.shift + 2), name=f"rounded{p}")
             with m.If(advance):
-                m.d.sync += product.eq(value * mult + offsets[p] if p in offsets
-                                       else value * mult)
-            if self.shift:
-                floor = product >> self.shift
-                rem = product.as_unsigned()[:self.shift]
-                half = 1 << (self.shift - 1)
-                round_up = (rem > half) | ((rem == half) & floor[0])
-                quotient = floor + round_up
-            else:
-                quotient = product
-            with m.If(advance):
-                m.d.sync += rounded.eq(quotient)
-            clamped = Signal(signed(self.out_bits) if out_lo < 0 else unsigned(self.out_bits),
-                             name=f"sat{p}")
-            m.d.comb += clamped.eq(Mux(rounded < out_lo, out_lo,
-                                       Mux(rounded > out_hi, out_hi, rounded)))
-            codes.append(clamped.as_unsigned())
+                m.d.sync += [product.eq(value * mults[p] + offsets[p] if p in offsets
+                                        else value * mults[p]),
+                             rounded.eq(self._rounded(product))]
+            codes.append(self._saturated(m, p, rounded))
         return EpilogueOutput(valid[-1], codes, _any(valid), start & advance)
 
+    # ---- single-cycle form (see build_param_banks) -----------------------------------------
+    def wide_banks(self, pe: int) -> list[ParamBank]:
+        return self.banks(pe)
+
+    def codes(self, m: Module, accs: list[Value], banks: list[Value]) -> list[Value]:
+        mults, offsets = self._operands(len(accs), banks)
+        codes = []
+        for p, value in enumerate(accs):
+            product = self._product(p, value)
+            m.d.comb += product.eq(value * mults[p] + offsets[p] if p in offsets
+                                   else value * mults[p])
+            rounded = Signal(signed(len(product) - self.shift + 2), name=f"rounded{p}")
+            m.d.comb += rounded.eq(self._rounded(product))
+            codes.append(self._saturated(m, p, rounded))
+        return codes
 
 Epilogue = PassEpilogue | ThresholdEpilogue | RequantEpilogue
+
+
+def build_param_banks(m: Module, epilogue: Epilogue, pe: int, depth: int, addr: Value,
+                      en: Value, attrs: MemoryAttrs | None = None) -> list[Value]:
+    """The single-cycle form's memories: one per bank of ``epilogue.wide_banks(pe)``, all
+    read at ``addr`` when ``en``; returns their read data (what ``codes`` takes).
+
+    Units that emit one result per accepted beat without a pipeline of their own (the
+    stream add, the sum pools) evaluate their epilogue in the cycle after the read, so
+    every parameter a row needs is read at once; the engines use the pipelined form
+    (:meth:`ThresholdEpilogue.pipeline`), one search level per stage.
+    """
+    data = []
+    for bank in epilogue.wide_banks(pe):
+        memory = Memory(shape=unsigned(bank.width), depth=depth, init=list(bank.init),
+                        attrs=attrs(bank.name) if attrs is not None else None)
+        m.submodules[bank.name] = memory
+        port = memory.read_port()
+        m.d.comb += [port.addr.eq(addr), port.en.eq(en)]
+        data.append(port.data)
+    return data

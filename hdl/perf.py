@@ -43,6 +43,7 @@ class Counter(StrEnum):
     PAD_BEATS = "pad_beats"            # window output beats that were padding
     IN_BLOCKED = "in_blocked"          # cycles an input beat was offered but refused
     COMPARES = "compares"              # element-wise max operations that reach an output
+    ELEM_ADDS = "elem_adds"            # element-wise additions (joins, sum pools)
 
 
 TRAFFIC_COUNTERS = frozenset({Counter.STALL_IN, Counter.STALL_OUT, Counter.SPAN,
@@ -92,3 +93,33 @@ def perf_port(names: tuple[Counter, ...], enabled: bool) -> dict:
     from amaranth.lib.wiring import Out
 
     return {"perf": Out(COUNTER_BITS * len(names))} if enabled else {}
+
+
+def count_issue_span(m: Module, perf: PerfCounters, *, issue: Value, out_fire: Value,
+                     stalled: Value) -> None:
+    """``issue``, ``stall_in``, ``stall_out`` and ``span`` of a unit that issues one step
+    per accepted input beat.
+
+    ``span`` runs from the first issue to the last output handshake, inclusive; in it every
+    cycle is an issue, a cycle ``stalled`` by the output, or a wait for input (committed at
+    the next issue, so idling after the last beat is not counted): span = issue +
+    stall_in + stall_out + the unit's fill.
+    """
+    if not perf.enabled:
+        return
+    started = Signal()
+    elapsed = Signal(COUNTER_BITS)
+    wait_run = Signal(COUNTER_BITS)
+    with m.If(issue & ~started):
+        m.d.sync += [started.eq(1), elapsed.eq(1)]
+    with m.Elif(started):
+        m.d.sync += elapsed.eq(elapsed + 1)
+    with m.If(out_fire):
+        m.d.sync += perf[Counter.SPAN].eq(elapsed + 1)
+    with m.If(issue):
+        m.d.sync += [perf[Counter.STALL_IN].eq(perf[Counter.STALL_IN] + wait_run),
+                     wait_run.eq(0)]
+    with m.Elif(started & ~stalled):
+        m.d.sync += wait_run.eq(wait_run + 1)
+    perf.count(m, Counter.ISSUE, issue)
+    perf.count(m, Counter.STALL_OUT, started & stalled & ~issue)

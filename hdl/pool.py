@@ -1,4 +1,6 @@
-"""Streaming max-pool unit: K x K windows, stride S, no padding, one input beat per cycle.
+"""Streaming pool unit: the max or the sum over K x K windows, stride S, no padding, one input
+beat per cycle (the sum is the integer part of average pooling; the division is a scale the
+network carries downstream, and an optional epilogue turns the sums into codes).
 
 Stream format (input and output) as in :mod:`hdl.window`: NHWC raster order, each pixel's C
 channels as C/SIMD beats of SIMD elements of ``elem_bits`` bits. The output map has
@@ -18,7 +20,10 @@ The max is separable, so it is taken in two passes that each look at every input
 No read-modify-write is needed (each buffer word is written once per row and read when a
 window closes), so any K and S work, overlapping windows (K > S) included, at one beat per
 cycle. Signed, unsigned and bipolar elements are supported; for bipolar codes (1 = +1) the
-max is the OR.
+max is the OR. The sum is taken the same way (row sums buffered, K of them summed when a
+window closes), on element values (bipolar codes count +-1), in widths derived from the
+element range; its epilogue (:mod:`hdl.epilogue`) takes the SIMD lanes as PE rows and the
+channel fold as the neuron fold, its parameters read with the row buffers.
 
 Timing. The read ports and one payload register form the output stage: the beat that closes
 a window is offered one cycle after it is accepted (FILL = 1). Output backpressure freezes
@@ -33,12 +38,15 @@ last output and are not in the span).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from amaranth import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hdl.arith import ElementType, adder_tree, shape_for_range
+from hdl.epilogue import Epilogue, PassEpilogue, build_param_banks
 from hdl.errors import HardwareConfigError
 from hdl.memory import MemorySpec, check_style, memory_attrs
 from hdl.perf import Counter, PerfCounters, perf_port
@@ -58,14 +66,23 @@ PERF_COUNTERS = (
     Counter.COMPARES,       # element-wise max operations that reach an output
 )
 
+SUM_PERF_COUNTERS = (
+    *PERF_COUNTERS[:-1],
+    Counter.ELEM_ADDS,      # element-wise additions that reach an output
+    Counter.PARAM_READS,    # epilogue-parameter words read (one per output beat)
+)
+
+PoolOp = Literal["max", "sum"]
+
 
 @dataclass(frozen=True)
 class PoolConfig(SameElementStream):
     """Everything that fixes one max-pool unit.
 
     ``signed`` selects two's-complement elements; ``bipolar`` selects 1-bit {-1, +1} codes
-    (1 = +1), whose max is the OR. ``memory_style`` places the row-maxima buffers
-    (:mod:`hdl.memory`).
+    (1 = +1), whose max is the OR. ``op="sum"`` sums instead and applies ``epilogue`` to the
+    sums (default: the sums themselves, in the narrowest width that holds them).
+    ``memory_style`` places the row buffers (:mod:`hdl.memory`).
     """
 
     name: str
@@ -78,11 +95,19 @@ class PoolConfig(SameElementStream):
     elem_bits: int
     signed: bool
     bipolar: bool
+    op: PoolOp = "max"
+    epilogue: Epilogue | None = None
+    value_range: tuple[int, int] | None = None
+    """The elements' values (default: every value their codes can hold); sums are as wide as
+    these need (a ternary element's 2-bit code holds -2, a ternary value never)."""
     memory_style: str = "auto"
 
     def __post_init__(self) -> None:
-        where = f"max-pool {self.name!r}"
+        where = f"{self.op}-pool {self.name!r}"
         check_style(self.memory_style, where)
+        if self.op not in ("max", "sum") or (self.op == "max" and self.epilogue is not None):
+            raise HardwareConfigError(f"{where}: op must be 'max' or 'sum' (only a sum takes "
+                                      f"an epilogue), got {self.op!r}")
         for field in ("ih", "iw", "channels", "k", "stride", "simd", "elem_bits"):
             if getattr(self, field) < 1:
                 raise HardwareConfigError(f"{where}: {field}={getattr(self, field)} must be >= 1")
@@ -110,13 +135,67 @@ class PoolConfig(SameElementStream):
         """Beats per pixel (C / SIMD)."""
         return self.channels // self.simd
 
-    # ---- the StageConfig protocol (hdl.stage; elements and widths: SameElementStream) --
+    # ---- the StageConfig protocol (hdl.stage) -----------------------------------------
+    @property
+    def in_elems(self) -> int:
+        return self.simd
+
+    @property
+    def out_elems(self) -> int:
+        return self.simd
+
+    @property
+    def in_elem_bits(self) -> int:
+        return self.elem_bits
+
+    @property
+    def out_elem_bits(self) -> int:
+        return self.elem_bits if self.op == "max" else self.sum_epilogue.out_bits
+
     @property
     def counter_names(self) -> tuple[Counter, ...]:
-        return PERF_COUNTERS
+        return PERF_COUNTERS if self.op == "max" else SUM_PERF_COUNTERS
 
     def build(self, counters: bool = True) -> MaxPool:
         return MaxPool(self, counters)
+
+    # ---- sums ---------------------------------------------------------------------------
+    @property
+    def element(self) -> ElementType:
+        return ElementType(self.elem_bits, self.signed, self.bipolar)
+
+    @property
+    def values(self) -> tuple[int, int]:
+        e = self.element
+        return self.value_range if self.value_range is not None else (e.min, e.max)
+
+    @property
+    def row_range(self) -> tuple[int, int]:
+        """Bounds of one row's sum of K elements (what the line buffers hold)."""
+        lo, hi = self.values
+        return self.k * lo, self.k * hi
+
+    @property
+    def sum_range(self) -> tuple[int, int]:
+        """Bounds of a window's sum of K x K elements."""
+        lo, hi = self.values
+        return self.k * self.k * lo, self.k * self.k * hi
+
+    @property
+    def sum_epilogue(self) -> Epilogue:
+        if self.epilogue is not None:
+            return self.epilogue
+        return PassEpilogue(shape_for_range(*self.sum_range).width)
+
+    @property
+    def row_width(self) -> int:
+        """Bits of a line-buffer word: SIMD row maxima, or SIMD row sums."""
+        if self.op == "max":
+            return self.width
+        return self.simd * shape_for_range(*self.row_range).width
+
+    def input_fifo_depth(self, minimum: int) -> int:
+        return max(minimum, 4)
 
     @property
     def width(self) -> int:
@@ -137,8 +216,8 @@ class PoolConfig(SameElementStream):
 
     @property
     def memories(self) -> tuple[MemorySpec, ...]:
-        """K - 1 row-maxima buffers of OW * C/SIMD words."""
-        return tuple(MemorySpec(f"rows{j}", self.width, self.ow * self.folds, writable=True,
+        """K - 1 row buffers (maxima or sums) of OW * C/SIMD words."""
+        return tuple(MemorySpec(f"rows{j}", self.row_width, self.ow * self.folds, writable=True,
                                 single_port=True)
                      for j in range(self.k - 1))
 
@@ -179,12 +258,35 @@ class MaxPool(wiring.Component):
     def __init__(self, config: PoolConfig, counters: bool = True) -> None:
         self.config = config
         self.counters = counters
-        self.perf_names = PERF_COUNTERS if counters else ()
+        self.perf_names = config.counter_names if counters else ()
         super().__init__({
             "i": In(stream.Signature(config.width)),
-            "o": Out(stream.Signature(config.width)),
-            **perf_port(PERF_COUNTERS, counters),
+            "o": Out(stream.Signature(config.simd * config.out_elem_bits)),
+            **perf_port(config.counter_names, counters),
         })
+
+    def _row_sum(self, m: Module, words: list[Value]) -> Value:
+        """Element-wise sum of K input beats, packed as SIMD row sums."""
+        c = self.config
+        parts = []
+        for j, values in enumerate(zip(*(c.element.elements(w, c.simd) for w in words),
+                                       strict=True)):
+            total = Signal(shape_for_range(*c.row_range), name=f"row_sum{j}")
+            m.d.comb += total.eq(adder_tree(list(values)))
+            parts.append(total.as_unsigned())
+        return Cat(*parts)
+
+    def _window_sums(self, m: Module, words: list[Value]) -> list[Value]:
+        """Element-wise sums of K row-sum words: each lane's window sum."""
+        c = self.config
+        row = ElementType(shape_for_range(*c.row_range).width, c.row_range[0] < 0)
+        sums = []
+        for j, values in enumerate(zip(*(row.elements(w, c.simd) for w in words),
+                                       strict=True)):
+            total = Signal(shape_for_range(*c.sum_range), name=f"sum{j}")
+            m.d.comb += total.eq(adder_tree(list(values)))
+            sums.append(total)
+        return sums
 
     def _max2(self, a: Value, b: Value) -> Value:
         """Element-wise max of two beats."""
@@ -206,10 +308,11 @@ class MaxPool(wiring.Component):
                      for n in range(0, len(words), 2)]
         return words[0]
 
-    def elaborate(self, platform):
+    def elaborate(self, platform):  # noqa: C901 - one pipeline, read top to bottom
         m = Module()
         c = self.config
-        perf = PerfCounters(PERF_COUNTERS, self.counters)
+        summing = c.op == "sum"
+        perf = PerfCounters(c.counter_names, self.counters)
         n_cf, k = c.folds, c.k
         row_words = c.ow * n_cf
 
@@ -251,9 +354,9 @@ class MaxPool(wiring.Component):
         with m.If(accept):
             for d, tap in enumerate(taps):
                 m.d.sync += tap.eq(self.i.payload if d == 0 else taps[d - 1])
-        hmax = Signal(c.width)
-        m.d.comb += hmax.eq(self._max([self.i.payload] +
-                                      [taps[p * n_cf - 1] for p in range(1, k)]))
+        hmax = Signal(c.row_width)
+        window_row = [self.i.payload] + [taps[p * n_cf - 1] for p in range(1, k)]
+        m.d.comb += hmax.eq(self._row_sum(m, window_row) if summing else self._max(window_row))
 
         # ---- vertical pass: ring of K - 1 row-maxima buffers ----------------------------
         row_data = []
@@ -262,7 +365,7 @@ class MaxPool(wiring.Component):
             with m.If(accept & last_cf & last_ix & row_kept):
                 m.d.sync += slot.eq(Mux(slot == k - 2, 0, slot + 1))
             for j in range(k - 1):
-                mem = Memory(shape=unsigned(c.width), depth=row_words, init=[],
+                mem = Memory(shape=unsigned(c.row_width), depth=row_words, init=[],
                              attrs=memory_attrs(c.memory_style, c.memories[j]))
                 m.submodules[f"rows{j}"] = mem
                 wr = mem.write_port()
@@ -275,12 +378,19 @@ class MaxPool(wiring.Component):
                 row_data.append(rd.data)
 
         # ---- output stage -------------------------------------------------------------
-        s1_h = Signal(c.width)
+        s1_h = Signal(c.row_width)
         with m.If(~stall):
             m.d.sync += s1_valid.eq(accept & emit)
         with m.If(accept & emit):
             m.d.sync += s1_h.eq(hmax)
-        m.d.comb += [self.o.valid.eq(s1_valid), self.o.payload.eq(self._max([s1_h] + row_data))]
+        params: list[Value] = []
+        if summing:
+            params = build_param_banks(m, c.sum_epilogue, c.simd, n_cf, cf, accept & emit)
+            codes = c.sum_epilogue.codes(m, self._window_sums(m, [s1_h] + row_data), params)
+            m.d.comb += self.o.payload.eq(Cat(*codes))
+        else:
+            m.d.comb += self.o.payload.eq(self._max([s1_h] + row_data))
+        m.d.comb += self.o.valid.eq(s1_valid)
 
         # ---- performance counters -----------------------------------------------------
         if self.counters:
@@ -313,7 +423,10 @@ class MaxPool(wiring.Component):
                 perf.count(m, Counter.BUFFER_READS, accept & emit, k - 1)
                 perf.count(m, Counter.BUFFER_WRITES, accept & hemit & row_kept)
                 # K - 1 per element for the row max, K - 1 more when the column max closes too
-                perf.count(m, Counter.COMPARES, accept & hemit,
-                           Mux(emit, 2 * (k - 1) * c.simd, (k - 1) * c.simd))
+                perf.count(m, Counter.ELEM_ADDS if summing else Counter.COMPARES,
+                           accept & hemit, Mux(emit, 2 * (k - 1) * c.simd, (k - 1) * c.simd))
+            if params:
+                perf.count(m, Counter.PARAM_READS, accept & emit)
             perf.drive(m, self.perf)
         return m
+

@@ -1,19 +1,39 @@
-"""The protocol every stage configuration of the hardware generators implements.
+"""The protocols every stage configuration of the hardware generators implements.
 
-A top that chains stages (or, later, wires them as a DAG) needs to know only how wide a
-stage's beats are, how to build it, which counters it carries and how deep a FIFO in front
-of it should be. Each configuration (engine, sparse engine, sliding window, pool, ...)
-answers these itself, so adding a stage kind adds a configuration class and touches no top.
+A top that wires stages (a chain, or a DAG with forks and joins) needs to know only how wide
+a stage's beats are on each of its streams, how to build it, which counters it carries and
+how deep a FIFO in front of it should be. Each configuration (engine, sparse engine, sliding
+window, pool, add, concatenation, fork, ...) answers these itself, so adding a stage kind
+adds a configuration class and touches no top.
+
+Most stages have one input and one output stream (:class:`StageConfig`: ports ``i`` and
+``o``). A join (add, concatenation) has several inputs and a fork several outputs
+(:class:`MultiPortStageConfig`): a direction with one stream names it ``i``/``o``, a
+direction with several names them ``i0, i1, ...``/``o0, o1, ...``. :func:`input_ports`,
+:func:`output_ports` and :func:`port` read either kind.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from amaranth.lib import wiring
+from amaranth.lib import stream, wiring
 
 from hdl.memory import MemorySpec
 from hdl.perf import Counter
+
+
+@dataclass(frozen=True)
+class PortFormat:
+    """One stream of a stage: elements per beat and bits per element (storage codes)."""
+
+    elems: int
+    elem_bits: int
+
+    @property
+    def width(self) -> int:
+        return self.elems * self.elem_bits
 
 
 @runtime_checkable
@@ -89,3 +109,68 @@ class SameElementStream:
 
     def input_fifo_depth(self, minimum: int) -> int:
         return max(minimum, 4)
+
+
+@runtime_checkable
+class MultiPortStageConfig(Protocol):
+    """What a top needs from a stage with several input or output streams."""
+
+    name: str
+
+    @property
+    def input_ports(self) -> tuple[PortFormat, ...]:
+        """Every input stream, in port order."""
+        ...
+
+    @property
+    def output_ports(self) -> tuple[PortFormat, ...]:
+        """Every output stream, in port order."""
+        ...
+
+    @property
+    def counter_names(self) -> tuple[Counter, ...]:
+        ...
+
+    def build(self, counters: bool = True) -> wiring.Component:
+        """The component: streams named as in the module docstring, and ``perf``."""
+        ...
+
+    def input_fifo_depth(self, minimum: int) -> int:
+        """Depth of the FIFO in front of each input, at least ``minimum`` beats."""
+        ...
+
+
+AnyStageConfig = StageConfig | MultiPortStageConfig
+
+
+def input_ports(config: AnyStageConfig) -> tuple[PortFormat, ...]:
+    if isinstance(config, MultiPortStageConfig):
+        return config.input_ports
+    return (PortFormat(config.in_elems, config.in_elem_bits),)
+
+
+def output_ports(config: AnyStageConfig) -> tuple[PortFormat, ...]:
+    if isinstance(config, MultiPortStageConfig):
+        return config.output_ports
+    return (PortFormat(config.out_elems, config.out_elem_bits),)
+
+
+def port_name(direction: str, index: int, count: int) -> str:
+    """``i``/``o`` for a direction's only stream, else ``i<k>``/``o<k>``."""
+    return direction if count == 1 else f"{direction}{index}"
+
+
+def port(component: wiring.Component, direction: str, index: int, count: int
+         ) -> stream.Interface:
+    """Stream ``index`` of ``count`` in ``direction`` (``"i"`` or ``"o"``) of a component."""
+    return getattr(component, port_name(direction, index, count))
+
+
+def stream_ports(direction: str, formats: tuple[PortFormat, ...]) -> dict:
+    """Signature members for a direction's streams (``In`` for ``"i"``, ``Out`` for
+    ``"o"``), named as :func:`port_name` says."""
+    from amaranth.lib.wiring import In, Out
+
+    flow = In if direction == "i" else Out
+    return {port_name(direction, k, len(formats)): flow(stream.Signature(f.width))
+            for k, f in enumerate(formats)}

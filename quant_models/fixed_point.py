@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from quant_models.layers import IntegerInput, SignActivation, _RoundClampSTE
+from quant_models.protocol import ScaledCodes
 
 __all__ = [
     "FactorLinear",
@@ -180,7 +181,7 @@ class IntegerWeights:
 
     weight: Tensor
     weight_mask: Tensor
-    _input_source: QuantAct | None
+    _input_source: ScaledCodes | None
     _channel_dims = 0
 
     def _init_integer_state(self) -> None:
@@ -192,15 +193,22 @@ class IntegerWeights:
 
     # -- input scale -------------------------------------------------------------------------
 
-    def link_input(self, source: QuantAct | None) -> None:
-        """Use ``source.scale`` as the input scale (``None``: inputs are unscaled integers)."""
-        if source is not None and not isinstance(source, QuantAct):
-            raise TypeError(f"an input scale comes from a QuantAct, got {type(source).__name__}")
+    def link_input(self, source: ScaledCodes | None) -> None:
+        """Use ``source.scale`` as the input scale (``None``: inputs are unscaled integers).
+
+        ``source`` is a module whose integer output codes stand for ``codes * scale``: a
+        :class:`QuantAct`, or one that shares or derives such a scale (see
+        :class:`quant_models.protocol.ScaledCodes`).
+        """
+        if source is not None and not (isinstance(source, ScaledCodes)
+                                       and isinstance(source.scale, Tensor)):
+            raise TypeError(f"an input scale comes from a module with a scale (a QuantAct), "
+                            f"got {type(source).__name__}")
         object.__setattr__(self, "_input_source", source)
 
     @property
-    def input_quant(self) -> QuantAct | None:
-        """The :class:`QuantAct` whose integer output this layer consumes, if any."""
+    def input_quant(self) -> ScaledCodes | None:
+        """The module (a :class:`QuantAct`) whose integer output this layer consumes, if any."""
         return self._input_source
 
     def input_scale(self) -> Tensor | None:

@@ -55,3 +55,19 @@ class SharedWeightLayer(IntegerLayer, Protocol):
         """``(values, index_bits)``: the integer values the weights take, the zero weight
         first (entry 0), and the index width the hardware stores each weight in."""
         ...
+
+
+@runtime_checkable
+class ScaledCodes(Protocol):
+    """A module whose output is integer codes standing for ``codes * scale``.
+
+    A quantizer (:class:`quant_models.fixed_point.QuantAct`) learns its scale; a module
+    that shares one (:class:`quant_models.residual.SharedQuantAct`) or derives one (an
+    average pool's sums stand for ``sums * scale / area``) states it here, so the layer
+    consuming the codes can multiply its integer accumulator by it.
+    """
+
+    @property
+    def scale(self) -> Tensor:
+        """The live (trainable) scale of one code step."""
+        ...

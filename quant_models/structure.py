@@ -27,6 +27,7 @@ __all__ = [
     "is_weight_layer",
     "layer_sites",
     "weight_count",
+    "weight_layer_name",
     "weight_layer_names",
 ]
 
@@ -44,15 +45,19 @@ def is_weight_layer(module: nn.Module) -> bool:
     return isinstance(module, (nn.Linear, nn.Conv2d))
 
 
+def weight_layer_name(module: nn.Module, position: int) -> str:
+    """``conv<k>`` for a convolution, ``fc<k>`` for a linear layer, ``k`` its ``position``
+    among the network's weight layers (in the order the network applies them)."""
+    return f"{'conv' if isinstance(module, nn.Conv2d) else 'fc'}{position}"
+
+
 def weight_layer_names(modules: Sequence[tuple[str, nn.Module]]) -> dict[str, str]:
-    """Path -> name of every weight layer among ``modules`` (in network order):
-    ``conv<k>`` for a convolution, ``fc<k>`` for a linear layer, ``k`` its position among
-    the weight layers."""
+    """Path -> name (:func:`weight_layer_name`) of every weight layer among ``modules``
+    (in network order)."""
     names: dict[str, str] = {}
     for path, module in modules:
         if is_weight_layer(module):
-            kind = "conv" if isinstance(module, nn.Conv2d) else "fc"
-            names[path] = f"{kind}{len(names)}"
+            names[path] = weight_layer_name(module, len(names))
     return names
 
 

@@ -35,8 +35,11 @@ class SimulationStuck(SimulationError):
         liveness_cycles: int,
         cycle: int,
         partial_out_beats: list[int] | None = None,
+        counters: list[int] | None = None,
     ) -> None:
         super().__init__(message)
+        self.counters = list(counters or [])
+        """The DUT's ``perf`` counters when the watchdog fired (empty without counters)."""
         self.in_accepted = in_accepted
         self.n_in = n_in
         self.out_produced = out_produced

@@ -194,6 +194,7 @@ class StreamTestbench:
                     liveness_cycles=params["liveness"],
                     cycle=int(result["cycle"]),
                     partial_out_beats=partial,
+                    counters=counters,
                 )
             if out_count != n_out:  # pragma: no cover - the wrapper stops exactly at n_out
                 raise SimulationError(

@@ -6,20 +6,20 @@
 - :mod:`codesign.arch.stage` and :mod:`codesign.arch.stages`: the stage protocol and one
   module per stage kind;
 - :mod:`codesign.arch.design`: ``Design`` and the ``Organisation`` protocol;
-- :mod:`codesign.arch.dataflow`: today's organisation, a streaming dataflow chain.
+- :mod:`codesign.arch.dataflow`: today's organisation, a streaming dataflow (chains and DAGs).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from codesign.arch.dataflow.organisation import DataflowChain
+from codesign.arch.dataflow.organisation import Dataflow
 from codesign.arch.design import Design, Organisation
 from codesign.arch.options import Folding, MappingOptions
 from codesign.errors import OptionError
 from codesign.ir import Graph
 
-ORGANISATIONS: dict[str, Organisation] = {org.name: org for org in (DataflowChain(),)}
+ORGANISATIONS: dict[str, Organisation] = {org.name: org for org in (Dataflow(),)}
 """Every hardware organisation by name."""
 
 

@@ -1,7 +1,7 @@
 """A design: an integer graph, the organisation that runs it, its stages and the options.
 
 An organisation decides how IR nodes become hardware stages and how the stages are wired
-(today's streaming dataflow chain, :mod:`codesign.arch.dataflow`; a time-shared array is a
+(today's streaming dataflow, :mod:`codesign.arch.dataflow`; a time-shared array is a
 second organisation beside it). It owns everything that depends on the wiring: the top
 component, throughput, the liveness bound and how a mismatch is localised. Steps that use a
 design ask its organisation and its stages; they never switch on their types.
@@ -10,8 +10,9 @@ design ask its organisation and its stages; they never switch on their types.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from amaranth.lib import wiring
@@ -22,6 +23,7 @@ from codesign.arch.stages import EngineStage
 from codesign.errors import GraphError
 from codesign.ir import Graph, IntType
 from codesign.resources import Resources
+from hdl.perf import Counter
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,18 @@ class Organisation(ABC):
                           values: dict[str, np.ndarray], simulate: SimulateFn
                           ) -> FirstDifference | None:
         """The first stage whose own output differs from the reference ``values``."""
+
+    def buffers(self, design: Design) -> list[dict[str, Any]]:
+        """The design's stream buffers (FIFOs between stages), for reports: each with its
+        ``producer``, ``consumer``, ``depth`` (beats), ``bits`` and whether it leads into a
+        ``join``. Empty for an organisation without any."""
+        return []
+
+    def explain_stuck(self, design: Design, counters: Mapping[str, Mapping[Counter, int]],
+                      frames: int) -> str | None:
+        """For a design that stopped moving: the stage it is stuck at, from the counters
+        read when the liveness bound fired (``None``: nothing to add)."""
+        return None
 
 
 @dataclass(eq=False)

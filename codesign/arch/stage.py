@@ -9,7 +9,8 @@ steps that use stages (evaluation, energy, reports, organisations) only ask thro
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -17,12 +18,42 @@ import numpy as np
 
 from codesign.arch.resource_model import Structure, estimate
 from codesign.energy import EnergyTable, EventCost
+from codesign.errors import GraphError, UnknownTargetError
 from codesign.ir import IntType, Node
 from codesign.resources import Resources
+from hdl.arith import ElementType
 from hdl.errors import HardwareConfigError
 from hdl.memory import resolve_style
 from hdl.perf import Counter
-from hdl.stage import StageConfig
+from hdl.stage import AnyStageConfig
+
+
+def element_type(dtype: IntType) -> ElementType:
+    """How the hardware reads a stream element of this IR type."""
+    bipolar = dtype.kind == "bipolar"
+    return ElementType(dtype.bits, dtype.signed and not bipolar, bipolar)
+
+
+def in_order(need: np.ndarray) -> np.ndarray:
+    """Issue cycles of steps taken in order, at most one per cycle, none before ``need``:
+    t[k] = max(need[k], t[k - 1] + 1)."""
+    need = np.asarray(need, dtype=np.int64)
+    steps = np.arange(need.size, dtype=np.int64)
+    return np.maximum.accumulate(need - steps) + steps if need.size else need
+
+
+@dataclass(frozen=True)
+class StageSchedule:
+    """When a stage takes its input beats and offers its output beats, in cycles.
+
+    ``accepts[p][k]`` is the cycle input beat k of port p is taken, ``outputs[k]`` the first
+    cycle output beat k is offered (on every output port of a fork), for given input
+    arrival cycles and an output that is always taken (what the FIFOs behind it allow when
+    they never fill).
+    """
+
+    accepts: tuple[np.ndarray, ...]
+    outputs: np.ndarray
 
 
 class Stage(ABC):
@@ -40,6 +71,11 @@ class Stage(ABC):
     @property
     def input_tensor(self) -> str:
         return self.node.inputs[0]
+
+    @property
+    def input_tensors(self) -> list[str]:
+        """The tensor each input stream carries, in port order (one for most kinds)."""
+        return [self.input_tensor]
 
     @property
     def output_tensor(self) -> str:
@@ -76,9 +112,16 @@ class Stage(ABC):
     def fill_cycles(self) -> int:
         """Cycles from the last issue to the last output (the pipeline's fixed fill)."""
 
+    @property
+    def steady_cycles_per_frame(self) -> int:
+        """Cycles per frame the stage sustains at full rate over many frames: its formula,
+        plus any bubble it has between frames (a window generator whose ring cannot load
+        the next frame's first rows in time). A design runs at its slowest stage's."""
+        return self.cycles_per_frame
+
     # ---- hardware ------------------------------------------------------------------------
     @cached_property
-    def hdl_config(self) -> StageConfig:
+    def hdl_config(self) -> AnyStageConfig:
         """The configuration the Verilog generator builds (computed once per stage).
 
         A configuration the generators cannot build is refused here, naming the stage.
@@ -91,8 +134,16 @@ class Stage(ABC):
             raise HardwareConfigError(f"stage {self.name!r}: {exc}") from None
 
     @abstractmethod
-    def make_hdl_config(self) -> StageConfig:
+    def make_hdl_config(self) -> AnyStageConfig:
         """Build :attr:`hdl_config`."""
+
+    # ---- beat schedule ---------------------------------------------------------------------
+    def schedule(self, arrivals: Sequence[np.ndarray]) -> StageSchedule:
+        """Cycles the stage takes its input beats and offers its output beats, for input
+        beats arriving at ``arrivals[port]`` (frames back to back) and an output that is
+        always taken. The organisation sizes the FIFOs of skip paths from these."""
+        raise GraphError(f"stage {self.name!r} ({self.kind}) states no beat schedule, so the "
+                         "FIFOs of the skip paths around it cannot be sized")
 
     # ---- models --------------------------------------------------------------------------
     @abstractmethod
@@ -113,10 +164,12 @@ class Stage(ABC):
         return dict(counters)
 
     # ---- resources ---------------------------------------------------------------------------
-    @abstractmethod
     def resource_structure(self, target: str) -> Structure:
         """The stage's hardware as the resource model prices it (features and exact counts:
         see :mod:`codesign.arch.resource_model`)."""
+        raise UnknownTargetError(f"stage {self.name!r}: the resource model has no structure "
+                                 f"for {self.kind} stages yet; synthesise the design instead "
+                                 "(codesign run --synth, codesign synth)")
 
     def priced_structure(self, target: str) -> Structure:
         """The structure with the stage kind's own feature names (what the calibration

@@ -8,8 +8,9 @@ pipeline of :mod:`codesign.passes`:
 - :func:`absorb_flatten`: a ``Flatten`` in torch's (C, H, W) order that feeds weight layers
   becomes a free ``Reshape`` of the (H, W, C) stream, its permutation moved into the
   consumers' weight columns, so nothing moves in hardware;
-- :func:`fuse_epilogues`: a ``MatVec`` whose accumulator feeds only thresholds or a
-  requantization takes that node as its epilogue (one engine computes both).
+- :func:`fuse_epilogues`: an accumulator (``MatVec``, ``Add``, ``SumPool``,
+  ``GlobalSumPool``) that feeds only thresholds or a requantization takes that node as its
+  epilogue (one hardware stage computes both).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import copy
 
 from codesign.errors import GraphError
 from codesign.ir import (
+    AccumulatorNode,
     Conv,
     Flatten,
     Graph,
@@ -83,16 +85,17 @@ def absorb_flatten(graph: Graph) -> Graph:
 
 
 def fuse_epilogues(graph: Graph) -> Graph:
-    """``MatVec`` -> (``MultiThreshold`` | ``Requantize``) pairs become one ``MatVec``."""
+    """Accumulator -> (``MultiThreshold`` | ``Requantize``) pairs become one node."""
     nodes = list(graph.nodes)
     tensors = dict(graph.tensors)
     for node in graph.nodes:
         if not isinstance(node, (MultiThreshold, Requantize)):
             continue
         producer = graph.producer(node.inputs[0])
-        if not isinstance(producer, MatVec) or producer.post is not None:
-            raise GraphError(f"{node.describe()} does not follow a MatVec; thresholds and "
-                             "requantization must sit right after a matrix-vector product")
+        if not isinstance(producer, AccumulatorNode) or producer.post is not None:
+            raise GraphError(f"{node.describe()} does not follow an integer accumulator; "
+                             "thresholds and requantization must sit right after a "
+                             "matrix-vector product, an Add or a sum pool")
         if len(graph.consumers(node.inputs[0])) != 1 or node.inputs[0] == graph.output:
             raise GraphError(f"{node.describe()}: the accumulator {node.inputs[0]!r} has other "
                              "consumers, so it cannot be fused into its engine")

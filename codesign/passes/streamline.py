@@ -2,7 +2,9 @@
 
 After this pass the graph is integer-only. Two rewrites, each exact:
 
-1. ``MatVec -> FloatMap`` becomes ``MatVec -> MultiThreshold``. A ``FloatMap`` (scales,
+1. ``MatVec -> FloatMap`` becomes ``MatVec -> MultiThreshold``, and so does a ``FloatMap``
+   after any other integer accumulator whose range its input types fix (an ``Add`` of a
+   residual join, a ``SumPool`` or ``GlobalSumPool`` of average pooling). A ``FloatMap`` (scales,
    batch-norm, ReLU, then a sign or a k-bit quantizer, as the source model computes them)
    is a per-channel staircase of the integer accumulator. Its thresholds are found by a
    vectorised binary search that *evaluates the map itself* (the model's own torch modules)
@@ -13,14 +15,16 @@ After this pass the graph is integer-only. Two rewrites, each exact:
    need (a non-narrow ``-2^(b-1)`` or an unsigned weight negates out of its type, a TTQ row's
    levels change sides), and the thresholds are searched over the accumulator range of that
    type, which the accumulator tensor's type is widened to hold (a shared layer's codebook
-   gains the negated values if its index width has room). A constant channel gets
-   thresholds at the bottom or above the top of the range. A map marked
-   ``requantize`` (a source's fixed-point requantization, e.g. torch.ao's int8 kernels)
-   becomes the ``Requantize`` that reproduces every one of its thresholds
+   gains the negated values if its index width has room). Only a ``MatVec`` has rows to
+   negate: a decreasing channel after any other accumulator is refused with a named error.
+   A constant channel gets thresholds at the bottom or above the top of the range. A map
+   marked ``requantize`` (a source's fixed-point requantization, e.g. torch.ao's int8
+   kernels) becomes the ``Requantize`` that reproduces every one of its thresholds
    (:mod:`codesign.passes.requantize`) when there is one.
 2. ``MatVec`` over bipolar x bipolar switches to ``acc="xnor_popcount"``: the hardware
    accumulates P = popcount(XNOR) and the back-transform dot = 2P - K is folded into the
-   thresholds (P >= ceil((T + K) / 2)) or, for the graph output, into the output scale.
+   thresholds (P >= ceil((T + K) / 2)), into the multiplier and bias of an ``Add`` that
+   reads it (w * dot = 2w * P - w * K) or, for the graph output, into the output scale.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ import numpy as np
 
 from codesign.errors import GraphError
 from codesign.ir import (
+    AccumulatorNode,
+    Add,
     Codebook,
     FloatMap,
     Graph,
@@ -191,20 +197,49 @@ def fold_float_map(graph: Graph, matvec: MatVec, fmap: FloatMap
     return new_mv, mt, acc_info
 
 
+def fold_accumulator_map(graph: Graph, producer: AccumulatorNode, fmap: FloatMap
+                         ) -> MultiThreshold:
+    """Thresholds reproducing ``fmap`` over the accumulator range of ``producer`` (any
+    accumulator but a ``MatVec``, which :func:`fold_float_map` handles): every channel
+    must be non-decreasing, as nothing upstream can be negated."""
+    lo, hi = producer.accumulator_range(graph)
+    channels = graph.tensor(fmap.inputs[0]).shape[-1]
+    at_lo, at_hi = _evaluate(fmap, np.array([[lo], [hi]]).repeat(channels, axis=1))
+    falling = np.flatnonzero(at_lo > at_hi)
+    if falling.size:
+        raise GraphError(f"{fmap.describe()}: channel {int(falling[0])} decreases as the "
+                         f"accumulator of {producer.describe()} grows; only a MatVec's weight "
+                         "rows can be negated to make a channel increasing, so it cannot be "
+                         f"folded into thresholds after an {producer.op_type} (keep the scale "
+                         "there positive, e.g. a batch norm with gamma >= 0)")
+    f = _Oriented(fmap, np.ones(channels, dtype=np.int64), lo, hi)
+    bias, scale, count = _levels(fmap.out_type)
+    thresholds = _search(f, lo, hi, bias + scale * np.arange(1, count + 1))
+    _verify(f, thresholds, lo, hi, bias, scale)
+    return MultiThreshold(f"{producer.name}_th", list(fmap.inputs), list(fmap.outputs),
+                          thresholds=thresholds.astype(np.int64), out_type=fmap.out_type,
+                          out_scale=scale, out_bias=bias)
+
+
 def fold_float_maps(graph: Graph) -> Graph:
-    """Rewrite every ``MatVec -> FloatMap`` pair into ``MatVec -> MultiThreshold``."""
+    """Rewrite every ``accumulator -> FloatMap`` pair into ``accumulator -> MultiThreshold``."""
     nodes = list(graph.nodes)
     tensors = dict(graph.tensors)
     for node in graph.nodes:
         if not isinstance(node, FloatMap):
             continue
         producer = graph.producer(node.inputs[0])
-        if not isinstance(producer, MatVec):
-            raise GraphError(f"{node.describe()} does not follow a MatVec; streamlining "
-                             "folds only MatVec -> FloatMap (lower convolutions first)")
+        if not isinstance(producer, AccumulatorNode):
+            what = "the graph input" if producer is None else producer.describe()
+            raise GraphError(f"{node.describe()} follows {what}, not an integer accumulator; "
+                             "streamlining folds float maps after a MatVec, Add, SumPool or "
+                             "GlobalSumPool (lower convolutions first)")
         if len(graph.consumers(node.inputs[0])) != 1:
             raise GraphError(f"tensor {node.inputs[0]!r} has other consumers; cannot fold "
                              f"{node.describe()} into thresholds")
+        if not isinstance(producer, MatVec):
+            nodes[nodes.index(node)] = fold_accumulator_map(graph, producer, node)
+            continue
         position = nodes.index(producer)
         new_mv, thresholds, acc_info = fold_float_map(graph, producer, node)
         nodes[position] = new_mv
@@ -233,7 +268,7 @@ def to_xnor_popcount(graph: Graph, keep_dot: Collection[str] = ()) -> Graph:
             continue
         out = node.outputs[0]
         consumers = result.consumers(out)
-        if not all(isinstance(c, MultiThreshold) for c in consumers):
+        if not all(isinstance(c, (MultiThreshold, Add)) for c in consumers):
             continue
         if out == result.output and consumers:
             continue
@@ -244,15 +279,29 @@ def to_xnor_popcount(graph: Graph, keep_dot: Collection[str] = ()) -> Graph:
         info = result.tensors[out]
         result.tensors[out] = type(info)(info.name, info.shape, IntType.for_range(0, k))
         for consumer in consumers:
-            assert isinstance(consumer, MultiThreshold)
-            new_mt = copy.copy(consumer)
-            # dot = 2P - K >= T  <=>  P >= ceil((T + K) / 2); keep within [0, K + 1]
-            new_mt.thresholds = np.clip(-((-(consumer.thresholds + k)) // 2), 0, k + 1)
-            result.nodes[result.nodes.index(consumer)] = new_mt
+            result.nodes[result.nodes.index(consumer)] = _read_popcount(consumer, out, k)
         if out == result.output:
             result.output_offset = result.output_offset - result.output_scale * k
             result.output_scale = 2 * result.output_scale
     return result
+
+
+def _read_popcount(consumer: MultiThreshold | Add, tensor: str, k: int
+                   ) -> MultiThreshold | Add:
+    """``consumer`` rewritten to read P = (dot + K) / 2 from ``tensor`` instead of dot."""
+    if isinstance(consumer, MultiThreshold):
+        new_mt = copy.copy(consumer)
+        # dot = 2P - K >= T  <=>  P >= ceil((T + K) / 2); keep within [0, K + 1]
+        new_mt.thresholds = np.clip(-((-(consumer.thresholds + k)) // 2), 0, k + 1)
+        return new_mt
+    new_add = copy.copy(consumer)
+    weights = list(consumer.weights)
+    for index, name in enumerate(consumer.inputs):
+        if name == tensor:          # w * dot = 2w * P - w * K
+            new_add.bias = new_add.bias - weights[index] * k
+            weights[index] = 2 * weights[index]
+    new_add.weights = (weights[0], weights[1])
+    return new_add
 
 
 def streamline(graph: Graph, keep_dot: Collection[str] = ()) -> Graph:

@@ -203,7 +203,7 @@ def test_sparse_needs_zero_weights_and_known_layers():
     assert design.stages[0].kind == "sparse_mvu" and design.stages[0].family.name == "ternary"
 
 
-def test_a_non_chain_graph_is_refused_by_the_dataflow_chain():
+def test_a_two_branch_graph_maps_to_a_fork_two_engines_and_an_add():
     from codesign.ir import Add
 
     rng = np.random.default_rng(1)
@@ -218,7 +218,29 @@ def test_a_non_chain_graph_is_refused_by_the_dataflow_chain():
                "yb": TensorInfo("yb", (4,), acc),
                "z": TensorInfo("z", (4,), IntType.for_range(2 * acc.min, 2 * acc.max))}
     graph = Graph("fork", "x", "z", tensors, [a, b, add])
-    with pytest.raises(GraphError, match=r"MatVec 'fb' does not consume the previous stage's "
-                                         r"output 'ya'; the dataflow chain organisation maps "
-                                         r"chains only"):
+    design = build_design(graph)
+    assert [(stage.name, stage.kind) for stage in design.stages] == [
+        ("x_fork", "fork"), ("fa", "mvu"), ("fb", "mvu"), ("join", "add")]
+    assert design.stages[0].consumers == (("fa", 0), ("fb", 0))
+    assert design.stages[-1].input_tensors == ["ya", "yb"]
+
+
+def test_a_branch_that_never_reaches_the_output_is_named():
+    from codesign.ir import Add
+
+    rng = np.random.default_rng(1)
+    xt = IntType.uint(3)
+    a = MatVec("fa", ["x"], ["ya"], weight=rng.choice([-1, 1], (4, 4)),
+               weight_type=IntType.bipolar())
+    dead = MatVec("fd", ["x"], ["yd"], weight=rng.choice([-1, 1], (4, 4)),
+                  weight_type=IntType.bipolar())
+    acc = IntType.for_range(*a.output_range(xt))
+    add = Add("join", ["ya", "ya"], ["z"])
+    tensors = {"x": TensorInfo("x", (4,), xt), "ya": TensorInfo("ya", (4,), acc),
+               "yd": TensorInfo("yd", (4,), acc),
+               "z": TensorInfo("z", (4,), IntType.for_range(2 * acc.min, 2 * acc.max))}
+    graph = Graph("dead", "x", "z", tensors, [a, dead, add])
+    with pytest.raises(GraphError, match=r"MatVec 'fd' produces 'yd', which nothing reads \(a "
+                                         r"branch of the fork of 'x'\): a branch that does not "
+                                         r"reach the graph output can never drain"):
         build_design(graph)

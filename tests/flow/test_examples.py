@@ -102,3 +102,37 @@ def test_cnn_through_codesign_run(name, tmp_path):
     if name == "depthwise-separable-cnn":
         sparse = [layer for layer in summary["layers"] if layer.get("sparse")]
         assert sparse and all(layer["weight_sparsity"] > 0.8 for layer in sparse)
+
+
+DAG_EXAMPLES = {
+    "resnet-w4a4": {"fork", "add", "global_pool"},
+    "binary-resnet": {"fork", "add", "global_pool"},
+    "squeezenet-w4a4": {"fork", "concat", "global_pool"},
+    "nin-w4a4": {"pool", "global_pool"},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(DAG_EXAMPLES))
+def test_dag_example_through_codesign_run(name, tmp_path):
+    """Forks, joins and average pools bit-exact through `codesign run`, every stage at its
+    formula plus fill, and the design's steady state at its bottleneck's rate."""
+    from codesign.generate import generate_verilog
+    from codesign.simulate import simulate
+
+    out = tmp_path / name
+    assert main(["run", name, "--frames", "16", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["bit_exact"] and summary["analytical_match"]
+    assert DAG_EXAMPLES[name] <= {layer["kind"] for layer in summary["layers"]}
+    for layer in summary["layers"]:
+        assert layer["measured_cycles"] == layer["formula_cycles"] + layer["fill_cycles"]
+    joins = [f for f in summary["fifos"] if f["join"]]
+    assert bool(joins) == (name != "nin-w4a4")
+    assert summary["join_fifo_bits"] == sum(f["depth"] * f["width"] for f in joins)
+    example = load_example(name)
+    design = compile_model(example.model, name=name, target_cycles=example.target_cycles)
+    artefact = generate_verilog(design)
+    runs = [simulate(design, example.x_test[:n], artefact=artefact).total_cycles
+            for n in (8, 16)]
+    assert (runs[1] - runs[0]) / 8 == design.cycles_per_frame

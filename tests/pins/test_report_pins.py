@@ -36,6 +36,8 @@ HEADER_LINES = [
       "bottleneck": "bottleneck_cycles_per_frame", "total": "total_cycles"}),
     (rf"- energy: (?P<energy>{NUMBER}) pJ per frame \((?P<table>[^,]+), (?P<node>[^)]+)\)",
      {"energy": "energy_pj_per_frame", "table": "energy_table", "node": "technology_node"}),
+    (rf"- FIFOs between stages: (?P<fifo>{NUMBER}) bits, (?P<join>{NUMBER}) of them on the "
+     r"paths into joins", {"fifo": "fifo_bits", "join": "join_fifo_bits"}),
     (r"- analytical model: every stall-independent counter of every stage predicted "
      r"(?P<match>exactly|WITH DIFFERENCES \(see summary.json\))",
      {"match": lambda s: "exactly" if s["analytical_match"] else

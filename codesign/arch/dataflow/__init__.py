@@ -1,1 +1,2 @@
-"""The streaming dataflow chain organisation: mapping, folding and the organisation itself."""
+"""The streaming dataflow organisation: mapping, folding, wiring, FIFO sizing and the
+organisation itself."""

@@ -32,6 +32,14 @@ def fifo_resources(width: int, depth: int) -> Resources:
                      ff=width + 3 * bits_for(depth + 1))
 
 
+def converter_resources(producer_elems: int, consumer_elems: int, elem_bits: int
+                        ) -> Resources:
+    """A width converter between a producer's and a consumer's beats (a fixed allowance per
+    bit of the wider side)."""
+    wide = max(producer_elems, consumer_elems) * elem_bits
+    return Resources(lut=wide // 2 + 4, ff=wide + 4)
+
+
 def chain_resources(stages: Sequence[Stage], min_fifo_depth: int, target: str) -> Resources:
     """Stages plus the FIFO (and width converter) in front of every stage but the first."""
     parts = [stage.estimate_resources(target) for stage in stages]
@@ -40,8 +48,8 @@ def chain_resources(stages: Sequence[Stage], min_fifo_depth: int, target: str) -
         width = config.in_elems * config.in_elem_bits
         parts.append(fifo_resources(width, config.input_fifo_depth(min_fifo_depth)))
         if producer.out_elems != consumer.in_elems:
-            wide = max(producer.out_elems, consumer.in_elems) * config.in_elem_bits
-            parts.append(Resources(lut=wide // 2 + 4, ff=wide + 4))
+            parts.append(converter_resources(producer.out_elems, consumer.in_elems,
+                                             config.in_elem_bits))
     return total(parts)
 
 

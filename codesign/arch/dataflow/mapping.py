@@ -1,11 +1,15 @@
-"""The dataflow chain's mapping: each node of an integer chain becomes a stage.
+"""The dataflow organisation's mapping: each node of an integer graph (a chain or a DAG)
+becomes a stage.
 
 A ``MatVec`` (with its fused epilogue) becomes an engine of the PE family its types call for
 (or the one the options ask for), folded as asked or automatically for the cycle target; a
 ``SlidingWindow`` becomes a window generator streaming SIMD channels per beat into the
-convolution's engine (so that engine's SIMD must divide the input channels); a ``MaxPool`` a
-pooling stage taking what its producer emits; a ``Reshape`` costs nothing (the stream order
-is already row-major HWC).
+convolution's engine (so that engine's SIMD must divide the input channels); a ``MaxPool``
+or ``SumPool`` a pool stage taking what its producer emits; an ``Add`` a stream add, a
+``Concat`` a concatenation and a ``GlobalSumPool`` a global pool, each with the fewest lanes
+that keep the cycle target; a ``Reshape`` costs nothing (the stream order is already
+row-major HWC). A tensor read by several stages gets a fork stage right behind its producer.
+Stages are listed in a topological order, the stage producing the graph output last.
 """
 
 from __future__ import annotations
@@ -18,9 +22,32 @@ from codesign.arch.dataflow.folding import auto_folding, check_folding, divisors
 from codesign.arch.families import choose_family
 from codesign.arch.options import Folding, MappingOptions
 from codesign.arch.stage import Stage
-from codesign.arch.stages import DenseEngine, EngineStage, PoolStage, SparseEngine, WindowStage
+from codesign.arch.stages import (
+    AddStage,
+    ConcatStage,
+    DenseEngine,
+    EngineStage,
+    ForkStage,
+    GlobalPoolStage,
+    PoolStage,
+    SparseEngine,
+    WindowStage,
+)
 from codesign.errors import FoldingError, GraphError
-from codesign.ir import Graph, MatVec, MaxPool, MultiThreshold, Requantize, Reshape, SlidingWindow
+from codesign.ir import (
+    Add,
+    Concat,
+    GlobalSumPool,
+    Graph,
+    MatVec,
+    MaxPool,
+    MultiThreshold,
+    Node,
+    Requantize,
+    Reshape,
+    SlidingWindow,
+    SumPool,
+)
 from codesign.passes.lower import fuse_epilogues
 
 LANES_FOR_DEFAULT_TARGET = 64
@@ -32,21 +59,6 @@ def vectors(graph: Graph, matvec: MatVec) -> int:
     return int(math.prod(graph.tensor(matvec.inputs[0]).shape[:-1]))
 
 
-def chain_nodes(graph: Graph) -> list:
-    """The nodes in stream order; refuses anything but a chain."""
-    nodes = graph.ordered_nodes()
-    previous = graph.input
-    for node in nodes:
-        if node.inputs != [previous]:
-            raise GraphError(f"{node.describe()} does not consume the previous stage's output "
-                             f"{previous!r}; the dataflow chain organisation maps chains only")
-        previous = node.output
-    if previous != graph.output:
-        raise GraphError(f"the last node produces {previous!r}, not the graph output "
-                         f"{graph.output!r}")
-    return nodes
-
-
 def check_layer_names(options: MappingOptions, layers: list[str]) -> None:
     """Every layer an option names must exist (as ``folding=`` always required)."""
     for option, names in options.named_layers().items():
@@ -56,17 +68,71 @@ def check_layer_names(options: MappingOptions, layers: list[str]) -> None:
                                + ", ".join(layers))
 
 
-def map_chain(graph: Graph, options: MappingOptions) -> list[Stage]:
-    """The stages of an integer chain graph (see the module docstring)."""
+def stream_aliases(graph: Graph) -> dict[str, str]:
+    """Tensor -> the tensor whose stream carries it (a ``Reshape`` moves nothing)."""
+    aliases: dict[str, str] = {}
+    for node in graph.ordered_nodes():
+        if isinstance(node, Reshape):
+            aliases[node.output] = aliases.get(node.inputs[0], node.inputs[0])
+    return aliases
+
+
+def stream_readers(graph: Graph, aliases: dict[str, str]) -> dict[str, list[tuple[Node, int]]]:
+    """Stream -> the (node, input port) pairs that read it, in topological order."""
+    readers: dict[str, list[tuple[Node, int]]] = {}
+    for node in graph.ordered_nodes():
+        if isinstance(node, Reshape):
+            continue
+        for index, name in enumerate(node.inputs):
+            readers.setdefault(aliases.get(name, name), []).append((node, index))
+    return readers
+
+
+def _check_drained(graph: Graph, aliases: dict[str, str],
+                   readers: dict[str, list[tuple[Node, int]]]) -> None:
+    """Every stream but the output must be read: a branch that never reaches the output
+    would fill its FIFOs and stop the fork feeding it."""
+    output = aliases.get(graph.output, graph.output)
+    if graph.consumers(graph.output):
+        raise GraphError(f"the graph output {graph.output!r} is also read by "
+                         f"{graph.consumers(graph.output)[0].describe()}; the output must be "
+                         "the last tensor")
+    for node in graph.ordered_nodes():
+        if isinstance(node, Reshape):
+            continue
+        stream = aliases.get(node.output, node.output)
+        if stream != output and not readers.get(stream):
+            forked = [n for n in node.inputs if len(readers.get(aliases.get(n, n), [])) > 1]
+            where = f" (a branch of the fork of {forked[0]!r})" if forked else ""
+            raise GraphError(f"{node.describe()} produces {node.output!r}, which nothing reads"
+                             f"{where}: a branch that does not reach the graph output can never "
+                             "drain")
+
+
+def lanes_for(channels: int, pixels: int, target: int) -> int:
+    """Fewest lanes (a divisor of ``channels``) taking at most ``target`` cycles per frame
+    at one beat per cycle."""
+    for lanes in divisors(channels):
+        if pixels * channels // lanes <= target:
+            return lanes
+    return channels
+
+
+def map_graph(graph: Graph, options: MappingOptions) -> list[Stage]:
+    """The stages of an integer graph (see the module docstring)."""
     if not graph.is_integer():
         raise GraphError("mapping needs an integer graph: run codesign.passes.run_passes")
     if any(isinstance(node, (MultiThreshold, Requantize)) for node in graph.nodes):
         graph = fuse_epilogues(graph)
     graph.validate()
-    nodes = chain_nodes(graph)
+    nodes = graph.ordered_nodes()
+    aliases = stream_aliases(graph)
+    readers = stream_readers(graph, aliases)
+    _check_drained(graph, aliases, readers)
     matvecs = [node for node in nodes if isinstance(node, MatVec)]
     check_layer_names(options, [mv.name for mv in matvecs])
-    hardware = [node.name for node in nodes if isinstance(node, (MatVec, SlidingWindow, MaxPool))]
+    hardware = [node.name for node in nodes
+                if isinstance(node, (MatVec, SlidingWindow, MaxPool, SumPool))]
     unknown = sorted(set(dict(options.memory_styles)) - set(hardware))
     if unknown:
         raise FoldingError(f"memory_styles names unknown stage(s) {unknown}; stages: "
@@ -75,72 +141,121 @@ def map_chain(graph: Graph, options: MappingOptions) -> list[Stage]:
         from codesign.arch.dataflow.cost import budgeted_stages
 
         return budgeted_stages(graph, nodes, options, matvecs,
-                               lambda target: _map_nodes(graph, nodes, options, target))
+                               lambda target: _map_nodes(graph, nodes, options, target,
+                                                         aliases, readers))
     target = options.target_cycles
     if target is None:
         target = max(1, max((vectors(graph, mv) * mv.mh * mv.mw for mv in matvecs), default=1)
                      // LANES_FOR_DEFAULT_TARGET)
-    return _map_nodes(graph, nodes, options, target)
+    return _map_nodes(graph, nodes, options, target, aliases, readers)
 
 
 def candidate_targets(graph: Graph, nodes: list, options: MappingOptions) -> list[int]:
     """Every cycles-per-frame value an automatically folded engine can take, ascending:
     vectors * (MH/PE) * (MW/SIMD) over the foldings the engine accepts."""
     values = {1}
-    window_channels = None
     for node in nodes:
-        if isinstance(node, SlidingWindow):
-            window_channels = graph.tensor(node.inputs[0]).shape[-1]
-        elif isinstance(node, MatVec):
-            if options.folding_for(node.name) is None:
-                channels = window_channels if window_channels is not None else node.mw
-                per_frame = vectors(graph, node)
-                values.update(per_frame * (node.mh // pe) * (node.mw // simd)
-                              for pe in divisors(node.mh) for simd in divisors(channels))
-            window_channels = None
+        if isinstance(node, MatVec) and options.folding_for(node.name) is None:
+            channels = stream_channels(graph, node)
+            per_frame = vectors(graph, node)
+            values.update(per_frame * (node.mh // pe) * (node.mw // simd)
+                          for pe in divisors(node.mh) for simd in divisors(channels))
     return sorted(values)
 
 
-def _map_nodes(graph: Graph, nodes: list, options: MappingOptions, target: int) -> list[Stage]:
+def _map_nodes(graph: Graph, nodes: list[Node], options: MappingOptions, target: int,
+               aliases: dict[str, str], readers: dict[str, list[tuple[Node, int]]]
+               ) -> list[Stage]:
     """The stages, automatic foldings aiming at ``target`` cycles per frame."""
-    stages: list[Stage] = []
-    pending_window: SlidingWindow | None = None
+    mapper = _Mapper(graph, options, target, aliases, readers)
+    mapper.fork(graph.input, graph.input_info.shape[-1])
     for node in nodes:
-        source = graph.tensor(node.inputs[0])
-        if isinstance(node, Reshape):
-            continue
-        if isinstance(node, SlidingWindow):
-            pending_window = node
-            continue
-        if pending_window is not None and not isinstance(node, MatVec):
-            raise GraphError(f"{pending_window.describe()} must feed a MatVec")
-        if isinstance(node, MaxPool):
-            channels = source.shape[-1]
-            producer_elems = stages[-1].out_elems if stages else channels
-            stages.append(PoolStage(node.name, node, source.dtype, source.shape,
-                                    math.gcd(producer_elems, channels),
-                                    options.memory_style_for(node.name)))
-            continue
-        if not isinstance(node, MatVec):
-            raise GraphError(f"no hardware stage for {node.describe()} in the dataflow chain "
-                             "organisation")
-        window_input = (graph.tensor(pending_window.inputs[0]) if pending_window is not None
-                        else None)
-        engine = _engine(graph, node, options, target)
-        if pending_window is not None:
-            assert window_input is not None
-            stages.append(WindowStage(pending_window.name, pending_window, window_input.dtype,
-                                      window_input.shape, engine.simd,
-                                      options.memory_style_for(pending_window.name)))
-            pending_window = None
-        stages.append(engine)
-    if pending_window is not None:
-        raise GraphError(f"{pending_window.describe()} must feed a MatVec")
-    if not stages:
+        mapper.node(node)
+    if not mapper.stages:
         raise GraphError(f"graph {graph.name!r} has no node that needs hardware")
-    for stage in stages:
+    for stage in mapper.stages:
         stage.hdl_config        # noqa: B018 - a stage the generators cannot build fails now
-    return stages
+    return mapper.stages
+
+
+class _Mapper:
+    """Stages in the making, and what the next stage needs to know about its producers."""
+
+    def __init__(self, graph: Graph, options: MappingOptions, target: int,
+                 aliases: dict[str, str], readers: dict[str, list[tuple[Node, int]]]) -> None:
+        self.graph, self.options, self.target = graph, options, target
+        self.aliases, self.readers = aliases, readers
+        self.stages: list[Stage] = []
+        self.elems: dict[str, int] = {}
+        """Stream -> elements per beat its producer emits."""
+
+    def stream(self, tensor: str) -> str:
+        return self.aliases.get(tensor, tensor)
+
+    def producer_elems(self, tensor: str) -> int:
+        stream = self.stream(tensor)
+        return self.elems.get(stream, self.graph.tensor(stream).shape[-1])
+
+    def add(self, stage: Stage) -> None:
+        self.stages.append(stage)
+        stream = self.stream(stage.output_tensor)
+        self.elems[stream] = stage.out_elems
+        self.fork(stream, stage.out_elems)
+
+    def fork(self, stream: str, elems: int) -> None:
+        """A fork behind the producer of ``stream`` when several stages read it."""
+        readers = self.readers.get(stream, [])
+        if len(readers) < 2:
+            return
+        info = self.graph.tensor(stream)
+        self.stages.append(ForkStage(f"{stream}_fork", stream, info.dtype, info.size, elems,
+                                     tuple((node.name, port) for node, port in readers)))
+        self.elems[stream] = elems
+
+    def node(self, node: Node) -> None:
+        graph = self.graph
+        if isinstance(node, (Reshape, SlidingWindow)):
+            if isinstance(node, SlidingWindow):
+                readers = self.readers.get(node.output, [])
+                if len(readers) != 1 or not isinstance(readers[0][0], MatVec):
+                    raise GraphError(f"{node.describe()} must feed a MatVec")
+            return                      # a window is mapped with its engine
+        source = graph.tensor(node.inputs[0])
+        if isinstance(node, MatVec):
+            window = graph.producer(node.inputs[0])
+            engine = _engine(graph, node, self.options, self.target)
+            if isinstance(window, SlidingWindow):
+                window_input = graph.tensor(window.inputs[0])
+                self.stages.append(WindowStage(window.name, window, window_input.dtype,
+                                               window_input.shape, engine.simd,
+                                               self.options.memory_style_for(window.name)))
+            self.add(engine)
+        elif isinstance(node, (MaxPool, SumPool)):
+            channels = source.shape[-1]
+            simd = math.gcd(self.producer_elems(node.inputs[0]), channels)
+            out_type = graph.tensor(node.output).dtype
+            self.add(PoolStage(node.name, node, source.dtype, source.shape, simd,
+                               self.options.memory_style_for(node.name),
+                               out_type=out_type if isinstance(node, SumPool) else None))
+        elif isinstance(node, Add):
+            a, b = (graph.tensor(name) for name in node.inputs)
+            pixels = math.prod(a.shape[:-1])
+            self.add(AddStage(node.name, node, (a.dtype, b.dtype), graph.tensor(node.output).dtype,
+                              a.shape, lanes_for(a.shape[-1], pixels, self.target)))
+        elif isinstance(node, Concat):
+            parts = tuple(graph.tensor(name).shape[-1] for name in node.inputs)
+            pixels = math.prod(source.shape[:-1])
+            simd = lanes_for(math.gcd(*parts), pixels * sum(parts) // math.gcd(*parts),
+                             self.target)
+            self.add(ConcatStage(node.name, node, source.dtype, pixels, parts, simd))
+        elif isinstance(node, GlobalSumPool):
+            h, w, c = source.shape
+            self.add(GlobalPoolStage(node.name, node, source.dtype,
+                                     graph.tensor(node.output).dtype, source.shape,
+                                     lanes_for(c, h * w, self.target)))
+        else:
+            raise GraphError(f"no hardware stage for {node.describe()} in the dataflow "
+                             "organisation")
 
 
 def stream_channels(graph: Graph, matvec: MatVec) -> int:

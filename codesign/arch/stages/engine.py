@@ -2,13 +2,13 @@
 
 Both compute one ``MatVec`` (with its fused epilogue) on PE rows x SIMD lanes of one PE
 family; they differ in weight storage and schedule (:mod:`codesign.arch.stages.mvu`,
-:mod:`codesign.arch.stages.sparse_mvu`). The encoding rules between the IR and the hardware
-(weight storage codes, threshold counts as output codes, multipliers) are stated here once.
+:mod:`codesign.arch.stages.sparse_mvu`). The encoding rule of the weights between the IR and
+the hardware (storage codes) is stated here once; the epilogue's, which every accumulating
+stage shares, in :mod:`codesign.arch.stages.epilogue`.
 """
 
 from __future__ import annotations
 
-import math
 from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,11 +20,12 @@ from codesign.arch.families import Family
 from codesign.arch.options import Folding
 from codesign.arch.resource_model import Structure, memory_structure, multiplier_dsps
 from codesign.arch.stage import Stage
+from codesign.arch.stages.epilogue import epilogue_costs, hardware_epilogue
 from codesign.energy import EnergyTable, EventCost
-from codesign.errors import EnergyTableError, GraphError
+from codesign.errors import EnergyTableError
 from codesign.ir import IntType, MatVec, MultiThreshold, Requantize
 from codesign.resources import Resources
-from hdl.epilogue import Epilogue, PassEpilogue, RequantEpilogue, ThresholdEpilogue
+from hdl.epilogue import Epilogue, RequantEpilogue, ThresholdEpilogue
 from hdl.lanes import Lane
 from hdl.perf import Counter
 
@@ -116,27 +117,7 @@ class EngineStage(Stage):
 
     def epilogue(self) -> Epilogue:
         """Thresholds, requantization or the accumulator itself, as the hardware computes it."""
-        out_type, post = self.output_type, self.post
-        if post is None:
-            return PassEpilogue(out_type.bits)
-        if isinstance(post, MultiThreshold):
-            # a threshold below the accumulator range always holds, one above never: clipped
-            # to [lo, hi + 1] they compare the same and fit the epilogue's threshold width
-            lo, hi = self.acc_range
-            thresholds = np.clip(post.thresholds, lo, hi + 1)
-            if out_type.kind == "bipolar":
-                if (post.out_scale, post.out_bias) != (2, -1) or post.thresholds.shape[1] != 1:
-                    raise GraphError(f"{post.describe()}: a bipolar output needs one threshold,"
-                                     " out_scale 2 and out_bias -1")
-                return ThresholdEpilogue(thresholds, self.acc_range, 1, 0)
-            if post.out_scale != 1:
-                raise GraphError(f"{post.describe()}: out_scale {post.out_scale} is not "
-                                 "supported in hardware for integer outputs (only 1)")
-            return ThresholdEpilogue(thresholds, self.acc_range, out_type.bits, post.out_bias)
-        mult = np.broadcast_to(np.asarray(post.multiplier, dtype=np.int64).reshape(-1),
-                               (self.mh,))
-        return RequantEpilogue(mult, post.shift, self.acc_range, post.bounds, out_type.bits,
-                               post.offsets(self.mh))
+        return hardware_epilogue(self.post, self.output_type, self.acc_range, self.mh)
 
     def engine_fields(self) -> dict[str, Any]:
         """The parameters every engine configuration takes."""
@@ -192,27 +173,7 @@ class EngineStage(Stage):
             Counter.IBUF_READS: EventCost("input buffer", table.sram_read(self.simd * in_bits)),
         }
         costs.update(self.family.extra_costs(self.node, self.input_type, table))
-        post = self.post
-        if isinstance(post, MultiThreshold):
-            levels = post.thresholds.shape[1].bit_length()
-            thr_bits = IntType.for_range(acc_lo, acc_hi + 1).bits
-            # param_reads counts neuron folds; the pipelined binary search of each of the
-            # fold's PE elements reads one threshold per level, from that level's bank
-            costs[Counter.PARAM_READS] = EventCost(
-                "epilogue memory", table.sram_read(self.pe * levels * thr_bits))
-            # each output element: a binary search, one comparison per level of the tree
-            costs[Counter.OUT_BEATS] = EventCost("epilogue",
-                                                 self.pe * levels * table.add(thr_bits))
-        elif isinstance(post, Requantize):
-            m_bits = IntType.for_range(int(min(np.min(post.multiplier), 0)),
-                                       int(max(np.max(post.multiplier), 0))).bits
-            # param_reads counts neuron folds: one multiplier per PE element
-            costs[Counter.PARAM_READS] = EventCost("epilogue memory",
-                                                   table.sram_read(self.pe * m_bits))
-            # multiply by M, round, saturate: one multiplier and two adds per element
-            costs[Counter.OUT_BEATS] = EventCost(
-                "epilogue", self.pe * (table.mult(math.sqrt(acc_bits * m_bits))
-                                       + 2 * table.add(acc_bits + m_bits)))
+        costs.update(epilogue_costs(self.post, self.acc_range, self.pe, table, pipelined=True))
         return costs
 
     # ---- resources -----------------------------------------------------------------------

@@ -9,11 +9,13 @@ a requantization).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from codesign.arch.resource_model import Structure, bits_for
+from codesign.arch.stage import StageSchedule, in_order
 from codesign.arch.stages.engine import EngineStage
 from hdl.mvu import MVUConfig
 from hdl.perf import Counter
@@ -51,6 +53,22 @@ class DenseEngine(EngineStage):
 
     def make_hdl_config(self) -> MVUConfig:
         return MVUConfig(**self.engine_fields())
+
+    def schedule(self, arrivals: Sequence[np.ndarray]) -> StageSchedule:
+        """One step per cycle in order; the first neuron fold's SF steps of a vector each
+        wait for their input beat; a fold's output is offered its fill cycles after its
+        last step."""
+        (arrive,) = arrivals
+        nf, sf = self.nf, self.sf
+        vectors = arrive.size // sf
+        steps = nf * sf
+        first = np.arange(vectors)[:, None] * steps
+        need = np.full(vectors * steps, np.iinfo(np.int64).min // 2, dtype=np.int64)
+        taking = (first + np.arange(sf)[None, :]).reshape(-1)
+        need[taking] = arrive[:vectors * sf]
+        issue = in_order(need)
+        last = (first + np.arange(nf)[None, :] * sf + sf - 1).reshape(-1)
+        return StageSchedule((issue[taking],), issue[last] + self.fill_cycles)
 
     def hardware(self) -> str:
         return f"{self.family.name} {self.mh}x{self.mw} PE={self.pe} SIMD={self.simd}"

@@ -9,11 +9,13 @@ fill 4 + the epilogue's stages).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from codesign.arch.resource_model import Structure, bits_for
+from codesign.arch.stage import StageSchedule
 from codesign.arch.stages.engine import EngineStage
 from hdl.perf import Counter
 from hdl.sparse import SparseMVUConfig, fold_steps, sparse_cycles
@@ -78,6 +80,33 @@ class SparseEngine(EngineStage):
 
     def make_hdl_config(self) -> SparseMVUConfig:
         return SparseMVUConfig(**self.engine_fields(), in_simd=self.in_simd)
+
+    def schedule(self, arrivals: Sequence[np.ndarray]) -> StageSchedule:
+        """A vector's beats load one per cycle into a free register-file bank (released
+        when the vector two before has computed); its steps start once its last beat is in
+        and the previous vector has computed; each fold's output is offered its fill
+        cycles after its last step."""
+        (arrive,) = arrivals
+        load = self.load_beats
+        steps = fold_steps(self.node.weight, self.pe, self.simd)
+        vectors = arrive.size // load
+        accepts = np.empty(vectors * load, dtype=np.int64)
+        outputs: list[int] = []
+        fill = self.fill_cycles
+        taken = computed = -(1 << 40)
+        ends: list[int] = []
+        for v in range(vectors):
+            bank = ends[v - 2] + 2 if v >= 2 else taken
+            for j in range(load):
+                taken = max(int(arrive[v * load + j]), taken + 1, bank if j == 0 else taken)
+                accepts[v * load + j] = taken
+            step = max(taken, computed + 1)
+            for count in steps:
+                step += count
+                outputs.append(step - 1 + fill)
+            computed = step - 1
+            ends.append(computed)
+        return StageSchedule((accepts,), np.array(outputs, dtype=np.int64))
 
     def hardware(self) -> str:
         return (f"{self.family.name} sparse ({self.weight_sparsity:.0%} zeros) "

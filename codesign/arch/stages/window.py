@@ -6,12 +6,14 @@ cycle formula is its output beats: every window element once per output pixel.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from codesign.arch.resource_model import Structure, bits_for, memory_structure
+from codesign.arch.stage import StageSchedule, in_order
 from codesign.arch.stages.stream import MapStage
 from codesign.energy import EnergyTable, EventCost
 from codesign.ir import SlidingWindow
@@ -43,6 +45,15 @@ class WindowStage(MapStage):
         # one cycle: the line buffer's read port is the output register
         return FILL_CYCLES
 
+    @property
+    def steady_cycles_per_frame(self) -> int:
+        """The output beats, plus the frame-boundary bubble of the ring (see
+        :mod:`hdl.window`): the distance between the last outputs of consecutive frames
+        once the schedule repeats."""
+        config = self.hdl_config
+        assert isinstance(config, WindowConfig)
+        return window_schedule(config, 4).span - window_schedule(config, 3).span
+
     def make_hdl_config(self) -> WindowConfig:
         """Padding with the IR's pad value, in the input type's storage code."""
         h, w, c = self.in_shape
@@ -52,6 +63,48 @@ class WindowStage(MapStage):
         return WindowConfig(self.name, h, w, c, kh, kw, sh, sw, top, left, bottom, right,
                             self.simd, self.input_type.bits, pad_code,
                             memory_style=self.memory_style)
+
+    def schedule(self, arrivals: Sequence[np.ndarray]) -> StageSchedule:
+        """The row-level schedule of :func:`hdl.window.window_schedule` with input beats
+        arriving when they do: a row's beats are written one per cycle once the ring has
+        a free row slot; an output row is emitted as one burst once its last input row is
+        in (one cycle later), each beat offered FILL cycles after it is read."""
+        (arrive,) = arrivals
+        c = self.hdl_config
+        assert isinstance(c, WindowConfig)
+        b, q, ring = c.row_words, c.out_row_beats, c.rows
+        frames = arrive.size // c.in_frame_beats
+        local = [c.input_rows(oy) for oy in range(c.oh)]
+        lo = [f * c.ih + local[oy][0] for f in range(frames) for oy in range(c.oh)]
+        hi = [f * c.ih + local[oy][1] for f in range(frames) for oy in range(c.oh)]
+        accepts = np.empty(frames * c.in_frame_beats, dtype=np.int64)
+        row_end: list[int] = []
+        out_end: list[int] = []
+        freed = 0
+
+        def write_rows(last: int) -> None:
+            nonlocal freed
+            while len(row_end) <= last:
+                r = len(row_end)
+                while freed < len(lo) and lo[freed] <= r - ring:
+                    freed += 1
+                start = max(out_end[freed - 1] + 1 if freed else 0,
+                            row_end[-1] + 1 if row_end else 0)
+                need = arrive[r * b:(r + 1) * b].copy()
+                need[0] = max(int(need[0]), start)
+                accepts[r * b:(r + 1) * b] = in_order(need)
+                row_end.append(int(accepts[(r + 1) * b - 1]))
+
+        starts = []
+        for t in range(len(lo)):
+            write_rows(hi[t])
+            start = max(out_end[-1] + 1 if out_end else 0, row_end[hi[t]] + 1)
+            starts.append(start)
+            out_end.append(start + q - 1)
+        write_rows(frames * c.ih - 1)
+        outputs = (np.array(starts, dtype=np.int64)[:, None] + np.arange(q)[None, :]
+                   + FILL_CYCLES).reshape(-1)
+        return StageSchedule((accepts,), outputs)
 
     def predict_counters(self, frames: int, inputs: np.ndarray | None = None
                          ) -> dict[Counter, int]:

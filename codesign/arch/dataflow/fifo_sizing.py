@@ -1,0 +1,101 @@
+"""FIFO depths on the paths into a join, from the stages' beat schedules.
+
+A join (add, concatenation) takes beat k of every input together (or in turn per pixel).
+When one path delivers beat k long before the other (an identity shortcut beside a branch of
+convolutions that first need rows of the map, a 1x1 convolution beside a 3x3 one), the
+early path must buffer its beats until the late one catches up, or the fork feeding both
+stops and the late path starves: a deadlock, or a design slower than its bottleneck.
+
+The depth comes from the analytical model of every stage: its beat schedule
+(:meth:`codesign.arch.stage.Stage.schedule`: when it takes each input beat and offers each
+output beat). The model runs the design with unbounded FIFOs on :data:`MODEL_FRAMES`
+frames entering at the bottleneck's period (one frame every ``cycles_per_frame`` cycles,
+each frame's beats at one per cycle, as fast as the design's input takes them): the steady
+state the design reaches. Streams pass width converters (a split offers its pieces on the
+cycles after it takes a wide beat, a gather its wide beat the cycle after the last piece)
+and FIFOs (a beat written in cycle t is readable in cycle t + :data:`FIFO_LATENCY`). For
+each stream into a join the model counts the beats waiting in its FIFO before each write;
+a FIFO of that maximum plus two never refuses a write (a buffered FIFO of depth d takes a
+write while fewer than d - 1 beats sit behind its output register), so the design runs the
+model's schedule: no deadlock, no stall below the bottleneck.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from codesign.arch.dataflow.wiring import Stream
+from codesign.arch.stage import Stage
+from hdl.stage import input_ports, output_ports
+
+MODEL_FRAMES = 4
+"""Frames the schedule model runs: the first fills the pipeline, the others repeat."""
+
+FIFO_LATENCY = 2
+"""Cycles from a write into an empty buffered FIFO to the beat being readable."""
+
+
+def regroup(times: np.ndarray, out_elems: int, in_elems: int) -> np.ndarray:
+    """When the beats of a stream offered at ``times`` (``out_elems`` elements each) leave
+    a width converter regrouping them into beats of ``in_elems`` elements."""
+    if out_elems == in_elems:
+        return times
+    common = math.gcd(out_elems, in_elems)
+    split, gather = out_elems // common, in_elems // common
+    pieces = np.asarray(times, dtype=np.int64)
+    if split > 1:       # one wide beat taken per `split` cycles, its pieces on the next ones
+        steps = np.arange(pieces.size, dtype=np.int64) * split
+        taken = np.maximum.accumulate(pieces - steps) + steps
+        pieces = (taken[:, None] + 1 + np.arange(split)[None, :]).reshape(-1)
+    if gather > 1:      # a wide beat the cycle after its last piece
+        pieces = pieces[gather - 1::gather] + 1
+    return pieces
+
+
+def waiting(writes: np.ndarray, reads: np.ndarray) -> int:
+    """Most beats in a FIFO just before a write: beats written before minus beats read."""
+    if writes.size == 0:
+        return 0
+    before = np.arange(writes.size) - np.searchsorted(reads, writes, side="left")
+    return int(before.max())
+
+
+def model_schedule(stages: list[Stage], found: list[Stream], source: tuple[int, int],
+                   input_size: int, frames: int = MODEL_FRAMES) -> dict[int, int]:
+    """Most beats waiting in each stream's FIFO (by stream index) with unbounded FIFOs and
+    ``frames`` frames of ``input_size`` elements entering at the bottleneck's period."""
+    period = max(stage.steady_cycles_per_frame for stage in stages)
+    configs = [stage.hdl_config for stage in stages]
+    feeding = {(s.consumer, s.in_port): k for k, s in enumerate(found)}
+    outputs: dict[int, np.ndarray] = {}
+    writes: dict[int, np.ndarray] = {}
+    peaks: dict[int, int] = {}
+    for index, stage in enumerate(stages):
+        arrivals = []
+        for port, fmt in enumerate(input_ports(configs[index])):
+            if (index, port) == source:
+                beats = input_size // fmt.elems
+                arrivals.append((np.arange(frames)[:, None] * period
+                                 + np.arange(beats)[None, :]).reshape(-1))
+                continue
+            k = feeding[(index, port)]
+            s = found[k]
+            produced = output_ports(configs[s.producer])[s.out_port]
+            writes[k] = regroup(outputs[s.producer], produced.elems, fmt.elems)
+            arrivals.append(writes[k] + FIFO_LATENCY)
+        schedule = stage.schedule(arrivals)
+        outputs[index] = schedule.outputs
+        for port, accepts in enumerate(schedule.accepts):
+            k = feeding.get((index, port))
+            if k is not None:
+                peaks[k] = waiting(writes[k], np.sort(accepts))
+    return peaks
+
+
+def join_fifo_depths(stages: list[Stage], found: list[Stream], source: tuple[int, int],
+                     input_size: int, joins: frozenset[int]) -> dict[int, int]:
+    """Depth of the FIFO on each stream into a join: the model's peak plus two."""
+    peaks = model_schedule(stages, found, source, input_size)
+    return {k: peaks[k] + 2 for k in joins}
