@@ -106,13 +106,18 @@ def spread() -> list[Case]:
         add(f"mac {w} x {a} 64x64 {pe}x{simd} {post[0] if post else 'acc'}", "mac",
             lambda w=w, a=a, post=post, pe=pe, simd=simd: engine(
                 64, 64, w, a, post, pe, simd))
-    for w, a, sparsity, (pe, simd) in (("ternary", "uint4", 0.5, (2, 2)),
-                                       ("int8", "uint8", 0.75, (4, 2)),
-                                       ("int4", "uint4", 0.5, (8, 4)),
-                                       ("ternary", "uint2", 0.25, (4, 4))):
-        add(f"sparse {w} x {a} {sparsity:.0%} 64x64 {pe}x{simd}", "sparse",
-            lambda w=w, a=a, sparsity=sparsity, pe=pe, simd=simd: engine(
-                64, 64, w, a, BIPOLAR_OUT, pe, simd, sparsity=sparsity, sparse=True))
+    for w, a, sparsity, post, (pe, simd) in (
+            ("ternary", "uint4", 0.5, BIPOLAR_OUT, (2, 2)),
+            ("int8", "uint8", 0.75, BIPOLAR_OUT, (4, 2)),
+            ("int4", "uint4", 0.5, BIPOLAR_OUT, (8, 4)),
+            ("ternary", "uint2", 0.25, BIPOLAR_OUT, (4, 4)),
+            ("int8", "uint8", 0.5, ("requant", "int8"), (2, 4)),
+            ("ternary", "uint4", 0.75, ("threshold", "uint4"), (8, 2)),
+            ("int4", "int4", 0.5, None, (4, 8))):
+        add(f"sparse {w} x {a} {sparsity:.0%} 64x64 {pe}x{simd} "
+            f"{post[1] if post else 'acc'}", "sparse",
+            lambda w=w, a=a, sparsity=sparsity, post=post, pe=pe, simd=simd: engine(
+                64, 64, w, a, post, pe, simd, sparsity=sparsity, sparse=True))
     for shape, k, stride, pad, simd, dtype in (((8, 8, 16), 3, 1, 1, 4, "bipolar"),
                                                ((32, 32, 3), 3, 1, 0, 3, "uint8"),
                                                ((16, 16, 32), 3, 1, 1, 32, "bipolar"),

@@ -228,6 +228,11 @@ class ThresholdEpilogue:
                                                             self.param_bits, 1))))
         return banks
 
+    def search_register_bits(self, acc_bits: int) -> int:
+        """Registers of one PE's search after its first level: the accumulator and the bits
+        found so far, in each of the stages 1 .. B - 1."""
+        return sum(acc_bits + k for k in range(1, self.levels))
+
     def pipeline(self, m: Module, *, acc_next: list[Value], acc: list[Value], start: Value,
                  nf: Value, advance: Value, attrs: MemoryAttrs | None = None
                  ) -> EpilogueOutput:
@@ -291,6 +296,15 @@ class RequantEpilogue:
         m = np.asarray(self.multipliers, dtype=np.int64)
         return range_bits(int(min(m.min(), 0)), int(max(m.max(), 0)))[0]
 
+    def product_bits(self, acc_bits: int) -> int:
+        """The registered product: wide enough that a shift past its magnitude still
+        leaves a sign bit."""
+        return max(acc_bits + self.param_bits + 1, self.shift + 2)
+
+    def rounded_bits(self, acc_bits: int) -> int:
+        """The registered rounded quotient."""
+        return self.product_bits(acc_bits) - self.shift + 2
+
     def _groups(self, pe: int) -> list[range]:
         return _pe_groups(pe, self.param_bits)
 
@@ -318,10 +332,8 @@ class RequantEpilogue:
         for p, value in enumerate(acc):
             raw = words[p]
             mult = raw.as_signed() if mult_signed else raw
-            # wide enough that a shift past the product's magnitude still leaves a sign bit
-            product = Signal(signed(max(len(value) + self.param_bits + 1, self.shift + 2)),
-                             name=f"prod{p}")
-            rounded = Signal(signed(len(product) - self.shift + 2), name=f"rounded{p}")
+            product = Signal(signed(self.product_bits(len(value))), name=f"prod{p}")
+            rounded = Signal(signed(self.rounded_bits(len(value))), name=f"rounded{p}")
             with m.If(advance):
                 m.d.sync += product.eq(value * mult)
             if self.shift:
