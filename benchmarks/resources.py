@@ -180,25 +180,42 @@ def synthesize_case(case: Case):
 
 
 def fit(structures, measured: list[int], kind: str) -> dict[str, float]:
-    """Non-negative coefficients per feature minimising the worst relative error (a linear
-    programme: minimise t subject to |features . c + exact - measured| <= t * measured)."""
+    """Non-negative coefficients per feature minimising the worst relative error, and among
+    the coefficients that reach it, those with the least total relative error.
+
+    Two linear programmes over relative errors e_i = (features_i . c + exact_i - y_i) / y_i:
+    first minimise t subject to |e_i| <= t; then, with |e_i| <= t held at that optimum,
+    minimise sum |e_i|. The first alone leaves every stage whose error is below the worst
+    one free to take any error up to it (and a feature only such stages have, any
+    coefficient), so the second picks the fit that serves every stage.
+    """
     from scipy.optimize import linprog
 
     names = sorted({name for st in structures for name in getattr(st, kind)})
-    n = len(names)
-    rows, bounds = [], []
-    for st, y in zip(structures, measured, strict=True):
-        rest = y - getattr(st.exact, kind)
-        x = np.array([getattr(st, kind).get(name, 0.0) for name in names]) / max(y, 1)
-        rows += [np.append(x, -1.0), np.append(-x, -1.0)]
-        bounds += [rest / max(y, 1), -rest / max(y, 1)]
-    cost = np.zeros(n + 1)
-    cost[-1] = 1.0
-    result = linprog(cost, A_ub=np.array(rows), b_ub=np.array(bounds),
-                     bounds=[(0, None)] * (n + 1), method="highs")
-    if not result.success:
-        raise RuntimeError(f"calibration of {kind} failed: {result.message}")
-    return {name: round(float(c), 4) for name, c in zip(names, result.x[:n], strict=True)}
+    n, m = len(names), len(structures)
+    x = np.array([[getattr(st, kind).get(name, 0.0) / max(y, 1) for name in names]
+                  for st, y in zip(structures, measured, strict=True)]).reshape(m, n)
+    r = np.array([(y - getattr(st.exact, kind)) / max(y, 1)
+                  for st, y in zip(structures, measured, strict=True)])
+    # variables: c (n), then e (m) bounding |x c - r| per stage, then t bounding every e
+    eye = np.eye(m)
+    rows = np.block([[x, -eye, np.zeros((m, 1))],
+                     [-x, -eye, np.zeros((m, 1))],
+                     [np.zeros((m, n)), eye, -np.ones((m, 1))]])
+    bounds = np.concatenate([r, -r, np.zeros(m)])
+    variables = [(0, None)] * (n + m + 1)
+
+    def solve(cost, extra=None):
+        result = linprog(cost, A_ub=rows, b_ub=bounds, bounds=extra or variables,
+                         method="highs")
+        if not result.success:
+            raise RuntimeError(f"calibration of {kind} failed: {result.message}")
+        return result.x
+
+    worst = solve(np.append(np.zeros(n + m), 1.0))[-1]
+    cost = np.concatenate([np.zeros(n), np.ones(m), [0.0]])
+    chosen = solve(cost, [(0, None)] * (n + m) + [(0, worst * (1 + 1e-9) + 1e-12)])
+    return {name: round(float(c), 4) for name, c in zip(names, chosen[:n], strict=True)}
 
 
 def calibrate(results) -> None:
