@@ -106,13 +106,18 @@ def spread() -> list[Case]:
         add(f"mac {w} x {a} 64x64 {pe}x{simd} {post[0] if post else 'acc'}", "mac",
             lambda w=w, a=a, post=post, pe=pe, simd=simd: engine(
                 64, 64, w, a, post, pe, simd))
-    for w, a, sparsity, (pe, simd) in (("ternary", "uint4", 0.5, (2, 2)),
-                                       ("int8", "uint8", 0.75, (4, 2)),
-                                       ("int4", "uint4", 0.5, (8, 4)),
-                                       ("ternary", "uint2", 0.25, (4, 4))):
-        add(f"sparse {w} x {a} {sparsity:.0%} 64x64 {pe}x{simd}", "sparse",
-            lambda w=w, a=a, sparsity=sparsity, pe=pe, simd=simd: engine(
-                64, 64, w, a, BIPOLAR_OUT, pe, simd, sparsity=sparsity, sparse=True))
+    for w, a, sparsity, post, (pe, simd) in (
+            ("ternary", "uint4", 0.5, BIPOLAR_OUT, (2, 2)),
+            ("int8", "uint8", 0.75, BIPOLAR_OUT, (4, 2)),
+            ("int4", "uint4", 0.5, BIPOLAR_OUT, (8, 4)),
+            ("ternary", "uint2", 0.25, BIPOLAR_OUT, (4, 4)),
+            ("int8", "uint8", 0.5, ("requant", "int8"), (2, 4)),
+            ("ternary", "uint4", 0.75, ("threshold", "uint4"), (8, 2)),
+            ("int4", "int4", 0.5, None, (4, 8))):
+        add(f"sparse {w} x {a} {sparsity:.0%} 64x64 {pe}x{simd} "
+            f"{post[1] if post else 'acc'}", "sparse",
+            lambda w=w, a=a, sparsity=sparsity, post=post, pe=pe, simd=simd: engine(
+                64, 64, w, a, post, pe, simd, sparsity=sparsity, sparse=True))
     for shape, k, stride, pad, simd, dtype in (((8, 8, 16), 3, 1, 1, 4, "bipolar"),
                                                ((32, 32, 3), 3, 1, 0, 3, "uint8"),
                                                ((16, 16, 32), 3, 1, 1, 32, "bipolar"),
@@ -175,25 +180,42 @@ def synthesize_case(case: Case):
 
 
 def fit(structures, measured: list[int], kind: str) -> dict[str, float]:
-    """Non-negative coefficients per feature minimising the worst relative error (a linear
-    programme: minimise t subject to |features . c + exact - measured| <= t * measured)."""
+    """Non-negative coefficients per feature minimising the worst relative error, and among
+    the coefficients that reach it, those with the least total relative error.
+
+    Two linear programmes over relative errors e_i = (features_i . c + exact_i - y_i) / y_i:
+    first minimise t subject to |e_i| <= t; then, with |e_i| <= t held at that optimum,
+    minimise sum |e_i|. The first alone leaves every stage whose error is below the worst
+    one free to take any error up to it (and a feature only such stages have, any
+    coefficient), so the second picks the fit that serves every stage.
+    """
     from scipy.optimize import linprog
 
     names = sorted({name for st in structures for name in getattr(st, kind)})
-    n = len(names)
-    rows, bounds = [], []
-    for st, y in zip(structures, measured, strict=True):
-        rest = y - getattr(st.exact, kind)
-        x = np.array([getattr(st, kind).get(name, 0.0) for name in names]) / max(y, 1)
-        rows += [np.append(x, -1.0), np.append(-x, -1.0)]
-        bounds += [rest / max(y, 1), -rest / max(y, 1)]
-    cost = np.zeros(n + 1)
-    cost[-1] = 1.0
-    result = linprog(cost, A_ub=np.array(rows), b_ub=np.array(bounds),
-                     bounds=[(0, None)] * (n + 1), method="highs")
-    if not result.success:
-        raise RuntimeError(f"calibration of {kind} failed: {result.message}")
-    return {name: round(float(c), 4) for name, c in zip(names, result.x[:n], strict=True)}
+    n, m = len(names), len(structures)
+    x = np.array([[getattr(st, kind).get(name, 0.0) / max(y, 1) for name in names]
+                  for st, y in zip(structures, measured, strict=True)]).reshape(m, n)
+    r = np.array([(y - getattr(st.exact, kind)) / max(y, 1)
+                  for st, y in zip(structures, measured, strict=True)])
+    # variables: c (n), then e (m) bounding |x c - r| per stage, then t bounding every e
+    eye = np.eye(m)
+    rows = np.block([[x, -eye, np.zeros((m, 1))],
+                     [-x, -eye, np.zeros((m, 1))],
+                     [np.zeros((m, n)), eye, -np.ones((m, 1))]])
+    bounds = np.concatenate([r, -r, np.zeros(m)])
+    variables = [(0, None)] * (n + m + 1)
+
+    def solve(cost, extra=None):
+        result = linprog(cost, A_ub=rows, b_ub=bounds, bounds=extra or variables,
+                         method="highs")
+        if not result.success:
+            raise RuntimeError(f"calibration of {kind} failed: {result.message}")
+        return result.x
+
+    worst = solve(np.append(np.zeros(n + m), 1.0))[-1]
+    cost = np.concatenate([np.zeros(n), np.ones(m), [0.0]])
+    chosen = solve(cost, [(0, None)] * (n + m) + [(0, worst * (1 + 1e-9) + 1e-12)])
+    return {name: round(float(c), 4) for name, c in zip(names, chosen[:n], strict=True)}
 
 
 def calibrate(results) -> None:

@@ -373,7 +373,9 @@ class TimingResult:
     part: str
     fmax_mhz: float
     seeds: dict[int, float] = field(default_factory=dict)
-    seconds: float = 0.0
+    seconds: float = field(default=0.0, compare=False)
+    """Wall time the runs took (0 for cached seeds): not a figure of the result, so two
+    results of the same netlist are equal however they were obtained."""
 
 
 def place_and_route(synth: SynthResult, *, part: str | None = None,

@@ -37,6 +37,18 @@ DATAPATH_STAGES = 3
 """Stages T, P and A: from a step's registered operands to its accumulator."""
 
 
+def lane_register_bits(lane: Lane, simd: int) -> tuple[int, int]:
+    """Bits of one PE's registered lane terms (stage T) and of its registered partial sum
+    (stage P), as :func:`build_datapath` declares them (the resource model counts them)."""
+    terms = lane.terms(Signal(simd * lane.input_bits), Signal(simd * lane.weight_bits), simd)
+    return sum(len(term) for term in terms), len(adder_tree(terms))
+
+
+def step_control_bits(nf_bits: int) -> int:
+    """Registers of one stage's :class:`StepControl`: valid, first, last and the fold."""
+    return 3 + nf_bits
+
+
 @dataclass
 class StepControl:
     """A step's control as it moves down the pipeline (all registers but the first)."""

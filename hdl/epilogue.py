@@ -237,6 +237,11 @@ class ThresholdEpilogue:
                                                             self.param_bits, 1))))
         return banks
 
+    def search_register_bits(self, acc_bits: int) -> int:
+        """Registers of one PE's search after its first level: the accumulator and the bits
+        found so far, in each of the stages 1 .. B - 1."""
+        return sum(acc_bits + k for k in range(1, self.levels))
+
     def pipeline(self, m: Module, *, acc_next: list[Value], acc: list[Value], start: Value,
                  nf: Value, advance: Value, attrs: MemoryAttrs | None = None
                  ) -> EpilogueOutput:
@@ -352,6 +357,16 @@ class RequantEpilogue:
     def _groups(self, pe: int, bits: int | None = None) -> list[range]:
         return _pe_groups(pe, self.param_bits if bits is None else bits)
 
+    def product_bits(self, acc_bits: int) -> int:
+        """The product (plus the offset): wide enough that a shift past its magnitude still
+        leaves a sign bit."""
+        return max(max(acc_bits + self.param_bits + 1, self.offset_bits + 1) + 1,
+                   self.shift + 2)
+
+    def rounded_bits(self, acc_bits: int) -> int:
+        """The rounded quotient."""
+        return self.product_bits(acc_bits) - self.shift + 2
+
     def banks(self, pe: int) -> list[ParamBank]:
         values = np.asarray(self.multipliers, dtype=np.int64).reshape(-1, 1)
         banks = [ParamBank(f"multipliers_p{group.start}", len(group) * self.param_bits,
@@ -389,9 +404,7 @@ class RequantEpilogue:
         return mults, offsets
 
     def _product(self, p: int, value: Value) -> Signal:
-        # wide enough that a shift past the product's magnitude still leaves a sign bit
-        width = max(len(value) + self.param_bits + 1, self.offset_bits + 1) + 1
-        return Signal(signed(max(width, self.shift + 2)), name=f"prod{p}")
+        return Signal(signed(self.product_bits(len(value))), name=f"prod{p}")
 
     def _rounded(self, product: Value) -> Value:
         """round_half_even(product / 2^shift)."""
@@ -424,7 +437,7 @@ class RequantEpilogue:
         codes = []
         for p, value in enumerate(acc):
             product = self._product(p, value)
-            rounded = Signal(signed(len(product) - self.shift + 2), name=f"rounded{p}")
+            rounded = Signal(signed(self.rounded_bits(len(value))), name=f"rounded{p}")
             with m.If(advance):
                 m.d.sync += [product.eq(value * mults[p] + offsets[p] if p in offsets
                                         else value * mults[p]),
@@ -443,7 +456,7 @@ class RequantEpilogue:
             product = self._product(p, value)
             m.d.comb += product.eq(value * mults[p] + offsets[p] if p in offsets
                                    else value * mults[p])
-            rounded = Signal(signed(len(product) - self.shift + 2), name=f"rounded{p}")
+            rounded = Signal(signed(self.rounded_bits(len(value))), name=f"rounded{p}")
             m.d.comb += rounded.eq(self._rounded(product))
             codes.append(self._saturated(m, p, rounded))
         return codes

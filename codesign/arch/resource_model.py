@@ -67,10 +67,13 @@ class Structure:
 
     def of_kind(self, kind: str) -> Structure:
         """The features named ``kind.feature``: each stage kind is priced by coefficients of
-        its own (an accumulator bit of a sparse engine need not cost what a dense one's
-        does)."""
-        return Structure({f"{kind}.{k}": v for k, v in self.lut.items()},
-                         {f"{kind}.{k}": v for k, v in self.ff.items()}, self.exact)
+        its own (a counter bit of a sparse engine's front end need not cost what a dense
+        one's does). A feature already qualified (``engine.acc_bits``: hardware several
+        kinds build with the same code) keeps its name and its shared coefficient."""
+        def qualify(features: dict[str, float]) -> dict[str, float]:
+            return {k if "." in k else f"{kind}.{k}": v for k, v in features.items()}
+
+        return Structure(qualify(self.lut), qualify(self.ff), self.exact)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from codesign.arch import MappingOptions, build_design
-from codesign.arch.dataflow.mapping import candidate_targets, chain_nodes
+from codesign.arch.dataflow.mapping import candidate_targets
 from codesign.arch.resource_model import rom_columns, xc7_block_rams, xc7_dsps
 from codesign.errors import BudgetError, FoldingError, OptionError
 from codesign.ir import IntType
@@ -146,7 +146,7 @@ def test_lut_budget_picks_the_fastest_folding_that_fits():
     budget = 900
     design = build_design(graph, lut_budget=budget)
     assert design.estimate_resources().lut <= budget
-    nodes = chain_nodes(graph)
+    nodes = graph.ordered_nodes()
     faster = [t for t in candidate_targets(graph, nodes, design.options)
               if t < design.cycles_per_frame]
     # every faster target the search could have taken needs more LUTs than the budget

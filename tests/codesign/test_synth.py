@@ -38,8 +38,13 @@ def synthesized():
 def test_memory_style_changes_what_synthesis_reports(synthesized):
     block = synthesized["block"][3].resources
     distributed = synthesized["distributed"][3].resources
-    # weights, two threshold banks and the input buffer each take a block RAM ...
-    assert block.bram36 + block.bram18 == 4
+    # the weights, the four threshold banks (2-bit output: two search levels, each a bank
+    # per PE, two PEs) and the input buffer each take one RAMB18 ...
+    stage = synthesized["block"][0]
+    assert [m.name for m in stage.hdl_config.memories] == [
+        "weights", "thresholds_l0_p0", "thresholds_l0_p1", "thresholds_l1_p0",
+        "thresholds_l1_p1", "ibuf"]
+    assert (block.bram36, block.bram18) == (0, 6)
     # ... or none at all, and the LUTs hold them instead
     assert (distributed.bram36, distributed.bram18) == (0, 0)
     assert distributed.lut > block.lut + 32
@@ -51,6 +56,7 @@ def test_model_counts_block_ram_and_dsp_exactly(synthesized):
         real, model = result.resources, stage.estimate_resources("xc7")
         assert (model.bram36, model.bram18, model.dsp) == (real.bram36, real.bram18, real.dsp)
         assert abs(model.lut - real.lut) <= 0.15 * real.lut
+        assert abs(model.ff - real.ff) <= 0.15 * real.ff
 
 
 def test_results_are_cached(synthesized):
@@ -67,7 +73,9 @@ def test_place_and_route_reports_fmax(synthesized):
     assert ecp5.resources.bram18 >= 1 and ecp5.netlist.is_file()
     timing = place_and_route(ecp5, seeds=(1,))
     assert timing.part == "LFE5U-25F" and 10 < timing.fmax_mhz < 1000
-    assert place_and_route(ecp5, seeds=(1,)) == timing        # cached
+    again = place_and_route(ecp5, seeds=(1,))
+    assert again == timing and again.seeds == {1: timing.fmax_mhz}
+    assert again.seconds == 0.0                                 # cached: nothing ran
 
 
 def test_named_errors():

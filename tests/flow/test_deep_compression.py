@@ -6,7 +6,7 @@ import json
 import pytest
 
 from codesign.cli import main
-from codesign.compression_study import compression_examples
+from codesign.deep_compression_study import compression_examples
 from quant_models.deep_compression import compression_table
 from quant_models.zoo import builtin_example
 

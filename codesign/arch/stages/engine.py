@@ -18,13 +18,14 @@ import numpy as np
 
 from codesign.arch.families import Family
 from codesign.arch.options import Folding
-from codesign.arch.resource_model import Structure, memory_structure, multiplier_dsps
+from codesign.arch.resource_model import Structure, bits_for, memory_structure, multiplier_dsps
 from codesign.arch.stage import Stage
 from codesign.arch.stages.epilogue import epilogue_costs, hardware_epilogue
 from codesign.energy import EnergyTable, EventCost
 from codesign.errors import EnergyTableError
 from codesign.ir import IntType, MatVec, MultiThreshold, Requantize
 from codesign.resources import Resources
+from hdl.datapath import DATAPATH_STAGES, lane_register_bits, step_control_bits
 from hdl.epilogue import Epilogue, RequantEpilogue, ThresholdEpilogue
 from hdl.lanes import Lane
 from hdl.perf import Counter
@@ -177,15 +178,33 @@ class EngineStage(Stage):
         return costs
 
     # ---- resources -----------------------------------------------------------------------
-    def engine_structure(self, target: str) -> Structure:
-        """What every engine has: lanes of its family, accumulators, the epilogue, its
-        memories and the output register (a kind adds its control and input side)."""
+    def lane_dsps(self, target: str) -> int:
+        """DSPs of one PE row's multipliers (0 when the target keeps them in LUTs)."""
+        lane = self.family.lane_cost(self.node, self.weight_storage, self.input_type,
+                                       self.simd)
+        return sum(multiplier_dsps(a, b, target) for a, b in lane.multipliers)
+
+    def operand_feature(self, target: str) -> str:
+        """The front end's operand registers feed the lanes: into DSPs, which can absorb
+        them, or into LUTs."""
+        return "operand_bits_dsp" if self.lane_dsps(target) else "operand_bits"
+
+    def engine_structure(self, target: str, front_stages: int,
+                         term_lanes: int | None = None) -> Structure:
+        """What every engine has, from its operand registers on (:mod:`hdl.datapath`): lanes
+        of its family and their registered terms, the registered partial sums, the
+        accumulators, the epilogue's stages and parameter banks, the output register, and
+        the step control (valid, first, last, fold) of its ``front_stages`` and of every
+        later stage. These parts are built by the same code in both engines, so they are
+        priced by coefficients both share (``engine.*``); a kind adds its own front end.
+        ``term_lanes`` are the lanes whose term registers synthesis keeps (all of them
+        unless the kind knows better)."""
         c = self.hdl_config
         s = Structure()
         pe = self.pe
         lane = self.family.lane_cost(self.node, self.weight_storage, self.input_type,
                                        self.simd)
-        dsps = sum(multiplier_dsps(a, b, target) for a, b in lane.multipliers)
+        dsps = self.lane_dsps(target)
         # products in DSPs: Yosys packs the adder tree into the DSPs' post-adders when both
         # operands are signed, and builds it from LUTs when one is unsigned
         signed = all(a[0] < 0 and b[0] < 0 for a, b in lane.multipliers)
@@ -196,15 +215,24 @@ class EngineStage(Stage):
             s.add_exact(Resources(dsp=pe * dsps))
         else:
             s.add_lut("lane_mult", pe * lane.mult_lut)
+        # stages T and P: DSPs absorb product and sum registers
+        term_bits, partial_bits = lane_register_bits(c.lane, self.simd)
+        lanes = pe * self.simd if term_lanes is None else term_lanes
+        dsp = "_dsp" if dsps else ""
+        s.add_ff("term_bits" + dsp, lanes * term_bits // self.simd)
+        s.add_ff("partial_bits" + dsp, pe * partial_bits)
         acc_bits = IntType.for_range(*self.acc_range).bits
         s.add_lut("acc_bits", pe * acc_bits)
         s.add_ff("acc_bits", pe * acc_bits)
+        nf_bits = bits_for(self.nf)
+        control = (front_stages + DATAPATH_STAGES - 1) * step_control_bits(nf_bits)
         epilogue = c.epilogue
         if isinstance(epilogue, ThresholdEpilogue):
-            p_bits = epilogue.param_bits
-            s.add_lut("thr_compare", pe * epilogue.levels * p_bits)
-            s.add_lut("thr_select", pe * p_bits * sum((1 << k) - 1
-                                                     for k in range(epilogue.levels)))
+            # one comparison per level, each against the threshold its own bank returns
+            s.add_lut("thr_compare", pe * epilogue.levels * epilogue.param_bits)
+            s.add_ff("thr_search", pe * epilogue.search_register_bits(acc_bits))
+            # each level's valid flag, and the fold that addresses the next level's bank
+            control += epilogue.levels + (epilogue.levels - 1) * nf_bits
         elif isinstance(epilogue, RequantEpilogue):
             mult = np.asarray(epilogue.multipliers, dtype=np.int64)
             rq = multiplier_dsps(self.acc_range, (int(min(mult.min(), 0)),
@@ -214,9 +242,14 @@ class EngineStage(Stage):
             else:
                 s.add_lut("lane_mult", pe * acc_bits * epilogue.param_bits)
             s.add_lut("requant_bits", pe * (acc_bits + epilogue.param_bits))
+            s.add_ff("requant_product_dsp" if rq else "requant_product",
+                     pe * epilogue.product_bits(acc_bits))
+            s.add_ff("requant_rounded", pe * epilogue.rounded_bits(acc_bits))
+            control += epilogue.latency
+        s.add_ff("step_control", control + 1)               # and the output's valid
         s.add_ff("out_bits", pe * c.out_bits)
         memory_structure(c.memories, c.memory_style, target, s)
-        return s
+        return s.of_kind("engine")
 
     # ---- reporting -----------------------------------------------------------------------
     def record(self) -> dict[str, Any]:

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codesign.arch.resource_model import Structure, bits_for
+from codesign.arch.resource_model import Structure, bits_for, rom_columns
 from codesign.arch.stage import StageSchedule, in_order
 from codesign.arch.stages.engine import EngineStage
-from hdl.mvu import MVUConfig
+from hdl.memory import find_memory, resolve_style
+from hdl.mvu import FRONT_STAGES, MVUConfig
 from hdl.perf import Counter
 
 
@@ -74,19 +75,42 @@ class DenseEngine(EngineStage):
         return f"{self.family.name} {self.mh}x{self.mw} PE={self.pe} SIMD={self.simd}"
 
     def resource_structure(self, target: str) -> Structure:
-        """The engine's common parts, its (nf, sf, address) counters, the registered input
-        beat and, with NF > 1, the choice between it and the input buffer."""
-        s = self.engine_structure(target)
+        """The engine's common parts behind its two front stages, the (nf, sf, address)
+        counters, the registered input beat, the operand registers (input word and weight
+        word) and, with NF > 1, the choice between the input beat and the input buffer."""
+        c = self.hdl_config
+        weights = find_memory(c.memories, "weights")
+        in_logic = resolve_style(c.memory_style, weights) != "block"
+        s = self.engine_structure(target, FRONT_STAGES, self.distinct_lanes(in_logic))
         counters = bits_for(self.nf) + bits_for(self.sf) + bits_for(self.nf * self.sf)
         s.add_lut("dense_control", 1)
         s.add_ff("dense_control", 1)
         s.add_lut(f"{self.kind}_counter_bits", counters)
         s.add_ff(f"{self.kind}_counter_bits", counters)
-        in_bits = self.simd * self.hdl_config.lane.input_bits
-        s.add_ff("in_bits", in_bits)
+        s.add_ff("in_bits", c.in_width)
+        s.add_ff(self.operand_feature(target),
+                 c.in_width + rom_columns(weights, distinct=in_logic))
         if self.nf > 1:
-            s.add_lut("ibuf_mux", in_bits)
+            s.add_lut("ibuf_mux", c.in_width)
         return s
+
+    def distinct_lanes(self, merged: bool) -> int:
+        """Lanes whose term registers synthesis keeps. A lane whose weights are zero at
+        every address computes a constant zero (with a family that has zero weights); with
+        the weight memory in logic (``merged``), Yosys also merges the weight registers of
+        identical bit columns, and then the term registers of lanes that see the same
+        activation and the same weight at every address: one per distinct weight
+        sequence of each SIMD position."""
+        nf, sf, pe, simd = self.nf, self.sf, self.pe, self.simd
+        codes = self.weight_codes().reshape(nf, pe, sf, simd).transpose(1, 3, 0, 2)
+        lanes = codes.reshape(pe, simd, nf * sf)
+        kept = 0
+        for j in range(simd):
+            seqs = [tuple(lanes[p, j].tolist()) for p in range(pe)]
+            if self.family.zero_weights:
+                seqs = [seq for seq in seqs if any(seq)]
+            kept += len(set(seqs)) if merged else len(seqs)
+        return kept
 
     def predict_counters(self, frames: int, inputs: np.ndarray | None = None
                          ) -> dict[Counter, int]:

@@ -18,7 +18,7 @@ from codesign.arch.resource_model import Structure, bits_for
 from codesign.arch.stage import StageSchedule
 from codesign.arch.stages.engine import EngineStage
 from hdl.perf import Counter
-from hdl.sparse import SparseMVUConfig, fold_steps, sparse_cycles
+from hdl.sparse import FRONT_STAGES, SparseMVUConfig, fold_steps, sparse_cycles
 
 
 @dataclass(eq=False)
@@ -113,20 +113,25 @@ class SparseEngine(EngineStage):
                 f"{self.mh}x{self.mw} PE={self.pe} SIMD={self.simd}")
 
     def resource_structure(self, target: str) -> Structure:
-        """The engine's common parts, its step/fold/beat counters, the double-buffered input
-        register file and each lane's gather multiplexer (one MW:1 choice per element bit)."""
-        s = self.engine_structure(target)
-        config = self.hdl_config
-        x_bits = config.lane.input_bits
-        counters = (bits_for(config.compute_steps) + bits_for(self.nf)
-                    + bits_for(max(config.steps)) + bits_for(self.load_beats))
+        """The engine's common parts behind its issue stage, its beat, fetch and fold
+        counters, the double-buffered input register file, the prefetched weight word
+        (``head``: slots and the two step flags), each lane's gather multiplexer (one MW:1
+        choice per element bit) and the gathered operand registers."""
+        s = self.engine_structure(target, FRONT_STAGES)
+        c = self.hdl_config
+        x_bits = c.lane.input_bits
+        counters = (bits_for(self.load_beats) + bits_for(c.compute_steps)
+                    + bits_for(self.nf))
         s.add_lut("sparse_control", 1)
         s.add_ff("sparse_control", 1)
         s.add_lut(f"{self.kind}_counter_bits", counters)
         s.add_ff(f"{self.kind}_counter_bits", counters)
         s.add_lut("regfile_bits", 2 * self.mw * x_bits)
         s.add_ff("regfile_bits", 2 * self.mw * x_bits)
+        s.add_ff("head_bits", c.slots_width + 2)
         s.add_lut("gather_mux", self.pe * self.simd * x_bits * self.mw)
+        s.add_ff(self.operand_feature(target),
+                 self.pe * self.simd * (x_bits + c.lane.weight_bits))
         return s
 
     def predict_counters(self, frames: int, inputs: np.ndarray | None = None
