@@ -71,10 +71,10 @@ def _fit_channel(constraints, shift: int) -> tuple[int, int] | None:
     """(M, O) with M >= 1 feasible at ``shift``, or None.
 
     g(M) = max(B_low - t_low M) - min(B_up - (t_up - 1) M - 1) is convex and piecewise
-    linear in M (a maximum of lines minus a minimum of lines); O exists iff g(M) <= 0. With
-    many levels the search keeps to multipliers near the staircase's least-squares slope (a
-    miss only means thresholds stay: every result is checked). An integer ternary search
-    finds the minimum of g.
+    linear in M (a maximum of lines minus a minimum of lines); O exists iff g(M) <= 0, so
+    the feasible multipliers are an interval. An integer ternary search narrows to the
+    minimum of g, keeping to the left of any feasible point, so the smallest feasible M is
+    found.
     """
     low_v, low_t, up_v, up_t = constraints
     if low_v.size == 0 and up_v.size == 0:
@@ -91,35 +91,23 @@ def _fit_channel(constraints, shift: int) -> tuple[int, int] | None:
         return lower(m) - upper(m)
 
     # a multiplier of 2^shift per level at most: every level in one accumulator step
-    span = int(np.ptp(np.concatenate([low_v, up_v]))) + 2
-    lo, hi = 1, min(MAX_MULTIPLIER, span << shift)
-    if low_v.size + up_v.size > 16:
-        # many levels: search next to 2^shift / (accumulator steps per level)
-        levels = np.concatenate([low_v, up_v]).astype(np.float64)
-        steps = np.concatenate([low_t, up_t]).astype(np.float64)
-        if np.ptp(levels) > 0:
-            slope = np.polyfit(levels, steps, 1)[0]
-            if slope > 0:
-                estimate = (1 << shift) / slope
-                width = max(4.0, estimate / 16)
-                lo = max(lo, int(estimate - width))
-                hi = min(hi, int(estimate + width) + 1)
-                if lo > hi:
-                    return None
+    lo, hi = 1, min(MAX_MULTIPLIER, (int(np.ptp(np.concatenate([low_v, up_v]))) + 2) << shift)
+    # gap is convex: an integer ternary search finds its minimum ...
     while hi - lo > 2:
         m1, m2 = lo + (hi - lo) // 3, hi - (hi - lo) // 3
         g1, g2 = gap(m1), gap(m2)
-        if g1 < g2:
+        if g1 <= 0:
+            hi = m1             # feasible: the smallest feasible M is at most m1
+        elif g1 < g2:
             hi = m2 - 1
         elif g1 > g2:
             lo = m1 + 1
         else:
             lo, hi = m1, m2
-            if g1 <= 0:
-                break
-    best = min(range(lo, hi + 1), key=gap)
-    if gap(best) > 0:
+    feasible = [m for m in range(lo, hi + 1) if gap(m) <= 0]
+    if not feasible:
         return None
+    best = feasible[0]
     return best, lower(best) if b_low.size else upper(best)
 
 
