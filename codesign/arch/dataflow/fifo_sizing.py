@@ -23,6 +23,7 @@ model's schedule: no deadlock, no stall below the bottleneck.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,6 +36,14 @@ MODEL_FRAMES = 4
 
 FIFO_LATENCY = 2
 """Cycles from a write into an empty buffered FIFO to the beat being readable."""
+
+AUTO_MODEL_FRAMES = 6
+"""Frames the automatic sizing models (more than the joins' check: the lazy schedule's
+steady state comes a frame or two later than the eager one's)."""
+
+MIN_AUTO_DEPTH = 2
+"""The smallest FIFO the hardware builds (a buffered FIFO's output register and one
+entry)."""
 
 
 def regroup(times: np.ndarray, out_elems: int, in_elems: int) -> np.ndarray:
@@ -62,23 +71,40 @@ def waiting(writes: np.ndarray, reads: np.ndarray) -> int:
     return int(before.max())
 
 
-def model_schedule(stages: list[Stage], found: list[Stream], source: tuple[int, int],
-                   input_size: int, frames: int = MODEL_FRAMES) -> dict[int, int]:
-    """Most beats waiting in each stream's FIFO (by stream index) with unbounded FIFOs and
-    ``frames`` frames of ``input_size`` elements entering at the bottleneck's period."""
+@dataclass(frozen=True)
+class Traffic:
+    """The model's run with unbounded FIFOs: when each stream's beats are written into its
+    FIFO and taken by its consumer (by stream index), and each stage's output beats."""
+
+    writes: dict[int, np.ndarray]
+    reads: dict[int, np.ndarray]
+    outputs: dict[int, np.ndarray]
+
+    def peak(self, k: int, write_shift: int = 0, read_shift: int = 0) -> int:
+        """Most beats waiting in stream ``k``'s FIFO before a write, with the producer's
+        and the consumer's events moved later by the given cycles."""
+        return waiting(self.writes[k] + write_shift, self.reads[k] + read_shift)
+
+
+def model_traffic(stages: list[Stage], found: list[Stream], source: tuple[int, int],
+                  input_size: int, frames: int = MODEL_FRAMES, paced: bool = False
+                  ) -> Traffic:
+    """Every stage's schedule with unbounded FIFOs and ``frames`` frames of ``input_size``
+    elements entering at the bottleneck's period."""
     period = max(stage.steady_cycles_per_frame for stage in stages)
     configs = [stage.hdl_config for stage in stages]
     feeding = {(s.consumer, s.in_port): k for k, s in enumerate(found)}
     outputs: dict[int, np.ndarray] = {}
     writes: dict[int, np.ndarray] = {}
-    peaks: dict[int, int] = {}
+    reads: dict[int, np.ndarray] = {}
     for index, stage in enumerate(stages):
         arrivals = []
         for port, fmt in enumerate(input_ports(configs[index])):
             if (index, port) == source:
                 beats = input_size // fmt.elems
+                offsets = np.arange(beats) * (period // beats if paced else 1)
                 arrivals.append((np.arange(frames)[:, None] * period
-                                 + np.arange(beats)[None, :]).reshape(-1))
+                                 + offsets[None, :]).reshape(-1))
                 continue
             k = feeding[(index, port)]
             s = found[k]
@@ -90,8 +116,16 @@ def model_schedule(stages: list[Stage], found: list[Stream], source: tuple[int, 
         for port, accepts in enumerate(schedule.accepts):
             k = feeding.get((index, port))
             if k is not None:
-                peaks[k] = waiting(writes[k], np.sort(accepts))
-    return peaks
+                reads[k] = np.sort(accepts)
+    return Traffic(writes, reads, outputs)
+
+
+def model_schedule(stages: list[Stage], found: list[Stream], source: tuple[int, int],
+                   input_size: int, frames: int = MODEL_FRAMES) -> dict[int, int]:
+    """Most beats waiting in each stream's FIFO (by stream index) with unbounded FIFOs and
+    ``frames`` frames of ``input_size`` elements entering at the bottleneck's period."""
+    traffic = model_traffic(stages, found, source, input_size, frames)
+    return {k: traffic.peak(k) for k in traffic.writes}
 
 
 def join_fifo_depths(stages: list[Stage], found: list[Stream], source: tuple[int, int],
@@ -99,3 +133,12 @@ def join_fifo_depths(stages: list[Stage], found: list[Stream], source: tuple[int
     """Depth of the FIFO on each stream into a join: the model's peak plus two."""
     peaks = model_schedule(stages, found, source, input_size)
     return {k: peaks[k] + 2 for k in joins}
+
+
+def auto_fifo_depths(stages: list[Stage], found: list[Stream], source: tuple[int, int],
+                     input_size: int) -> list[int]:
+    """The depth of every stream's FIFO for ``fifo_depth="auto"``: the most beats waiting
+    in it in the lazy schedule (every stage moved as late as its consumers allow), plus
+    two, and at least :data:`MIN_AUTO_DEPTH`."""
+    traffic = model_traffic(stages, found, source, input_size, AUTO_MODEL_FRAMES, paced=True)
+    return [max(MIN_AUTO_DEPTH, traffic.peak(k) + 2) for k in range(len(found))]
