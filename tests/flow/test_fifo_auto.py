@@ -89,7 +89,7 @@ def refused_writes(writes: np.ndarray, reads: np.ndarray, depth: int) -> int:
     return refused
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow],
           phases=NO_SHRINK)
 @given(cnn_designs())
 def test_auto_sized_chains_reach_the_bottleneck_rate_in_rtl(design):
@@ -97,7 +97,7 @@ def test_auto_sized_chains_reach_the_bottleneck_rate_in_rtl(design):
     assert steady_cycles_per_frame(design, x, 4, 8) == design.cycles_per_frame
 
 
-@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+@settings(max_examples=1, deadline=None, suppress_health_check=[HealthCheck.too_slow],
           phases=NO_SHRINK)
 @given(block_net_specs(), st.sampled_from([None, 32, 96]), st.integers(0, 10**6))
 def test_auto_sized_forks_and_joins_reach_the_bottleneck_rate_in_rtl(spec, target, seed):
