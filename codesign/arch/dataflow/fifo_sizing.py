@@ -1,4 +1,5 @@
-"""FIFO depths on the paths into a join, from the stages' beat schedules.
+"""FIFO depths from the stages' beat schedules: on the paths into a join, and on every
+stream with ``fifo_depth="auto"``.
 
 A join (add, concatenation) takes beat k of every input together (or in turn per pixel).
 When one path delivers beat k long before the other (an identity shortcut beside a branch of
@@ -18,6 +19,20 @@ each stream into a join the model counts the beats waiting in its FIFO before ea
 a FIFO of that maximum plus two never refuses a write (a buffered FIFO of depth d takes a
 write while fewer than d - 1 beats sit behind its output register), so the design runs the
 model's schedule: no deadlock, no stall below the bottleneck.
+
+``fifo_depth="auto"`` sizes every FIFO the same way (:func:`auto_fifo_depths`), with the
+design's input paced evenly over each period (a frame's beats spread over the bottleneck's
+cycles, not one per cycle from its start), so a stage far from the input does not run
+ahead of a slower consumer by a whole frame. Why the depths suffice: every stage starts
+each event (taking a beat, issuing a step, offering a beat) as soon as its inputs, its own
+earlier events and the space in the FIFO behind it allow, so the hardware's event times
+are the least ones meeting those constraints. The modelled schedule meets all of them with
+these depths (no write is ever refused; a paced input is only a later input), so the
+hardware is never later than the model, whose slowest stage keeps the bottleneck's period.
+What is minimal: each depth is the smallest with which the modelled schedule runs without a
+refused write. A shallower FIFO may still reach the bottleneck rate when backpressure slows
+a producer that has slack; the model does not follow stalled stages, so it does not search
+below that.
 """
 
 from __future__ import annotations
@@ -38,8 +53,8 @@ FIFO_LATENCY = 2
 """Cycles from a write into an empty buffered FIFO to the beat being readable."""
 
 AUTO_MODEL_FRAMES = 6
-"""Frames the automatic sizing models (more than the joins' check: the lazy schedule's
-steady state comes a frame or two later than the eager one's)."""
+"""Frames the automatic sizing models: the first fills the pipeline, the others repeat (a
+margin over :data:`MODEL_FRAMES`, as every FIFO depends on it)."""
 
 MIN_AUTO_DEPTH = 2
 """The smallest FIFO the hardware builds (a buffered FIFO's output register and one
@@ -80,17 +95,17 @@ class Traffic:
     reads: dict[int, np.ndarray]
     outputs: dict[int, np.ndarray]
 
-    def peak(self, k: int, write_shift: int = 0, read_shift: int = 0) -> int:
-        """Most beats waiting in stream ``k``'s FIFO before a write, with the producer's
-        and the consumer's events moved later by the given cycles."""
-        return waiting(self.writes[k] + write_shift, self.reads[k] + read_shift)
+    def peak(self, k: int) -> int:
+        """Most beats waiting in stream ``k``'s FIFO before a write."""
+        return waiting(self.writes[k], self.reads[k])
 
 
 def model_traffic(stages: list[Stage], found: list[Stream], source: tuple[int, int],
                   input_size: int, frames: int = MODEL_FRAMES, paced: bool = False
                   ) -> Traffic:
     """Every stage's schedule with unbounded FIFOs and ``frames`` frames of ``input_size``
-    elements entering at the bottleneck's period."""
+    elements entering at the bottleneck's period, each frame's beats one per cycle or, when
+    ``paced``, spread evenly over the period."""
     period = max(stage.steady_cycles_per_frame for stage in stages)
     configs = [stage.hdl_config for stage in stages]
     feeding = {(s.consumer, s.in_port): k for k, s in enumerate(found)}
@@ -102,7 +117,7 @@ def model_traffic(stages: list[Stage], found: list[Stream], source: tuple[int, i
         for port, fmt in enumerate(input_ports(configs[index])):
             if (index, port) == source:
                 beats = input_size // fmt.elems
-                offsets = np.arange(beats) * (period // beats if paced else 1)
+                offsets = np.arange(beats) * (max(1, period // beats) if paced else 1)
                 arrivals.append((np.arange(frames)[:, None] * period
                                  + offsets[None, :]).reshape(-1))
                 continue
@@ -137,8 +152,9 @@ def join_fifo_depths(stages: list[Stage], found: list[Stream], source: tuple[int
 
 def auto_fifo_depths(stages: list[Stage], found: list[Stream], source: tuple[int, int],
                      input_size: int) -> list[int]:
-    """The depth of every stream's FIFO for ``fifo_depth="auto"``: the most beats waiting
-    in it in the lazy schedule (every stage moved as late as its consumers allow), plus
-    two, and at least :data:`MIN_AUTO_DEPTH`."""
+    """The depth of every stream's FIFO for ``fifo_depth="auto"`` (by stream index): the
+    most beats waiting in it in the model's schedule with the design's input paced over
+    each period, plus two, and at least :data:`MIN_AUTO_DEPTH` (see the module docstring for
+    what this guarantees)."""
     traffic = model_traffic(stages, found, source, input_size, AUTO_MODEL_FRAMES, paced=True)
     return [max(MIN_AUTO_DEPTH, traffic.peak(k) + 2) for k in range(len(found))]
