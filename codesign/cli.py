@@ -54,6 +54,14 @@ def _sparse(text: str) -> list[str] | float:
     return value
 
 
+def _fifo_depth(text: str) -> int | str:
+    """``auto`` or a whole number; anything else goes on to the option's own check."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def _hardware_options(command: argparse.ArgumentParser) -> None:
     """The options every command that builds and runs hardware takes."""
     command.add_argument("--out", type=Path, default=None,
@@ -72,10 +80,11 @@ def _hardware_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--target-cycles", type=int, default=None,
                          help="cycles per frame the automatic folding aims for, N >= 1 "
                               "(default: the example's)")
-    command.add_argument("--fifo-depth", type=int, default=None,
+    command.add_argument("--fifo-depth", type=_fifo_depth, default=None, metavar="N|auto",
                          help="smallest FIFO between stages in beats, N >= 2 (default 4; "
                               "deeper FIFOs let nearly balanced stages reach the slowest one's "
-                              "throughput)")
+                              "throughput), or auto: every FIFO sized from the stages' "
+                              "schedules to reach the slowest stage's throughput")
     command.add_argument("--family", type=_family, action="append", default=[],
                          metavar="LAYER=FAMILY",
                          help="run a layer on another PE family that computes it exactly "

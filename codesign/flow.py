@@ -19,6 +19,7 @@ from torch import nn
 
 from codesign.arch import Design, MappingOptions, build_design
 from codesign.arch.families import get_family
+from codesign.arch.options import FifoDepth
 from codesign.energy import EnergyTable
 from codesign.errors import MismatchError, OptionError, UnknownTargetError
 from codesign.evaluate import Evaluation, evaluate
@@ -187,7 +188,8 @@ def summarize(example: LoadedExample, design: Design, evaluation: Evaluation,
 
 def check_run_options(out_dir: Path, frames: int | None, energy_table: str | Path | None,
                       folding: Mapping[str, Any] | None = None, target_cycles: int | None = None,
-                      sparse: Sequence[str] | float | None = None, fifo_depth: int | None = None,
+                      sparse: Sequence[str] | float | None = None,
+                      fifo_depth: FifoDepth | None = None,
                       families: Mapping[str, str] | None = None, *, synth: bool = False,
                       synth_target: str = "xc7", part: str | None = None,
                       seeds: int = len(DEFAULT_SEEDS), **aims: Any) -> tuple[Path, EnergyTable]:
@@ -209,7 +211,7 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
                 folding: Mapping[str, Any] | None = None,
                 target_cycles: int | None = None,
                 sparse: Sequence[str] | float | None = None,
-                fifo_depth: int | None = None,
+                fifo_depth: FifoDepth | None = None,
                 families: Mapping[str, str] | None = None,
                 memory_styles: Mapping[str, str] | None = None,
                 lut_budget: int | None = None, dsp_budget: int | None = None,

@@ -19,6 +19,13 @@ from hdl.memory import MEMORY_STYLES
 DEFAULT_FIFO_DEPTH = 4
 """Smallest FIFO between two stages, in beats."""
 
+AUTO_FIFO_DEPTH = "auto"
+"""``fifo_depth`` value that sizes every FIFO from the stages' beat schedules
+(:func:`codesign.arch.dataflow.fifo_sizing.auto_fifo_depths`)."""
+
+FifoDepth = int | str
+"""A smallest FIFO depth in beats, or :data:`AUTO_FIFO_DEPTH`."""
+
 
 @dataclass(frozen=True)
 class Folding:
@@ -87,7 +94,7 @@ class MappingOptions:
     folding: tuple[tuple[str, Folding], ...] = ()
     target_cycles: int | None = None
     sparse: SparseChoice = None
-    fifo_depth: int = DEFAULT_FIFO_DEPTH
+    fifo_depth: FifoDepth = DEFAULT_FIFO_DEPTH
     families: tuple[tuple[str, str], ...] = ()
     organisation: str = "dataflow"
     memory_styles: tuple[tuple[str, str], ...] = ()
@@ -102,7 +109,7 @@ class MappingOptions:
     def create(folding: Mapping[str, Any] | None = None, *,
                target_cycles: int | None = None,
                sparse: Sequence[str] | float | None = None,
-               fifo_depth: int | None = None,
+               fifo_depth: FifoDepth | None = None,
                families: Mapping[str, str] | None = None,
                organisation: str = "dataflow",
                memory_styles: Mapping[str, str] | None = None,
@@ -126,10 +133,13 @@ class MappingOptions:
                                   "default)")
         if fifo_depth is None:
             fifo_depth = DEFAULT_FIFO_DEPTH
-        if isinstance(fifo_depth, bool) or not isinstance(fifo_depth, int) or fifo_depth < 2:
+        if fifo_depth != AUTO_FIFO_DEPTH and (isinstance(fifo_depth, bool)
+                                              or not isinstance(fifo_depth, int)
+                                              or fifo_depth < 2):
             raise OptionError(f"fifo_depth={fifo_depth!r}: a FIFO between stages needs at "
                               "least 2 beats (a whole number >= 2, default "
-                              f"{DEFAULT_FIFO_DEPTH})")
+                              f"{DEFAULT_FIFO_DEPTH}, or 'auto' to size every FIFO from the "
+                              "stages' schedules)")
         choice: SparseChoice
         if sparse is None:
             choice = None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from codesign.arch.options import MappingOptions
+from codesign.arch.options import AUTO_FIFO_DEPTH, FifoDepth, MappingOptions
 from codesign.arch.resource_model import bits_for, xc7_lutram_luts
 from codesign.arch.stage import Stage
 from codesign.errors import BudgetError
@@ -40,13 +40,29 @@ def converter_resources(producer_elems: int, consumer_elems: int, elem_bits: int
     return Resources(lut=wide // 2 + 4, ff=wide + 4)
 
 
-def chain_resources(stages: Sequence[Stage], min_fifo_depth: int, target: str) -> Resources:
+def chain_depths(stages: Sequence[Stage], min_fifo_depth: FifoDepth) -> list[int]:
+    """Depth of the FIFO in front of every stage of a chain but the first."""
+    if min_fifo_depth == AUTO_FIFO_DEPTH:
+        from codesign.arch.dataflow.fifo_sizing import auto_fifo_depths
+        from codesign.arch.dataflow.wiring import Stream
+
+        found = [Stream(k, 0, k + 1, 0) for k in range(len(stages) - 1)]
+        first = stages[0]
+        return auto_fifo_depths(list(stages), found, (0, 0),
+                                first.in_beats_per_frame * first.in_elems)
+    assert isinstance(min_fifo_depth, int)
+    return [stage.hdl_config.input_fifo_depth(min_fifo_depth) for stage in stages[1:]]
+
+
+def chain_resources(stages: Sequence[Stage], min_fifo_depth: FifoDepth, target: str
+                    ) -> Resources:
     """Stages plus the FIFO (and width converter) in front of every stage but the first."""
     parts = [stage.estimate_resources(target) for stage in stages]
-    for producer, consumer in zip(stages, stages[1:], strict=False):
+    depths = chain_depths(stages, min_fifo_depth)
+    for producer, consumer, depth in zip(stages, stages[1:], depths, strict=False):
         config = consumer.hdl_config
         width = config.in_elems * config.in_elem_bits
-        parts.append(fifo_resources(width, config.input_fifo_depth(min_fifo_depth)))
+        parts.append(fifo_resources(width, depth))
         if producer.out_elems != consumer.in_elems:
             parts.append(converter_resources(producer.out_elems, consumer.in_elems,
                                              config.in_elem_bits))

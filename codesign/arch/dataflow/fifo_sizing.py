@@ -1,4 +1,5 @@
-"""FIFO depths on the paths into a join, from the stages' beat schedules.
+"""FIFO depths from the stages' beat schedules: on the paths into a join, and on every
+stream with ``fifo_depth="auto"``.
 
 A join (add, concatenation) takes beat k of every input together (or in turn per pixel).
 When one path delivers beat k long before the other (an identity shortcut beside a branch of
@@ -18,11 +19,26 @@ each stream into a join the model counts the beats waiting in its FIFO before ea
 a FIFO of that maximum plus two never refuses a write (a buffered FIFO of depth d takes a
 write while fewer than d - 1 beats sit behind its output register), so the design runs the
 model's schedule: no deadlock, no stall below the bottleneck.
+
+``fifo_depth="auto"`` sizes every FIFO the same way (:func:`auto_fifo_depths`), with the
+design's input paced evenly over each period (a frame's beats spread over the bottleneck's
+cycles, not one per cycle from its start), so a stage far from the input does not run
+ahead of a slower consumer by a whole frame. Why the depths suffice: every stage starts
+each event (taking a beat, issuing a step, offering a beat) as soon as its inputs, its own
+earlier events and the space in the FIFO behind it allow, so the hardware's event times
+are the least ones meeting those constraints. The modelled schedule meets all of them with
+these depths (no write is ever refused; a paced input is only a later input), so the
+hardware is never later than the model, whose slowest stage keeps the bottleneck's period.
+What is minimal: each depth is the smallest with which the modelled schedule runs without a
+refused write. A shallower FIFO may still reach the bottleneck rate when backpressure slows
+a producer that has slack; the model does not follow stalled stages, so it does not search
+below that.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,6 +51,14 @@ MODEL_FRAMES = 4
 
 FIFO_LATENCY = 2
 """Cycles from a write into an empty buffered FIFO to the beat being readable."""
+
+AUTO_MODEL_FRAMES = 6
+"""Frames the automatic sizing models: the first fills the pipeline, the others repeat (a
+margin over :data:`MODEL_FRAMES`, as every FIFO depends on it)."""
+
+MIN_AUTO_DEPTH = 2
+"""The smallest FIFO the hardware builds (a buffered FIFO's output register and one
+entry)."""
 
 
 def regroup(times: np.ndarray, out_elems: int, in_elems: int) -> np.ndarray:
@@ -62,23 +86,40 @@ def waiting(writes: np.ndarray, reads: np.ndarray) -> int:
     return int(before.max())
 
 
-def model_schedule(stages: list[Stage], found: list[Stream], source: tuple[int, int],
-                   input_size: int, frames: int = MODEL_FRAMES) -> dict[int, int]:
-    """Most beats waiting in each stream's FIFO (by stream index) with unbounded FIFOs and
-    ``frames`` frames of ``input_size`` elements entering at the bottleneck's period."""
+@dataclass(frozen=True)
+class Traffic:
+    """The model's run with unbounded FIFOs: when each stream's beats are written into its
+    FIFO and taken by its consumer (by stream index), and each stage's output beats."""
+
+    writes: dict[int, np.ndarray]
+    reads: dict[int, np.ndarray]
+    outputs: dict[int, np.ndarray]
+
+    def peak(self, k: int) -> int:
+        """Most beats waiting in stream ``k``'s FIFO before a write."""
+        return waiting(self.writes[k], self.reads[k])
+
+
+def model_traffic(stages: list[Stage], found: list[Stream], source: tuple[int, int],
+                  input_size: int, frames: int = MODEL_FRAMES, paced: bool = False
+                  ) -> Traffic:
+    """Every stage's schedule with unbounded FIFOs and ``frames`` frames of ``input_size``
+    elements entering at the bottleneck's period, each frame's beats one per cycle or, when
+    ``paced``, spread evenly over the period."""
     period = max(stage.steady_cycles_per_frame for stage in stages)
     configs = [stage.hdl_config for stage in stages]
     feeding = {(s.consumer, s.in_port): k for k, s in enumerate(found)}
     outputs: dict[int, np.ndarray] = {}
     writes: dict[int, np.ndarray] = {}
-    peaks: dict[int, int] = {}
+    reads: dict[int, np.ndarray] = {}
     for index, stage in enumerate(stages):
         arrivals = []
         for port, fmt in enumerate(input_ports(configs[index])):
             if (index, port) == source:
                 beats = input_size // fmt.elems
+                offsets = np.arange(beats) * (max(1, period // beats) if paced else 1)
                 arrivals.append((np.arange(frames)[:, None] * period
-                                 + np.arange(beats)[None, :]).reshape(-1))
+                                 + offsets[None, :]).reshape(-1))
                 continue
             k = feeding[(index, port)]
             s = found[k]
@@ -90,8 +131,16 @@ def model_schedule(stages: list[Stage], found: list[Stream], source: tuple[int, 
         for port, accepts in enumerate(schedule.accepts):
             k = feeding.get((index, port))
             if k is not None:
-                peaks[k] = waiting(writes[k], np.sort(accepts))
-    return peaks
+                reads[k] = np.sort(accepts)
+    return Traffic(writes, reads, outputs)
+
+
+def model_schedule(stages: list[Stage], found: list[Stream], source: tuple[int, int],
+                   input_size: int, frames: int = MODEL_FRAMES) -> dict[int, int]:
+    """Most beats waiting in each stream's FIFO (by stream index) with unbounded FIFOs and
+    ``frames`` frames of ``input_size`` elements entering at the bottleneck's period."""
+    traffic = model_traffic(stages, found, source, input_size, frames)
+    return {k: traffic.peak(k) for k in traffic.writes}
 
 
 def join_fifo_depths(stages: list[Stage], found: list[Stream], source: tuple[int, int],
@@ -99,3 +148,13 @@ def join_fifo_depths(stages: list[Stage], found: list[Stream], source: tuple[int
     """Depth of the FIFO on each stream into a join: the model's peak plus two."""
     peaks = model_schedule(stages, found, source, input_size)
     return {k: peaks[k] + 2 for k in joins}
+
+
+def auto_fifo_depths(stages: list[Stage], found: list[Stream], source: tuple[int, int],
+                     input_size: int) -> list[int]:
+    """The depth of every stream's FIFO for ``fifo_depth="auto"`` (by stream index): the
+    most beats waiting in it in the model's schedule with the design's input paced over
+    each period, plus two, and at least :data:`MIN_AUTO_DEPTH` (see the module docstring for
+    what this guarantees)."""
+    traffic = model_traffic(stages, found, source, input_size, AUTO_MODEL_FRAMES, paced=True)
+    return [max(MIN_AUTO_DEPTH, traffic.peak(k) + 2) for k in range(len(found))]

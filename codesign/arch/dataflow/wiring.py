@@ -8,17 +8,20 @@ input. Any list of stages closed under "produced by" wires (a design, or the par
 up to a stage, as :meth:`Dataflow.localize_mismatch` simulates); a fork whose consumer is
 not in the list leaves that output unread (always ready).
 
-Every FIFO is as deep as its consumer asks (:meth:`hdl.stage.StageConfig.input_fifo_depth`,
-at least the option's ``fifo_depth``), except on the paths into a join (add, concatenation):
-there one input may have to hold what its producer delivers while the other path is still
-on its way, and :mod:`codesign.arch.dataflow.fifo_sizing` sizes them from the stages'
-schedules.
+With an integer ``fifo_depth`` every FIFO is as deep as its consumer asks
+(:meth:`hdl.stage.StageConfig.input_fifo_depth`, at least the option's ``fifo_depth``),
+except on the paths into a join (add, concatenation): there one input may have to hold what
+its producer delivers while the other path is still on its way, and
+:mod:`codesign.arch.dataflow.fifo_sizing` sizes them from the stages' schedules. With
+``fifo_depth="auto"`` every FIFO is sized from the schedules (see
+:func:`codesign.arch.dataflow.fifo_sizing.auto_fifo_depths`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from codesign.arch.options import AUTO_FIFO_DEPTH, FifoDepth
 from codesign.arch.stage import Stage
 from codesign.arch.stages import ForkStage
 from codesign.errors import GraphError
@@ -95,16 +98,22 @@ def streams(graph: Graph, stages: list[Stage]) -> tuple[list[Stream], tuple[int,
     return found, source
 
 
-def wire(graph: Graph, stages: list[Stage], min_depth: int) -> Wiring:
-    """Streams with their FIFO depths; the last stage's output is the design's output."""
-    from codesign.arch.dataflow.fifo_sizing import join_fifo_depths
+def wire(graph: Graph, stages: list[Stage], min_depth: FifoDepth) -> Wiring:
+    """Streams with their FIFO depths; the last stage's output is the design's output.
+    ``min_depth`` :data:`~codesign.arch.options.AUTO_FIFO_DEPTH` sizes every FIFO from the
+    schedules alone."""
+    from codesign.arch.dataflow.fifo_sizing import auto_fifo_depths, join_fifo_depths
 
     found, source = streams(graph, stages)
-    depths = [stages[s.consumer].hdl_config.input_fifo_depth(min_depth) for s in found]
     joins = frozenset(k for k, s in enumerate(found)
                       if len(input_ports(stages[s.consumer].hdl_config)) > 1)
     sink = (len(stages) - 1, 0)
-    if joins:
+    if min_depth == AUTO_FIFO_DEPTH:
+        depths = auto_fifo_depths(stages, found, source, graph.input_info.size)
+    else:
+        assert isinstance(min_depth, int)
+        depths = [stages[s.consumer].hdl_config.input_fifo_depth(min_depth) for s in found]
+    if joins and min_depth != AUTO_FIFO_DEPTH:
         sized = join_fifo_depths(stages, found, source, graph.input_info.size, joins)
         depths = [max(depth, sized.get(k, 0)) for k, depth in enumerate(depths)]
     edges = tuple(Edge(s.producer, s.out_port, s.consumer, s.in_port, depth)
