@@ -174,7 +174,7 @@ def test_sum_pool_unit_exact_with_predicted_counters(k, stride, extra_h, extra_w
     node = ir.SumPool("avg", ["x"], ["y"], kernel=k, stride=stride)
     lo, hi = node.output_range(dtype)
     node.post, out_t = random_post(rng, lo, hi, channels, post)
-    stage = PoolStage("avg", node, dtype, (h, w, channels), simd, out_t)
+    stage = PoolStage("avg", node, dtype, (h, w, channels), simd, out_type=out_t)
     frames = 2
     x = values(rng, dtype, (frames, h, w, channels))
     expected = node.execute([x], None).reshape(frames, -1)
