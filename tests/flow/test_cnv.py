@@ -26,6 +26,7 @@ def _benchmark():
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_cnv_w1a1_bit_exact_at_finn_folding():
     from quant_models.cnn import random_cnv_w1a1
 

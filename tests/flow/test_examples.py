@@ -87,7 +87,7 @@ def test_sparse_example_skips_zero_weights(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["binary-cnn", "depthwise-separable-cnn"])
+@pytest.mark.parametrize("name", ["binary-cnn", pytest.param('depthwise-separable-cnn', marks=pytest.mark.extended)])
 def test_cnn_through_codesign_run(name, tmp_path):
     out = tmp_path / name
     assert main(["run", name, "--frames", "30", "--out", str(out)]) == 0
@@ -113,7 +113,9 @@ DAG_EXAMPLES = {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(DAG_EXAMPLES))
+@pytest.mark.parametrize("name", [name if name == "resnet-w4a4" else
+                                  pytest.param(name, marks=pytest.mark.extended)
+                                  for name in sorted(DAG_EXAMPLES)])
 def test_dag_example_through_codesign_run(name, tmp_path):
     """Forks, joins and average pools bit-exact through `codesign run`, every stage at its
     formula plus fill, and the design's steady state at its bottleneck's rate."""
