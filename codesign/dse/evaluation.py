@@ -10,6 +10,7 @@ as its row (status ``failed`` and the named error), so the sweep goes on.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,6 +29,7 @@ from codesign.examples import LoadedExample, load_example, load_recipe_example
 from codesign.flow import dot_layers, example_graph, example_inputs, example_options, predictions
 from codesign.ir import Graph
 from codesign.passes import run_passes
+from codesign.paths import content_key
 from codesign.reference import execute_all
 
 RESOURCE_TARGET = "xc7"
@@ -119,6 +121,18 @@ def build_point(point: Point) -> tuple[Design, Lowered]:
     return build_design(network.graph, options), network
 
 
+def design_key(point: Point, design: Design) -> str:
+    """16 hex digits naming the hardware a point builds (its network, every stage's record
+    and the organisation's buffers): points whose axis values differ but build the same
+    hardware (a sparse choice on a network without zero weights, say) share it, and one
+    RTL run verifies them all."""
+    stages = json.dumps([stage.record() for stage in design.stages], sort_keys=True,
+                        default=str)
+    buffers = json.dumps(design.organisation.buffers(design), sort_keys=True, default=str)
+    return content_key(("example", point.example), ("stages", stages),
+                       ("buffers", buffers))[:16]
+
+
 def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".replace("\n", " ")
 
@@ -129,6 +143,7 @@ def evaluate_point(point: Point, energy_table_path: str | None = None) -> dict[s
     row: dict[str, Any] = {"key": point.key, **point.axes(), "family_label": point.family_label}
     try:
         design, network = build_point(point)
+        row["design"] = design_key(point, design)
         table = energy_table(energy_table_path)
         result = evaluate(design, network.inputs, network.values, table, rtl=False,
                           checked=True)
@@ -155,11 +170,13 @@ def evaluate_point(point: Point, energy_table_path: str | None = None) -> dict[s
 def verify_point(point: Point, frames: int, energy_table_path: str | None = None
                  ) -> dict[str, Any]:
     """Simulate the point's design on its first ``frames`` test frames in RTL and check every
-    output against the reference: bit-exactness and the measured cycles."""
+    output against the reference: bit-exactness and the measured cycles (the row's key is
+    the design's, :func:`design_key`)."""
     start = time.perf_counter()
     row: dict[str, Any] = {"key": point.key}
     try:
         design, network = build_point(point)
+        row["key"] = design_key(point, design)
         x = network.inputs[:frames]
         result = evaluate(design, x, execute_all(design.graph, x),
                           energy_table(energy_table_path), rtl=True, checked=True)

@@ -56,6 +56,7 @@ def render_sweep_report(spec: SweepSpec, rows: Sequence[Mapping[str, Any]],
     counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "skipped", "failed")}
     lines = [
         f"# Sweep {spec.name}", "",
+        *([spec.notes, ""] if spec.notes else []),
         f"{len(rows)} design points ({counts['ok']} evaluated, {counts['skipped']} skipped, "
         f"{counts['failed']} failed); every point is evaluated by the analytical model "
         "(cycles, energy), the integer reference on the whole test split (accuracy) and the "

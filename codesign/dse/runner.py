@@ -110,14 +110,15 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path, *,
         say(f"Pareto front: {len(front)} of {sum(r['status'] == 'ok' for r in rows)} "
             "evaluated points")
         if verify:
-            wanted = front if spec.rtl_limit is None else front[:spec.rtl_limit]
+            wanted = _designs(front, spec)
             have = rtl_store.keys()
             point_of = {p.key: p for p in points}
-            pending = [point_of[r["key"]] for r in wanted if r["key"] not in have]
-            say(f"verifying {len(pending)} front point(s) in RTL on {spec.rtl_frames} frames "
-                f"({len(wanted) - len(pending)} verified before)")
+            pending = [point_of[r["key"]] for r in wanted if r["design"] not in have]
+            say(f"verifying {len(pending)} design(s) of the front in RTL on {spec.rtl_frames} "
+                f"frames ({len(wanted) - len(pending)} verified before)")
             verified = _run_tasks(active, "RTL", pending, verify_point,
-                                  (spec.rtl_frames, spec.energy_table), rtl_store, say, None)
+                                  (spec.rtl_frames, spec.energy_table), rtl_store, say, None,
+                                  keys=[r["design"] for r in wanted if r["design"] not in have])
 
     if not todo and (not verify or _all_verified(store, rtl_store, points, spec)):
         session(None)
@@ -127,10 +128,19 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path, *,
         with dask_client(scheduler, workers, say=say) as active:
             session(active)
     checks = {row["key"]: row for row in rtl_store.rows()}
-    front = [{**row, **checks.get(row["key"], {})} for row in front]
+    front = [{**row, **{k: v for k, v in checks.get(row["design"], {}).items() if k != "key"}}
+             for row in front]
     write_sweep_report(out, spec, rows, front)
     say(f"report -> {out / 'README.md'}")
     return SweepResult(rows, front, evaluated, verified, out)
+
+
+def _designs(front: Sequence[dict[str, Any]], spec: SweepSpec) -> list[dict[str, Any]]:
+    """One front row per design, cheapest in LUTs first (rows without an estimate last),
+    at most ``spec.rtl_limit`` of them."""
+    unique = list({row["design"]: row for row in reversed(front)}.values())[::-1]
+    unique.sort(key=lambda r: (r.get("lut") is None, r.get("lut") or 0))
+    return unique if spec.rtl_limit is None else unique[:spec.rtl_limit]
 
 
 def _all_verified(store: ResultsStore, rtl_store: ResultsStore, points: Sequence[Point],
@@ -138,15 +148,16 @@ def _all_verified(store: ResultsStore, rtl_store: ResultsStore, points: Sequence
     by_key = {row["key"]: row for row in store.rows()}
     rows = [by_key[p.key] for p in points if p.key in by_key]
     front = [rows[i] for i in front_rows(rows)]
-    wanted = front if spec.rtl_limit is None else front[:spec.rtl_limit]
-    return {r["key"] for r in wanted} <= rtl_store.keys()
+    return {r["design"] for r in _designs(front, spec)} <= rtl_store.keys()
 
 
 def _run_tasks(client: Any, what: str, points: Sequence[Point], task: Callable[..., Any],
                args: tuple[Any, ...], store: ResultsStore, say: Say,
-               on_point: Callable[[dict[str, Any]], None] | None) -> int:
+               on_point: Callable[[dict[str, Any]], None] | None,
+               keys: Sequence[str] | None = None) -> int:
     """Run ``task(point, *args)`` for every point on the cluster; store each row as it
-    comes (a task lost with its worker is stored as failed)."""
+    comes (a task lost with its worker is stored as failed, under its entry of ``keys``,
+    by default the point's key)."""
     if not points:
         return 0
     from distributed import as_completed
@@ -156,11 +167,12 @@ def _run_tasks(client: Any, what: str, points: Sequence[Point], task: Callable[.
     futures = client.map(task, points, *[[a] * len(points) for a in args], pure=False,
                          key=[f"{what}-{p.key}" for p in points])
     point_of = {f.key: p for f, p in zip(futures, points, strict=True)}
+    key_of = {f.key: k for f, k in zip(futures, keys or [p.key for p in points], strict=True)}
     for future in as_completed(futures):
         try:
             row = future.result()
         except Exception as exc:  # the worker died or the task could not run
-            row = {"key": point_of[future.key].key,
+            row = {"key": key_of[future.key],
                    **({"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
                       if what == "points" else
                       {"rtl_status": "failed", "rtl_error": f"{type(exc).__name__}: {exc}"})}

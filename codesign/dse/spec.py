@@ -37,9 +37,9 @@ DEFAULT = "default"
 AXES = ("examples", "target_cycles", "foldings", "families", "sparse", "fifo_depth",
         "memory_styles")
 """Every axis a sweep file may span, in the order a point lists them."""
-OPTIONS = ("name", "rtl_front", "rtl_frames", "rtl_limit", "energy_table")
-"""The sweep's other keys: a name, whether (and on how many frames, for how many points)
-the Pareto front is verified in RTL, and the energy table."""
+OPTIONS = ("name", "notes", "rtl_front", "rtl_frames", "rtl_limit", "energy_table")
+"""The sweep's other keys: a name, notes for its report, whether (and on how many frames, for
+how many points) the Pareto front is verified in RTL, and the energy table."""
 
 DEFAULT_RTL_FRAMES = 16
 
@@ -65,6 +65,8 @@ class SweepSpec:
     fifo_depth: tuple[int, ...] = (DEFAULT_FIFO_DEPTH,)
     memory_styles: tuple[MemoryStyle, ...] = (None,)
     name: str = "sweep"
+    notes: str = ""
+    """Text the report shows under its title (what the sweep asks, what it found)."""
     rtl_front: bool = True
     rtl_frames: int = DEFAULT_RTL_FRAMES
     rtl_limit: int | None = None
@@ -111,6 +113,8 @@ class SweepSpec:
                                           for v in _values(data, "memory_styles", where))
         if "name" in data:
             args["name"] = str(data["name"])
+        if data.get("notes") is not None:
+            args["notes"] = str(data["notes"]).strip()
         if "rtl_front" in data:
             if not isinstance(data["rtl_front"], bool):
                 raise SweepError(f"{where}: rtl_front={data['rtl_front']!r}: give true or false")

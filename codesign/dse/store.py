@@ -24,6 +24,7 @@ POINT_COLUMNS: dict[str, Kind] = {
     "memory_style": "json", "status": "str", "error": "str", "accuracy": "float",
     "cycles_per_frame": "float", "energy_pj_per_frame": "float", "lut": "int", "ff": "int",
     "bram18": "float", "dsp": "int", "resources_error": "str", "engines": "str",
+    "design": "str",
     "seconds": "float", "finished_at": "float",
 }
 """The analytical results table (``points.csv``): a point's axes, status and figures."""
@@ -33,7 +34,8 @@ RTL_COLUMNS: dict[str, Kind] = {
     "rtl_total_cycles": "int", "rtl_energy_pj_per_frame": "float", "analytical_match": "bool",
     "rtl_error": "str", "rtl_seconds": "float", "rtl_finished_at": "float",
 }
-"""The RTL verification table (``rtl.csv``): one row per verified front point."""
+"""The RTL verification table (``rtl.csv``): one row per verified design of the front (its
+``key`` is the points' ``design``)."""
 
 
 class ResultsStore:

@@ -36,8 +36,8 @@ def spec(**axes) -> SweepSpec:
 @pytest.mark.parametrize(("data", "message"), [
     ({"examples": ["binarized-mlp"], "targets": [128]},
      "sweep: unknown key 'targets'; axes: examples, target_cycles, foldings, families, "
-     "sparse, fifo_depth, memory_styles; options: name, rtl_front, rtl_frames, rtl_limit, "
-     "energy_table"),
+     "sparse, fifo_depth, memory_styles; options: name, notes, rtl_front, rtl_frames, "
+     "rtl_limit, energy_table"),
     ({"examples": ["no-such-net"]}, "sweep: examples: unknown example 'no-such-net'; examples: "
                                     "binarized-mlp, "),
     ({"examples": ["binarized-mlp"], "families": ["simd"]},
@@ -80,10 +80,16 @@ def test_axes_multiply_into_points():
 
 def test_tiny_sweep_on_an_in_process_cluster(client, tmp_path):
     result = run_sweep(spec(examples=["binarized-mlp"], target_cycles=[128, 512],
-                            families=["default", "mac", "xnor_popcount"]),
+                            families=["default", "mac", "xnor_popcount"],
+                            sparse=["default", "none"]),
                        tmp_path, client=client, say=quiet)
-    by = {(r["target_cycles"], r["family_label"]): r for r in result.rows}
-    assert len(result.rows) == 6 and result.evaluated == 6
+    by = {(r["target_cycles"], r["family_label"]): r for r in result.rows
+          if r["sparse"] is None}
+    assert len(result.rows) == 12 and result.evaluated == 12
+    # no layer of this network is sparse: "none" builds the default's design
+    none = [r for r in result.rows if r["sparse"] == "none"]
+    assert [r["design"] for r in none] == [r["design"] for r in by.values()]
+    assert len({r["design"] for r in by.values() if r["status"] == "ok"}) == 4
     # xnor_popcount already runs every layer it can: nothing new to evaluate
     assert by[(128, "xnor_popcount")]["status"] == "skipped"
     assert by[(128, "xnor_popcount")]["error"].startswith(
