@@ -122,12 +122,13 @@ def build_point(point: Point) -> tuple[Design, Lowered]:
 
 
 def design_key(point: Point, design: Design) -> str:
-    """16 hex digits naming the hardware a point builds (its network, every stage's record
-    and the organisation's buffers): points whose axis values differ but build the same
-    hardware (a sparse choice on a network without zero weights, say) share it, and one
-    RTL run verifies them all."""
-    stages = json.dumps([stage.record() for stage in design.stages], sort_keys=True,
-                        default=str)
+    """16 hex digits naming the hardware a point builds (its network, every stage's kind,
+    hardware, types and memory style, and the organisation's buffers): points whose axis
+    values differ but build the same hardware (a sparse choice on a network without zero
+    weights, say) share it, and one RTL run verifies them all."""
+    stages = json.dumps([[stage.name, stage.kind, stage.hardware(), str(stage.input_type),
+                          str(stage.output_type), design.options.memory_style_for(stage.name)]
+                         for stage in design.stages])
     buffers = json.dumps(design.organisation.buffers(design), sort_keys=True, default=str)
     return content_key(("example", point.example), ("stages", stages),
                        ("buffers", buffers))[:16]
