@@ -124,6 +124,18 @@ def test_a_point_the_generator_cannot_build_fails_alone(client, tmp_path):
     assert "Failed points" in (tmp_path / "README.md").read_text()
 
 
+def test_a_memory_style_for_the_whole_network(client, tmp_path):
+    result = run_sweep(spec(examples=["binarized-mlp"], target_cycles=[512],
+                            memory_styles=["auto", "distributed", {"fc0": "registers"}]),
+                       tmp_path, client=client, say=quiet)
+    auto, distributed, registers = result.rows
+    assert [r["memory_style"] for r in result.rows] == [None, "distributed",
+                                                         {"fc0": "registers"}]
+    assert all(r["status"] == "ok" for r in result.rows)
+    assert auto["bram18"] > 0 and distributed["bram18"] == 0
+    assert len({r["design"] for r in result.rows}) == 3
+
+
 class Crash(Exception):
     pass
 
