@@ -54,6 +54,11 @@ def _rtl(row: Mapping[str, Any]) -> tuple[str, str]:
 def render_sweep_report(spec: SweepSpec, rows: Sequence[Mapping[str, Any]],
                         front: Sequence[Mapping[str, Any]]) -> str:
     counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "skipped", "failed")}
+    designs: dict[str, Mapping[str, Any]] = {}
+    shared: dict[str, int] = {}
+    for row in front:
+        designs.setdefault(row["design"], row)
+        shared[row["design"]] = shared.get(row["design"], 0) + 1
     lines = [
         f"# Sweep {spec.name}", "",
         *([spec.notes, ""] if spec.notes else []),
@@ -69,15 +74,18 @@ def render_sweep_report(spec: SweepSpec, rows: Sequence[Mapping[str, Any]],
         "", "All rows: `points.csv`; RTL checks: `rtl.csv`.", "",
         f"![accuracy vs energy]({ENERGY_PLOT})", "", f"![cycles vs LUTs]({LUT_PLOT})", "",
         "## Pareto front", "",
-        "| example | family | engines | choices | accuracy | cycles/frame | pJ/frame | LUT | "
-        "FF | BRAM18 | DSP | RTL | RTL cycles/frame |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"{len(front)} points, {len(designs)} distinct designs (points whose choices build "
+        "the same hardware share a row: *points* counts them, *choices* are the first's).", "",
+        "| example | family | engines | choices | points | accuracy | cycles/frame | pJ/frame "
+        "| LUT | FF | BRAM18 | DSP | RTL | RTL cycles/frame |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in sorted(front, key=lambda r: (r["example"], r["cycles_per_frame"])):
+    for row in sorted(designs.values(), key=lambda r: (r["example"], r["cycles_per_frame"])):
         status, cycles = _rtl(row)
         lines.append(
             f"| {row['example']} | {row.get('family_label') or 'default'} | "
-            f"{row.get('engines') or '-'} | {_choices(row)} | {row['accuracy']:.4f} | "
+            f"{row.get('engines') or '-'} | {_choices(row)} | {shared[row['design']]} | "
+            f"{row['accuracy']:.4f} | "
             f"{_fmt(row['cycles_per_frame'])} | {_fmt(row['energy_pj_per_frame'])} | "
             f"{_fmt(row.get('lut'))} | {_fmt(row.get('ff'))} | {_fmt(row.get('bram18'))} | "
             f"{_fmt(row.get('dsp'))} | {status} | {cycles} |")
