@@ -68,9 +68,12 @@ def render_sweep_report(spec: SweepSpec, rows: Sequence[Mapping[str, Any]],
         "xc7 resource model (LUTs; `-` where a stage kind has no calibrated model yet). "
         "The Pareto front maximises accuracy and minimises cycles per frame, energy per frame "
         "and LUTs (a point without a LUT estimate counts as the most expensive); "
-        + (f"its points are simulated in RTL on the first {spec.rtl_frames} test frames and "
-           "every output is checked against the reference." if spec.rtl_front else
-           "it is not verified in RTL."),
+        + (f"its designs are simulated in RTL on the first {spec.rtl_frames} test frames and "
+           "every output is checked against the reference"
+           + ("." if spec.rtl_limit is None else
+              f" (at most {spec.rtl_limit} designs, fewest LUTs first, designs without a LUT "
+              "estimate last; the others are marked not verified).")
+           if spec.rtl_front else "it is not verified in RTL."),
         "", "All rows: `points.csv`; RTL checks: `rtl.csv`.", "",
         f"![accuracy vs energy]({ENERGY_PLOT})", "", f"![cycles vs LUTs]({LUT_PLOT})", "",
         "## Pareto front", "",
