@@ -203,10 +203,10 @@ def _sweep(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     failed = sum(r["status"] == "failed" for r in result.rows)
-    checked = [r for r in result.front if r.get("rtl_status") is not None]
-    exact = sum(r.get("rtl_status") == "bit-exact" for r in checked)
-    print(f"{len(result.rows)} points ({failed} failed), front of {len(result.front)}, "
-          f"{exact}/{len(checked)} verified bit-exact in RTL "
+    designs = {r["design"] for r in result.front}
+    exact = {r["design"] for r in result.front if r.get("rtl_status") == "bit-exact"}
+    print(f"{len(result.rows)} points ({failed} failed), front of {len(result.front)} points "
+          f"({len(designs)} designs), {len(exact)} designs verified bit-exact in RTL "
           f"({time.perf_counter() - start:.1f} s) -> {out / 'README.md'}")
     return 0
 

@@ -2,7 +2,7 @@
 
 ``pareto_energy.png`` plots accuracy against energy per frame and ``pareto_luts.png`` cycles
 per frame against LUTs; every evaluated point is a grey dot and the front's points are
-coloured by their family choice (energy plot) or by example (LUT plot).
+coloured by the PE families their engines use (energy plot) or by example (LUT plot).
 """
 
 from __future__ import annotations
@@ -100,6 +100,11 @@ def render_sweep_report(spec: SweepSpec, rows: Sequence[Mapping[str, Any]],
     return "\n".join(lines) + "\n"
 
 
+def engine_families(row: Mapping[str, Any]) -> str:
+    """The PE families a design's engines use (``/sparse``: zero-skipping), as one label."""
+    return " + ".join(sorted(set(str(row.get("engines") or "none").split(","))))
+
+
 def write_plots(out_dir: Path, rows: Sequence[Mapping[str, Any]],
                 front: Sequence[Mapping[str, Any]]) -> None:
     import matplotlib
@@ -108,10 +113,10 @@ def write_plots(out_dir: Path, rows: Sequence[Mapping[str, Any]],
     import matplotlib.pyplot as plt
 
     ok = [r for r in rows if r["status"] == "ok"]
-    specs = ((ENERGY_PLOT, "energy_pj_per_frame", "accuracy", "family_label",
+    specs = ((ENERGY_PLOT, "energy_pj_per_frame", "accuracy", engine_families,
               "energy per frame (pJ, log)", "test accuracy"),
-             (LUT_PLOT, "lut", "cycles_per_frame", "example", "LUTs (xc7 model, log)",
-              "cycles per frame (log)"))
+             (LUT_PLOT, "lut", "cycles_per_frame", lambda r: str(r["example"]),
+              "LUTs (xc7 model, log)", "cycles per frame (log)"))
     for name, xkey, ykey, colour, xlabel, ylabel in specs:
         fig, ax = plt.subplots(figsize=(8, 5.5))
         pts = [r for r in ok if r.get(xkey) is not None]
@@ -120,7 +125,7 @@ def write_plots(out_dir: Path, rows: Sequence[Mapping[str, Any]],
         groups: dict[str, list[Mapping[str, Any]]] = {}
         for r in front:
             if r.get(xkey) is not None:
-                groups.setdefault(str(r.get(colour) or "default"), []).append(r)
+                groups.setdefault(colour(r), []).append(r)
         for label, members in sorted(groups.items()):
             ax.scatter([r[xkey] for r in members], [r[ykey] for r in members], s=36,
                        edgecolors="black", linewidths=0.5, label=label)
