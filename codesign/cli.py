@@ -177,7 +177,47 @@ def _parser() -> argparse.ArgumentParser:
                             "run directory under --out, the Deep Compression study "
                             f"({STUDY_DIR}/) is written when its examples run and the "
                             "compression study when every example runs")
+    sweep = sub.add_parser(
+        "sweep", help="evaluate a design-space sweep (YAML) on Dask, find its Pareto front, "
+                      "verify the front in RTL and write a report",
+        description="Evaluate every point of the sweep file's axes (examples, target_cycles "
+                    "or foldings, families, sparse, fifo_depth, memory_styles) with the "
+                    "analytical model, the integer reference and the resource model; find the "
+                    "Pareto front over accuracy, cycles, energy and LUTs; simulate the front "
+                    "in RTL. Results are appended to DIR/points.csv as points finish, so a "
+                    "rerun resumes.")
+    sweep.add_argument("sweep_file", type=Path, help="the sweep file (YAML)")
+    sweep.add_argument("--out", type=Path, default=None,
+                       help="output directory (default runs/sweep-<file name>)")
+    sweep.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="a running Dask scheduler (e.g. tcp://host:8786; default: a local "
+                            "cluster of --workers processes)")
+    sweep.add_argument("--workers", type=int, default=2,
+                       help="worker processes of the local cluster (default 2)")
+    sweep.add_argument("--rtl-front", action=argparse.BooleanOptionalAction, default=None,
+                       help="verify the Pareto front in RTL (default: the sweep file's "
+                            "rtl_front, true unless it says otherwise)")
     return parser
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from codesign.dse import run_sweep
+
+    out = args.out or Path("runs") / f"sweep-{args.sweep_file.stem}"
+    start = time.perf_counter()
+    try:
+        result = run_sweep(args.sweep_file, out, scheduler=args.scheduler, workers=args.workers,
+                           rtl_front=args.rtl_front, say=_stderr_line)
+    except CodesignError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    failed = sum(r["status"] == "failed" for r in result.rows)
+    designs = {r["design"] for r in result.front}
+    exact = {r["design"] for r in result.front if r.get("rtl_status") == "bit-exact"}
+    print(f"{len(result.rows)} points ({failed} failed), front of {len(result.front)} points "
+          f"({len(designs)} designs), {len(exact)} designs verified bit-exact in RTL "
+          f"({time.perf_counter() - start:.1f} s) -> {out / 'README.md'}")
+    return 0
 
 
 def synth_source(source: Path, *, target: str = "xc7", top: str | None = None,
@@ -382,6 +422,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _study(args.part, args.out, args.frames, args.examples)
     if args.command == "compress":
         return _compress(args)
+    if args.command == "sweep":
+        return _sweep(args)
     from codesign.flow import run_example
 
     importing = args.command == "import"

@@ -64,3 +64,11 @@ class MissingDependencyError(CodesignError):
 
 class DataError(CodesignError):
     """A data set directory or file cannot be read or is not in the expected format."""
+
+
+class SweepError(CodesignError):
+    """A sweep file names an unknown axis, option or example, or gives a value not accepted."""
+
+
+class SchedulerError(CodesignError):
+    """The Dask scheduler a sweep was given cannot be reached."""

@@ -54,10 +54,47 @@ def compile_graph(graph: Graph, options: MappingOptions | None = None,
         options = MappingOptions.create(**option_args)
     elif option_args:
         raise OptionError("give either options= or its keyword arguments, not both")
-    # a bipolar x bipolar layer asked onto a dot-product engine keeps dot accumulation
-    keep_dot = [layer for layer, family in options.families
-                if get_family(family, layer).accumulates == "dot"]
-    return build_design(run_passes(graph, keep_dot=keep_dot), options)
+    return build_design(run_passes(graph, keep_dot=dot_layers(options)), options)
+
+
+def dot_layers(options: MappingOptions) -> tuple[str, ...]:
+    """Layers whose IR keeps dot-product accumulation: a bipolar x bipolar layer asked onto
+    a dot-product engine (the pass pipeline's ``keep_dot``; equal tuples give equal graphs,
+    so a sweep lowers a network once per tuple)."""
+    return tuple(layer for layer, family in options.families
+                 if get_family(family, layer).accumulates == "dot")
+
+
+def example_options(example: LoadedExample, folding: Mapping[str, Any] | None = None, *,
+                    target_cycles: int | None = None,
+                    sparse: Sequence[str] | float | None = None,
+                    fifo_depth: int | None = None, families: Mapping[str, str] | None = None,
+                    **aims: Any) -> MappingOptions:
+    """The options of a run of ``example``: the example's folding, throughput target and
+    sparse choice wherever the arguments leave them unset (no target when a budget or a
+    frame rate chooses the folding)."""
+    chooses = aims.get("target_fps") is not None or any(
+        aims.get(b) is not None for b in ("lut_budget", "dsp_budget", "bram_budget"))
+    return MappingOptions.create(
+        {**example.folding, **dict(folding or {})},
+        target_cycles=target_cycles or (None if chooses else example.target_cycles),
+        sparse=example.sparse if sparse is None else sparse,
+        fifo_depth=fifo_depth, families=families, **aims)
+
+
+def example_graph(example: LoadedExample) -> Graph:
+    """The frontend's graph of an example (a quant_models network or an imported one)."""
+    if example.imported is not None:
+        return example.imported.graph
+    assert example.model is not None
+    return from_quant_model(example.model, name=example.name)
+
+
+def example_inputs(example: LoadedExample, graph: Graph, x: np.ndarray) -> np.ndarray:
+    """The example's test frames ``x`` as the graph's checked integer inputs."""
+    if example.imported is not None:
+        return check_inputs(graph, example.imported.input_codes(x))
+    return check_inputs(graph, x)
 
 
 def _stderr(message: str) -> None:
@@ -264,21 +301,11 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
     steps.end(f"{len(x_test)} test frames")
 
     steps.begin("compile", "lowering to the integer IR, running the passes, mapping")
-    chooses = target_fps is not None or any(b is not None for b in
-                                            (lut_budget, dsp_budget, bram_budget))
-    options = MappingOptions.create(
-        {**example.folding, **dict(folding or {})},
-        target_cycles=target_cycles or (None if chooses else example.target_cycles),
-        sparse=example.sparse if sparse is None else sparse,
-        fifo_depth=fifo_depth, families=families, **aims)
+    options = example_options(example, folding, target_cycles=target_cycles, sparse=sparse,
+                              fifo_depth=fifo_depth, families=families, **aims)
     source_bit_exact = None
-    if example.imported is not None:
-        design = compile_graph(example.imported.graph, options)
-        x_checked = check_inputs(design.graph, example.imported.input_codes(x_test))
-    else:
-        assert example.model is not None
-        design = compile_model(example.model, options, name=example.name)
-        x_checked = check_inputs(design.graph, x_test)
+    design = compile_graph(example_graph(example), options)
+    x_checked = example_inputs(example, design.graph, x_test)
     values = execute_all(design.graph, x_checked)
     reference_outputs = values[design.graph.output]
     ref_pred = predictions(example, design.graph, reference_outputs)

@@ -80,14 +80,12 @@ PERF_COUNTERS = (
 
 def pack_words(codes: np.ndarray, bits: int) -> list[int]:
     """Pack rows of non-negative codes into integers, element j at bits [j*bits, (j+1)*bits)."""
-    words = []
-    mask = (1 << bits) - 1
-    for row in np.asarray(codes, dtype=np.int64).reshape(codes.shape[0], -1):
-        word = 0
-        for j, code in enumerate(row.tolist()):
-            word |= (int(code) & mask) << (j * bits)
-        words.append(word)
-    return words
+    rows = np.asarray(codes, dtype=np.int64).reshape(np.shape(codes)[0], -1)
+    # each code's low ``bits`` bits (two's complement), least significant first, row-major
+    planes = (rows[:, :, None] >> np.arange(bits)) & 1
+    packed = np.packbits(planes.reshape(len(rows), -1).astype(np.uint8), axis=1,
+                         bitorder="little")
+    return [int.from_bytes(row.tobytes(), "little") for row in packed]
 
 
 @dataclass(eq=False)
@@ -193,14 +191,9 @@ class MVUConfig:
 
     def weight_words(self) -> list[int]:
         """Weight memory image: address nf*SF + sf holds PE rows x SIMD columns."""
-        wb = self.lane.weight_bits
-        words = []
-        for nf in range(self.nf):
-            for sf in range(self.sf):
-                block = self.weight_codes[nf * self.pe:(nf + 1) * self.pe,
-                                          sf * self.simd:(sf + 1) * self.simd]
-                words += pack_words(block.reshape(1, -1), wb)
-        return words
+        codes = np.asarray(self.weight_codes).reshape(self.nf, self.pe, self.sf, self.simd)
+        blocks = codes.transpose(0, 2, 1, 3).reshape(self.nf * self.sf, self.pe * self.simd)
+        return pack_words(blocks, self.lane.weight_bits)
 
 
 def _counter(n: int) -> Signal:

@@ -30,6 +30,7 @@ from functools import cache
 from importlib import resources as package_files
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from codesign.bits import range_bits
@@ -177,12 +178,17 @@ def rom_columns(memory: MemorySpec, *, distinct: bool = False) -> int:
     function serves them all)."""
     if not memory.init:
         return 0
-    columns = []
-    for bit in range(memory.width):
-        column = tuple((word >> bit) & 1 for word in memory.init)
-        if any(column) and not all(column):
-            columns.append(column)
-    return len(set(columns)) if distinct else len(columns)
+    width = memory.width
+    size = (width + 7) // 8
+    data = b"".join((word & ((1 << width) - 1)).to_bytes(size, "little")
+                    for word in memory.init)
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8).reshape(len(memory.init), size),
+                         axis=1, bitorder="little")[:, :width]
+    ones = bits.sum(axis=0)
+    varying = bits[:, (ones > 0) & (ones < len(memory.init))]
+    if not distinct:
+        return int(varying.shape[1])
+    return int(len(np.unique(varying.T, axis=0))) if varying.shape[1] else 0
 
 
 def xc7_lutram_luts(memory: MemorySpec) -> int:

@@ -213,11 +213,12 @@ class Stage(ABC):
         """Fields every stage record starts with: identity, types and where its memories
         went (the requested ``memory_style`` and each memory's resolved style)."""
         config = self.hdl_config
-        # a unit whose configuration lists no memories (a fork, a join) has none to place
-        style = getattr(config, "memory_style", "auto")
+        # forks, joins and the global pool keep no memories and take no memory style
+        style = getattr(config, "memory_style", None)
+        memories = getattr(config, "memories", ()) if style is not None else ()
         return {"name": self.name, "kind": self.kind, "hardware": self.hardware(),
                 "input_type": str(self.input_type), "output_type": str(self.output_type),
                 "memory_style": style,
                 "memories": {m.name: {"style": resolve_style(style, m),
                                       "width": m.width, "depth": m.depth}
-                             for m in getattr(config, "memories", ())}}
+                             for m in memories}}
