@@ -31,7 +31,7 @@ def test_mlp_reaches_forty_times_at_under_a_point_of_accuracy():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["deep-compression-mlp",
-                                  pytest.param('deep-compression-cnn', marks=pytest.mark.extended)])
+                                  pytest.param("deep-compression-cnn", marks=pytest.mark.extended)])
 def test_deep_compression_through_codesign_run(name, tmp_path):
     out = tmp_path / name
     assert main(["run", name, "--out", str(out)]) == 0

@@ -87,7 +87,8 @@ def test_sparse_example_skips_zero_weights(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["binary-cnn", pytest.param('depthwise-separable-cnn', marks=pytest.mark.extended)])
+@pytest.mark.parametrize("name", ["binary-cnn", pytest.param("depthwise-separable-cnn",
+                                                            marks=pytest.mark.extended)])
 def test_cnn_through_codesign_run(name, tmp_path):
     out = tmp_path / name
     assert main(["run", name, "--frames", "30", "--out", str(out)]) == 0

@@ -69,7 +69,7 @@ def test_import_errors_are_one_line(tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["brevitas-tfc-w1a1",
-                                  pytest.param('brevitas-cnv-w2a2', marks=pytest.mark.extended)])
+                                  pytest.param("brevitas-cnv-w2a2", marks=pytest.mark.extended)])
 def test_imported_example_whole_split_through_codesign_run(name, tmp_path):
     out = tmp_path / name
     assert main(["run", name, "--out", str(out)]) == 0
