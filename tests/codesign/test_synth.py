@@ -67,6 +67,7 @@ def test_results_are_cached(synthesized):
     assert (first.directory / "yosys.log").is_file()
 
 
+@pytest.mark.extended      # nextpnr's WebAssembly compiles on first use (about 2 minutes)
 def test_place_and_route_reports_fmax(synthesized):
     _, text, top, _ = synthesized["block"]
     ecp5 = synthesize(text, top, "ecp5")
