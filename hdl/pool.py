@@ -135,21 +135,10 @@ class PoolConfig(SameElementStream):
         """Beats per pixel (C / SIMD)."""
         return self.channels // self.simd
 
-    # ---- the StageConfig protocol (hdl.stage) -----------------------------------------
+    # ---- the StageConfig protocol (hdl.stage; the rest: SameElementStream) -----------
     @property
-    def in_elems(self) -> int:
-        return self.simd
-
-    @property
-    def out_elems(self) -> int:
-        return self.simd
-
-    @property
-    def in_elem_bits(self) -> int:
-        return self.elem_bits
-
-    @property
-    def out_elem_bits(self) -> int:
+    def out_elem_bits(self) -> int:  # type: ignore[override]
+        """A sum pool emits its epilogue's codes (or the sums)."""
         return self.elem_bits if self.op == "max" else self.sum_epilogue.out_bits
 
     @property
@@ -193,9 +182,6 @@ class PoolConfig(SameElementStream):
         if self.op == "max":
             return self.width
         return self.simd * shape_for_range(*self.row_range).width
-
-    def input_fifo_depth(self, minimum: int) -> int:
-        return max(minimum, 4)
 
     @property
     def width(self) -> int:
