@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from codesign.arch.stage import Stage, StageSchedule, element_type, in_order
+from codesign.arch.stage import SimdStream, Stage, StageSchedule, element_type, in_order
 from codesign.arch.stages.epilogue import epilogue_costs, hardware_epilogue
 from codesign.energy import EnergyTable, EventCost
 from codesign.ir import Add, IntType
@@ -23,7 +23,7 @@ from hdl.perf import Counter
 
 
 @dataclass(eq=False)
-class AddStage(Stage):
+class AddStage(SimdStream, Stage):
     """One ``Add`` on ``simd`` channels per beat of an ``shape`` map (or vector)."""
 
     name: str
@@ -46,14 +46,6 @@ class AddStage(Stage):
     @property
     def channels(self) -> int:
         return self.shape[-1]
-
-    @property
-    def in_elems(self) -> int:
-        return self.simd
-
-    @property
-    def out_elems(self) -> int:
-        return self.simd
 
     @property
     def in_beats_per_frame(self) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from codesign.arch.stage import Stage, StageSchedule, in_order
+from codesign.arch.stage import SimdStream, Stage, StageSchedule, in_order
 from codesign.energy import EnergyTable, EventCost
 from codesign.ir import Concat, IntType
 from hdl.concat import FILL_CYCLES, ConcatConfig
@@ -20,7 +20,7 @@ from hdl.perf import Counter
 
 
 @dataclass(eq=False)
-class ConcatStage(Stage):
+class ConcatStage(SimdStream, Stage):
     """One ``Concat`` of inputs with ``parts`` channels each, ``simd`` elements per beat,
     over ``pixels`` pixels per frame."""
 
@@ -40,14 +40,6 @@ class ConcatStage(Stage):
     @property
     def input_tensors(self) -> list[str]:
         return list(self.node.inputs)
-
-    @property
-    def in_elems(self) -> int:
-        return self.simd
-
-    @property
-    def out_elems(self) -> int:
-        return self.simd
 
     @property
     def in_beats_per_frame(self) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from codesign.arch.stage import Stage, StageSchedule, element_type, in_order
+from codesign.arch.stage import SimdStream, Stage, StageSchedule, element_type, in_order
 from codesign.arch.stages.epilogue import epilogue_costs, hardware_epilogue
 from codesign.energy import EnergyTable, EventCost
 from codesign.ir import GlobalSumPool, IntType
@@ -23,7 +23,7 @@ from hdl.perf import Counter
 
 
 @dataclass(eq=False)
-class GlobalPoolStage(Stage):
+class GlobalPoolStage(SimdStream, Stage):
     """One ``GlobalSumPool`` over an (H, W, C) map, ``simd`` channels per beat."""
 
     name: str
@@ -42,14 +42,6 @@ class GlobalPoolStage(Stage):
     @property
     def channels(self) -> int:
         return self.in_shape[2]
-
-    @property
-    def in_elems(self) -> int:
-        return self.simd
-
-    @property
-    def out_elems(self) -> int:
-        return self.simd
 
     @property
     def in_beats_per_frame(self) -> int:

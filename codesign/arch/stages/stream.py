@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codesign.arch.stage import Stage
+from codesign.arch.stage import SimdStream, Stage
 from codesign.ir import IntType, Node
 
 
 @dataclass(eq=False)
-class MapStage(Stage):
+class MapStage(SimdStream, Stage):
     """A stage over an (H, W, C) map, ``simd`` elements per beat in and out."""
 
     name: str
@@ -31,14 +31,6 @@ class MapStage(Stage):
     @property
     def output_type(self) -> IntType:  # type: ignore[override]
         return self.input_type
-
-    @property
-    def in_elems(self) -> int:
-        return self.simd
-
-    @property
-    def out_elems(self) -> int:
-        return self.simd
 
     @property
     @abstractmethod
