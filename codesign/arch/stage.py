@@ -49,11 +49,17 @@ class StageSchedule:
     ``accepts[p][k]`` is the cycle input beat k of port p is taken, ``outputs[k]`` the first
     cycle output beat k is offered (on every output port of a fork), for given input
     arrival cycles and an output that is always taken (what the FIFOs behind it allow when
-    they never fill).
+    they never fill). ``port_outputs[p]``, where given, is when output port p hands beat k
+    on (a fork whose outputs feed width converters that take beats at different rates).
     """
 
     accepts: tuple[np.ndarray, ...]
     outputs: np.ndarray
+    port_outputs: tuple[np.ndarray, ...] | None = None
+
+    def output(self, port: int) -> np.ndarray:
+        """When output ``port`` hands beat k on."""
+        return self.outputs if self.port_outputs is None else self.port_outputs[port]
 
 
 class SimdStream:
@@ -159,6 +165,16 @@ class Stage(ABC):
         always taken. The organisation sizes the FIFOs of skip paths from these."""
         raise GraphError(f"stage {self.name!r} ({self.kind}) states no beat schedule, so the "
                          "FIFOs of the skip paths around it cannot be sized")
+
+    def throttled(self, schedule: StageSchedule, spacing: Sequence[int]) -> StageSchedule:
+        """``schedule`` when output port p can hand a beat on only every ``spacing[p]``
+        cycles (a width converter behind it splitting each beat into that many pieces).
+
+        A stage with one output is left as it is: the stream's model applies the
+        converter's pace to the beats it writes, and the stall the converter causes the
+        stage is not followed (it only delays the stage). A stage with several outputs
+        couples them, and states how (:class:`~codesign.arch.stages.ForkStage`)."""
+        return schedule
 
     # ---- models --------------------------------------------------------------------------
     @abstractmethod

@@ -79,6 +79,59 @@ def test_an_undersized_skip_path_is_a_named_failure(monkeypatch):
         simulate(design, block_inputs(RESIDUAL, 5, 4))
 
 
+WIDE_FORK = BlockNetSpec("uint3", (1, 6, 6), 16, True, 1, 1, (BlockSpec("residual"),), True)
+"""A binary residual block whose fork carries 16-channel beats (one per 9 cycles from the
+stem) while the add takes one channel per beat: the converter on the shortcut paces the
+fork to one beat per 16 cycles, and so the branch."""
+
+
+def test_a_shortcut_split_by_a_converter_paces_the_fork():
+    """A converter splitting the fork's beats for the shortcut takes one beat per split
+    cycles, so the fork passes beats to the branch no faster: the shortcut's FIFO must hold
+    what arrives while the slowed branch fills its line buffers (sized without that pace it
+    was 241 beats deep, not 345)."""
+    model = random_block_net(WIDE_FORK, 3)
+    design = compile_model(model, target_cycles=600, folding={"conv0": (16, 1)})
+    fork = next(stage for stage in design.stages if stage.kind == "fork")
+    add = next(stage for stage in design.stages if stage.kind == "add")
+    assert (fork.out_elems, add.simd) == (16, 1)
+    assert design.organisation.wiring(design).edges[6].depth == 345
+    frames = 8
+    x = block_inputs(WIDE_FORK, frames, 3)
+    artefact = generate_verilog(design)
+    result = simulate(design, x, artefact=artefact)
+    assert np.array_equal(result.outputs, execute(design.graph, x).reshape(frames, -1))
+    assert steady_cycles_per_frame(design, x, artefact, 4, 8) == design.cycles_per_frame
+
+
+def test_the_fork_model_follows_a_cycle_by_cycle_fork():
+    """ForkStage.throttled against a cycle-stepped fork feeding converters that take a beat
+    every spacing[p] cycles."""
+    from codesign.arch.stage import StageSchedule
+    from codesign.arch.stages import ForkStage
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        spacing = [int(v) for v in rng.integers(1, 6, rng.integers(2, 4))]
+        offers = np.cumsum(rng.integers(0, 4, 40))
+        model = ForkStage.throttled(None, StageSchedule((offers,), offers), spacing)
+        takes = [[] for _ in spacing]
+        free = [0] * len(spacing)          # first cycle each converter can take a beat
+        beat, cycle = 0, 0
+        while beat < offers.size:
+            if cycle >= offers[beat]:
+                for p, step in enumerate(spacing):
+                    if len(takes[p]) == beat and cycle >= free[p]:
+                        takes[p].append(cycle)
+                        free[p] = cycle + step
+                if all(len(t) == beat + 1 for t in takes):
+                    beat += 1
+            cycle += 1
+        for p in range(len(spacing)):
+            assert model.output(p).tolist() == takes[p]
+        assert model.outputs.tolist() == np.max(takes, axis=0).tolist()
+
+
 def test_a_fault_in_a_branch_is_localised(monkeypatch):
     true_config = DenseEngine.make_hdl_config
 

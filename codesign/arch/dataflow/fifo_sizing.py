@@ -93,7 +93,8 @@ class Traffic:
 
     writes: dict[int, np.ndarray]
     reads: dict[int, np.ndarray]
-    outputs: dict[int, np.ndarray]
+    outputs: dict[int, list[np.ndarray]]
+    """Each stage's output beats, by output port."""
 
     def peak(self, k: int) -> int:
         """Most beats waiting in stream ``k``'s FIFO before a write."""
@@ -109,7 +110,12 @@ def model_traffic(stages: list[Stage], found: list[Stream], source: tuple[int, i
     period = max(stage.steady_cycles_per_frame for stage in stages)
     configs = [stage.hdl_config for stage in stages]
     feeding = {(s.consumer, s.in_port): k for k, s in enumerate(found)}
-    outputs: dict[int, np.ndarray] = {}
+    spacing = [[1] * len(output_ports(config)) for config in configs]
+    for s in found:         # a converter splitting each beat takes one per `split` cycles
+        produced = output_ports(configs[s.producer])[s.out_port].elems
+        taken = input_ports(configs[s.consumer])[s.in_port].elems
+        spacing[s.producer][s.out_port] = produced // math.gcd(produced, taken)
+    outputs: dict[int, list[np.ndarray]] = {}
     writes: dict[int, np.ndarray] = {}
     reads: dict[int, np.ndarray] = {}
     for index, stage in enumerate(stages):
@@ -124,10 +130,10 @@ def model_traffic(stages: list[Stage], found: list[Stream], source: tuple[int, i
             k = feeding[(index, port)]
             s = found[k]
             produced = output_ports(configs[s.producer])[s.out_port]
-            writes[k] = regroup(outputs[s.producer], produced.elems, fmt.elems)
+            writes[k] = regroup(outputs[s.producer][s.out_port], produced.elems, fmt.elems)
             arrivals.append(writes[k] + FIFO_LATENCY)
-        schedule = stage.schedule(arrivals)
-        outputs[index] = schedule.outputs
+        schedule = stage.throttled(stage.schedule(arrivals), spacing[index])
+        outputs[index] = [schedule.output(port) for port in range(len(spacing[index]))]
         for port, accepts in enumerate(schedule.accepts):
             k = feeding.get((index, port))
             if k is not None:

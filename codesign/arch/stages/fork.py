@@ -79,6 +79,27 @@ class ForkStage(Stage):
         accepts = in_order(arrivals[0])
         return StageSchedule((accepts,), accepts + FILL_CYCLES)
 
+    def throttled(self, schedule: StageSchedule, spacing: Sequence[int]) -> StageSchedule:
+        """Output p takes beat k at t[p][k] = max(offer[k], c[k - 1] + 1, t[p][k - 1] +
+        spacing[p]), and the input beat is consumed at c[k] = max over p of t[p][k] (the
+        next beat passes from the cycle after): a converter slow to take one output's
+        beats holds back every other output, the branch beside a shortcut included."""
+        if all(step <= 1 for step in spacing):
+            return schedule
+        offers = schedule.outputs
+        takes = np.empty((len(spacing), offers.size), dtype=np.int64)
+        consumed = np.empty(offers.size, dtype=np.int64)
+        last = np.full(len(spacing), -(1 << 62), dtype=np.int64)
+        done = -(1 << 62)
+        steps = np.asarray(spacing, dtype=np.int64)
+        for k, offer in enumerate(offers.tolist()):
+            last = np.maximum(np.maximum(offer, done + 1), last + steps)
+            takes[:, k] = last
+            done = int(last.max())
+            consumed[k] = done
+        return StageSchedule((consumed - FILL_CYCLES,), consumed,
+                             tuple(takes[p] for p in range(len(spacing))))
+
     def predict_counters(self, frames: int, inputs: np.ndarray | None = None
                          ) -> dict[Counter, int]:
         beats = frames * self.in_beats_per_frame
