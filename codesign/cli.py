@@ -74,6 +74,9 @@ def _hardware_options(command: argparse.ArgumentParser) -> None:
                               "0..255 and must fit the model's input")
     command.add_argument("--energy-table", type=Path, default=None,
                          help="YAML energy table (default: 45 nm, Horowitz ISSCC 2014)")
+    command.add_argument("--no-baseline", dest="baseline", action="store_false",
+                         help="do not measure the speedup delta against the float baseline's "
+                              "dense 8-bit design (saves building and simulating it)")
     command.add_argument("--fold", type=_folding, action="append", default=[],
                          metavar="LAYER=PE,SIMD",
                          help="override one layer's folding (repeatable)")
@@ -442,7 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                               bram_budget=args.bram_budget, target_fps=args.target_fps,
                               fmax_mhz=args.fmax_mhz, synth=args.synth,
                               synth_target=args.target, part=args.part, seeds=args.seeds,
-                              data=args.data, onnx_model=args.model if importing else None)
+                              data=args.data, baseline=args.baseline,
+                              onnx_model=args.model if importing else None)
     except CodesignError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -256,7 +256,7 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
                 fmax_mhz: float | None = None,
                 synth: bool = False, synth_target: str = "xc7", part: str | None = None,
                 seeds: int = len(DEFAULT_SEEDS),
-                data: str | Path | None = None,
+                data: str | Path | None = None, baseline: bool = True,
                 onnx_model: str | Path | None = None,
                 say: Say = _stderr, example: LoadedExample | None = None) -> dict[str, Any]:
     """Train or load, compile, simulate the test split, verify, measure the speedup against
@@ -269,7 +269,8 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
     simulation still writes the run directory (summary and report). With ``synth`` the
     design (without counters) is synthesised for ``synth_target``, whole and stage by stage,
     and placed and routed for its Fmax (median of ``seeds`` seeds). The speedup is measured
-    only for examples with a float baseline (not for imported networks).
+    only for examples with a float baseline (not for imported networks), and not at all
+    without ``baseline`` (which saves building and simulating a second design).
     """
     from codesign.examples import load_onnx_model
     from codesign.metrics import compression_metrics, measure_baseline
@@ -345,15 +346,18 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
         steps.end()
     else:
         measure = None
-        if verification.bit_exact:
+        unmeasured = ("skipped (--no-baseline)" if not baseline else
+                      "the run is not bit-exact")
+        if verification.bit_exact and baseline:
             def measure(lanes: int) -> Any:
                 return measure_baseline(example.baseline_name, baseline_model, lanes,
                                         x_checked, table)
         steps.begin("baseline", f"measuring the speedup: {example.baseline_name} as a dense "
                     "8-bit design with the same lanes, in RTL" if measure is not None else
-                    "speedup not measured: the run is not bit-exact")
+                    f"speedup not measured: {unmeasured}")
         compression = compression_metrics(design, evaluation.cycles_per_frame,
-                                          example.baseline_name, baseline_model, measure)
+                                          example.baseline_name, baseline_model, measure,
+                                          unmeasured)
         steps.end("" if compression["delta"] is None else
                   f"alpha {compression['alpha']:.2f}, delta {compression['delta']:.2f}")
 

@@ -169,10 +169,11 @@ def measure_baseline(name: str, model: nn.Module, lanes: int | None, x: np.ndarr
 
 def compression_metrics(design: Design, cycles_per_frame: float, baseline_name: str,
                         baseline_model: nn.Module,
-                        measure: Callable[[int], Baseline] | None) -> dict[str, Any]:
+                        measure: Callable[[int], Baseline] | None,
+                        unmeasured: str = "the run is not bit-exact") -> dict[str, Any]:
     """The metrics of the module docstring for ``design`` (which ran at
     ``cycles_per_frame`` in RTL); ``measure(lanes)`` runs the baseline in RTL (``None``:
-    speedup not measured)."""
+    speedup not measured, for the reason ``unmeasured``)."""
     params = weight_count(baseline_model)
     kept = stored_weights(design)
     bits = stored_bits(design)
@@ -191,6 +192,7 @@ def compression_metrics(design: Design, cycles_per_frame: float, baseline_name: 
         "lanes": lanes,
         "delta": None,
         "baseline_design": None,
+        "speedup_not_measured": unmeasured if measure is None else None,
     }
     if measure is not None:
         baseline = measure(lanes)

@@ -138,7 +138,8 @@ def compression_lines(summary: dict[str, Any]) -> list[str]:
         f"bits alpha {c['alpha_bits']:.2f} ({c['stored_bits_total']} parameter bits stored)"]
     base = c["baseline_design"]
     if c["delta"] is None or base is None:
-        lines.append("- speedup not measured: the run is not bit-exact")
+        lines.append("- speedup not measured: "
+                     + c.get("speedup_not_measured", "the run is not bit-exact"))
     else:
         lines.append(
             f"- speedup against {c['baseline']} as a dense 8-bit design with at most "

@@ -6,6 +6,11 @@
   of their own take the ``empty_cache`` fixture.
 - torch runs on one thread, so training in tests is fast and reproducible; the built-in
   examples load from the package's shipped weights, so none is trained by the suite.
+- Parallel runs (pytest-xdist, ``-n auto`` in pyproject's addopts): the workers share the
+  controller's cache (its Verilator builds and sccache server are safe under concurrent
+  builders), and each test file runs on one worker, the pin and simulation directories
+  (whose session fixtures are runs several files read) each on one worker, so no module or
+  session fixture is computed twice.
 - hypothesis: by default the seed is fixed (``--hypothesis-seed=0`` in pyproject's addopts),
   so every run explores the same examples. ``CODESIGN_HYPOTHESIS=explore`` draws a random
   seed instead and gives every property test ten times its example budget.
@@ -24,6 +29,9 @@ from hypothesis import is_hypothesis_test, settings
 from codesign.paths import CACHE_ENV
 
 TEST_CACHE_ENV = "CODESIGN_TEST_CACHE"
+WORKER_ENV = "PYTEST_XDIST_WORKER"
+SHARED_DIRECTORIES = ("pins", "sim")
+"""Test directories whose session fixtures several files use: one worker runs each."""
 HYPOTHESIS_ENV = "CODESIGN_HYPOTHESIS"
 HYPOTHESIS_MODES = ("fixed", "explore")
 EXPLORE_FACTOR = 10
@@ -57,6 +65,11 @@ def pytest_configure(config: pytest.Config) -> None:
     import torch  # after the checks: a usage error needs no torch
 
     torch.set_num_threads(1)
+    if os.environ.get(WORKER_ENV) and os.environ.get(CACHE_ENV):
+        # an xdist worker: the controller made the session's cache and removes it
+        _session.update(previous=os.environ[CACHE_ENV], root=os.environ[CACHE_ENV],
+                        temporary=None)
+        return
     persistent = os.environ.get(TEST_CACHE_ENV)
     root = persistent or tempfile.mkdtemp(prefix="codesign-test-cache-")
     _session.update(previous=os.environ.get(CACHE_ENV), root=root, temporary=None)
@@ -66,11 +79,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """In explore mode, multiply the budgets that tests set explicitly with @settings.
+    """Group the tests for xdist's ``loadgroup`` (by file, or by shared directory); in explore
+    mode, multiply the budgets that tests set explicitly with @settings.
 
     Tests without an explicit budget already get the explore profile's; a budget equal to the
     profile's counts as inherited.
     """
+    for item in items:
+        path = Path(str(item.path))
+        shared = path.parent.name in SHARED_DIRECTORIES
+        group = path.parent.name if shared else f"{path.parent.name}/{path.stem}"
+        item.add_marker(pytest.mark.xdist_group(group))
     if MODE != "explore":
         return
     inherited = settings.default.max_examples

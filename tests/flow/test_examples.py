@@ -58,7 +58,7 @@ def test_reference_equals_torch_on_whole_test_split(name):
 @pytest.mark.slow
 def test_mixed_network_through_codesign_run(tmp_path):
     out = tmp_path / "mixed"
-    assert main(["run", "mixed-mlp", "--frames", "60", "--out", str(out)]) == 0
+    assert main(["run", "mixed-mlp", "--frames", "60", "--no-baseline", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["bit_exact"] and summary["mismatches"] == 0
     assert summary["analytical_match"] is True
@@ -73,7 +73,8 @@ def test_mixed_network_through_codesign_run(tmp_path):
 @pytest.mark.slow
 def test_sparse_example_skips_zero_weights(tmp_path):
     out = tmp_path / "pruned"
-    assert main(["run", "pruned-mlp-0.9", "--frames", "20", "--out", str(out)]) == 0
+    assert main(["run", "pruned-mlp-0.9", "--frames", "20", "--no-baseline",
+                 "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["bit_exact"] and summary["analytical_match"]
     for layer in summary["layers"]:
@@ -91,7 +92,7 @@ def test_sparse_example_skips_zero_weights(tmp_path):
                                                             marks=pytest.mark.extended)])
 def test_cnn_through_codesign_run(name, tmp_path):
     out = tmp_path / name
-    assert main(["run", name, "--frames", "30", "--out", str(out)]) == 0
+    assert main(["run", name, "--frames", "30", "--no-baseline", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["bit_exact"] and summary["mismatches"] == 0
     assert summary["analytical_match"] is True
@@ -124,7 +125,7 @@ def test_dag_example_through_codesign_run(name, tmp_path):
     from codesign.simulate import simulate
 
     out = tmp_path / name
-    assert main(["run", name, "--frames", "16", "--out", str(out)]) == 0
+    assert main(["run", name, "--frames", "16", "--no-baseline", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["bit_exact"] and summary["analytical_match"]
     assert DAG_EXAMPLES[name] <= {layer["kind"] for layer in summary["layers"]}

@@ -15,7 +15,7 @@ from codesign.reference import predict as reference_predict
 @pytest.mark.slow
 def test_builtin_run_end_to_end(tmp_path):
     out = tmp_path / "run"
-    assert main(["run", "--out", str(out)]) == 0
+    assert main(["run", "--no-baseline", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["bit_exact"] is True
     assert summary["mismatches"] == 0
@@ -102,7 +102,8 @@ def test_cli_bad_fold_syntax():
 def test_family_override_runs_bit_exact(tmp_path):
     """A hidden XNOR layer moved onto the MAC engine: the passes keep its dot product."""
     out = tmp_path / "run"
-    assert main(["run", "--family", "fc1=mac", "--frames", "12", "--out", str(out)]) == 0
+    assert main(["run", "--family", "fc1=mac", "--frames", "12", "--no-baseline",
+                 "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["bit_exact"] and summary["analytical_match"]
     assert [layer["family"] for layer in summary["layers"]] == [

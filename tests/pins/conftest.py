@@ -58,7 +58,8 @@ def example_runs(tmp_path_factory) -> dict[str, Run]:
     runs = {}
     for name in ("binarized-mlp", "binary-cnn"):
         out = tmp_path_factory.mktemp("runs") / name
-        summary = run_example(name, out_dir=out, frames=PIN_FRAMES, say=lambda _: None)
+        summary = run_example(name, out_dir=out, frames=PIN_FRAMES, baseline=False,
+                              say=lambda _: None)
         runs[name] = Run(out, 0, "", summary)
     return runs
 

@@ -53,12 +53,13 @@ HEADER_LINES = [
       "beta": lambda s: s["compression"]["beta"],
       "alpha_bits": lambda s: s["compression"]["alpha_bits"],
       "bits": lambda s: s["compression"]["stored_bits_total"]}),
-    (rf"- (?:speedup not measured: the run is not bit-exact|speedup against "
+    (rf"- (?:speedup not measured: (?:the run is not bit-exact|skipped \(--no-baseline\))|"
+     rf"speedup against "
      rf"(?P<baseline>\S+) as a dense 8-bit design with at most (?P<lanes>{NUMBER}) lanes "
      rf"\((?P<used>{NUMBER}) used\): delta (?P<delta>{NUMBER}) \((?P<cpf>{NUMBER}) "
      r"cycles/frame in RTL, bit-exact\))",
-     {"baseline": lambda s: s["compression"]["baseline"] if s["bit_exact"] else None,
-      "lanes": lambda s: s["compression"]["lanes"] if s["bit_exact"] else None,
+     {"baseline": lambda s: _measured(s, s["compression"]["baseline"]),
+      "lanes": lambda s: _measured(s, s["compression"]["lanes"]),
       "used": lambda s: _baseline(s, "lanes"),
       "delta": lambda s: s["compression"]["delta"],
       "cpf": lambda s: _baseline(s, "cycles_per_frame")}),
@@ -67,6 +68,11 @@ HEADER_LINES = [
      r"fill \| stall in \| stall out \| pJ/frame \|", {}),
     (r"(?:\|---){9}\|", {}),
 ]
+
+def _measured(summary: dict[str, Any], value: Any) -> Any:
+    """``value`` where the run measured its speedup, else None."""
+    return None if summary["compression"]["delta"] is None else value
+
 
 def _baseline(summary: dict[str, Any], key: str) -> Any:
     design = summary["compression"]["baseline_design"]
