@@ -80,6 +80,33 @@ def _technique(name: str) -> str:
     return " + ".join(parts)
 
 
+RESOURCE_TARGET = "xc7"
+"""The target whose calibrated resource model estimates each design's LUTs in the table."""
+
+
+def _model_resources(design: Any) -> dict[str, int] | None:
+    """The resource model's LUT/FF/BRAM18/DSP estimate of ``design`` on
+    :data:`RESOURCE_TARGET` (None where a stage kind has no calibrated coefficients)."""
+    from codesign.errors import UnknownTargetError
+
+    try:
+        total = design.estimate_resources(RESOURCE_TARGET)
+    except UnknownTargetError:
+        return None
+    return {"lut": total.lut, "ff": total.ff, "bram18": 2 * total.bram36 + total.bram18,
+            "dsp": total.dsp}
+
+
+def _example_resources(name: str) -> dict[str, int] | None:
+    """:func:`_model_resources` of the design ``codesign run NAME`` builds (recompiled: the
+    mapping is deterministic, so it is the design that ran)."""
+    from codesign.examples import load_example
+    from codesign.flow import compile_graph, example_graph, example_options
+
+    example = load_example(name)
+    return _model_resources(compile_graph(example_graph(example), example_options(example)))
+
+
 def _row(name: str, summary: Mapping[str, Any], link: str) -> dict[str, Any]:
     c = summary["compression"]
     return {
@@ -104,6 +131,7 @@ def _row(name: str, summary: Mapping[str, Any], link: str) -> dict[str, Any]:
         "energy_pj_per_frame": summary["energy_pj_per_frame"],
         "analytical_match": summary["analytical_match"],
         "recipe": summary.get("recipe"),
+        "resources": _example_resources(name),
     }
 
 
@@ -139,7 +167,7 @@ def _float_rows(frames: int | None, table: EnergyTable, say: Say) -> list[dict[s
             "lanes": record["lanes"], "cycles_per_frame": base.cycles_per_frame,
             "baseline_cycles_per_frame": base.cycles_per_frame, "delta": 1.0,
             "energy_pj_per_frame": base.energy_pj_per_frame, "analytical_match": None,
-            "recipe": None})
+            "recipe": None, "resources": _model_resources(base.design)})
     return rows
 
 
@@ -237,6 +265,12 @@ def _plot_tradeoffs(rows: list[dict[str, Any]]) -> bytes:
     return buffer.getvalue()
 
 
+def _resource_cells(resources: Mapping[str, int] | None) -> str:
+    if resources is None:
+        return "- | - | - | -"
+    return " | ".join(str(resources[key]) for key in ("lut", "ff", "bram18", "dsp"))
+
+
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -259,12 +293,15 @@ def render_study(rows: list[dict[str, Any]], goals: Mapping[str, Any],
         "- delta = cycles per frame of the baseline / cycles per frame of the design, both "
         "measured in RTL on the same frames; the baseline is the float topology as a dense "
         "8-bit design with no more lanes (PE x SIMD over all engines) than the design has.",
-        "- Resources (LUTs) are not reported yet: synthesis is not part of the flow.",
+        f"- LUT, FF, BRAM18 and DSP: the resource model's estimate of each design for "
+        f"{RESOURCE_TARGET} (calibrated against Yosys `synth_xilinx`, out of context, "
+        "counters off; `python benchmarks/resources.py` prints its error); `codesign run "
+        "EXAMPLE --synth` synthesises a design instead.",
         "",
         "| example | technique | float acc. | accuracy (torch = RTL) | weights | alpha | "
         "beta | alpha (bits) | lanes | cycles/frame | baseline cycles/frame | delta | "
-        "nJ/frame |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "nJ/frame | LUT | FF | BRAM18 | DSP |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         name = f"[{row['example']}]({row['link']})" if row["link"] else row["example"]
@@ -274,7 +311,7 @@ def render_study(rows: list[dict[str, Any]], goals: Mapping[str, Any],
             f"{row['alpha']:.2f} | {row['beta']:.2f} | {row['alpha_bits']:.2f} | "
             f"{row['lanes']} | {row['cycles_per_frame']:.1f} | "
             f"{_fmt(row['baseline_cycles_per_frame'], 1)} | {_fmt(row['delta'])} | "
-            f"{row['energy_pj_per_frame'] / 1000:.2f} |")
+            f"{row['energy_pj_per_frame'] / 1000:.2f} | {_resource_cells(row['resources'])} |")
     lines += ["", "![tradeoffs](tradeoffs.png)", "", "## Goals", ""]
     combined = goals.get("combined")
     if combined is not None:

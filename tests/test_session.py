@@ -84,7 +84,7 @@ def _run_probes(tmp_path: Path, mode: str | None) -> tuple[subprocess.CompletedP
         env["CODESIGN_HYPOTHESIS"] = mode
     result = subprocess.run(
         [sys.executable, "-m", "pytest", str(Path(__file__)), "-q", "-k", "probe",
-         "-p", "no:cacheprovider"],
+         "-p", "no:cacheprovider", "-n", "0"],
         capture_output=True, text=True, env=env, cwd=TESTS.parent,
     )
     lines = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
