@@ -31,7 +31,9 @@ class VerilogArtefact:
 
     @property
     def digest(self) -> str:
-        """Content hash of the Verilog (a cache key for builds and synthesis runs)."""
+        """Content hash of the Verilog, memory images included (what synthesis sees; a
+        simulation build is keyed without the read-only memories' images, see
+        :mod:`sim.memory_images`)."""
         return hashlib.sha256(self.text.encode()).hexdigest()
 
     def counter_index(self, stage: str, counter: Counter) -> int:

