@@ -19,6 +19,7 @@ from amaranth.lib import wiring
 
 from codesign.arch.options import MappingOptions
 from codesign.arch.stage import Stage
+from codesign.arch.stage_pool import StagePool
 from codesign.arch.stages import EngineStage
 from codesign.errors import GraphError
 from codesign.ir import Graph, IntType
@@ -62,8 +63,10 @@ class Organisation(ABC):
     name: str
 
     @abstractmethod
-    def map(self, graph: Graph, options: MappingOptions) -> list[Stage]:
-        """The stages of an integer graph under these options (named errors otherwise)."""
+    def map(self, graph: Graph, options: MappingOptions, pool: StagePool | None = None
+            ) -> list[Stage]:
+        """The stages of an integer graph under these options (named errors otherwise);
+        stages equal to ones the ``pool`` holds are taken from it."""
 
     @abstractmethod
     def build_top(self, design: Design, counters: bool) -> wiring.Component:
