@@ -187,11 +187,16 @@ def _rom_column_counts(memory: MemorySpec) -> tuple[int, int]:
     if not memory.init:
         return 0, 0
     width = memory.width
-    size = (width + 7) // 8
-    data = b"".join((word & ((1 << width) - 1)).to_bytes(size, "little")
-                    for word in memory.init)
-    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8).reshape(len(memory.init), size),
-                         axis=1, bitorder="little")[:, :width]
+    if width <= 64:
+        # words of up to 64 bits: one array of 64-bit integers, its bytes little-endian
+        words = np.array([word & ((1 << width) - 1) for word in memory.init], dtype="<u8")
+        data = words.reshape(-1, 1).view(np.uint8)
+    else:
+        size = (width + 7) // 8
+        data = np.frombuffer(b"".join((word & ((1 << width) - 1)).to_bytes(size, "little")
+                                      for word in memory.init),
+                             dtype=np.uint8).reshape(len(memory.init), size)
+    bits = np.unpackbits(data, axis=1, bitorder="little")[:, :width]
     ones = bits.sum(axis=0)
     varying = bits[:, (ones > 0) & (ones < len(memory.init))]
     if not varying.shape[1]:
