@@ -15,13 +15,13 @@ Stages are listed in a topological order, the stage producing the graph output l
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from codesign.arch.dataflow.folding import auto_folding, check_folding, divisors
 from codesign.arch.families import choose_family
-from codesign.arch.options import DEFAULT_FIFO_DEPTH, Folding, MappingOptions
+from codesign.arch.options import Folding, MappingOptions
 from codesign.arch.stage import Stage
 from codesign.arch.stage_pool import StagePool
 from codesign.arch.stages import (
@@ -178,7 +178,7 @@ def map_graph(graph: Graph, options: MappingOptions, pool: StagePool | None = No
                      // LANES_FOR_DEFAULT_TARGET)
     # the FIFO depth chooses no stage here (only the wiring reads it): options that differ
     # in it alone share their stages
-    choice = replace(options, fifo_depth=DEFAULT_FIFO_DEPTH)
+    choice = tuple(value for name, value in vars(options).items() if name != "fifo_depth")
     return list(pool.once(("stages", ready, choice),
                           lambda: _map_nodes(graph, nodes, options, target, aliases, readers,
                                              pool)))
