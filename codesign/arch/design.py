@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -119,6 +119,9 @@ class Design:
     organisation: Organisation
     stages: list[Stage]
     options: MappingOptions
+    derived: dict[str, Any] = field(default_factory=dict, repr=False)
+    """What the organisation works out about the design once (a design does not change
+    once built; the dataflow's wiring is asked for by its resources, buffers and top)."""
 
     @property
     def engines(self) -> list[EngineStage]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import numpy as np
 from amaranth.lib import wiring
@@ -46,9 +45,6 @@ class Dataflow(Organisation):
 
     name = "dataflow"
 
-    def __init__(self) -> None:
-        self._wirings: WeakKeyDictionary[Design, Wiring] = WeakKeyDictionary()
-
     def map(self, graph: Graph, options: MappingOptions, pool: StagePool | None = None
             ) -> list[Stage]:
         return map_graph(graph, options, pool)
@@ -56,9 +52,11 @@ class Dataflow(Organisation):
     def wiring(self, design: Design) -> Wiring:
         """Streams, FIFO depths, and where the design's input and output are (worked out
         once per design: its resources, buffers and top all ask)."""
-        if design not in self._wirings:
-            self._wirings[design] = wire(design.graph, design.stages, design.options.fifo_depth)
-        return self._wirings[design]
+        if "wiring" not in design.derived:
+            design.derived["wiring"] = wire(design.graph, design.stages,
+                                            design.options.fifo_depth)
+        plan: Wiring = design.derived["wiring"]
+        return plan
 
     def build_top(self, design: Design, counters: bool) -> wiring.Component:
         plan = self.wiring(design)
