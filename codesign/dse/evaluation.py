@@ -168,12 +168,19 @@ def design_key(point: Point, design: Design) -> str:
     hardware, types and memory style, and the organisation's buffers): points whose axis
     values differ but build the same hardware (a sparse choice on a network without zero
     weights, say) share it, and one RTL run verifies them all."""
-    stages = json.dumps([[stage.name, stage.kind, stage.hardware(), str(stage.input_type),
-                          str(stage.output_type), design.options.memory_style_for(stage.name)]
-                         for stage in design.stages])
+    stages = "[" + ", ".join(_stage_json(stage, design.options.memory_style_for(stage.name))
+                             for stage in design.stages) + "]"
     buffers = json.dumps(design.organisation.buffers(design), sort_keys=True, default=str)
     return content_key(("example", point.example), ("stages", stages),
                        ("buffers", buffers))[:16]
+
+
+@lru_cache(maxsize=4096)
+def _stage_json(stage: Stage, memory_style: str) -> str:
+    """A stage's part of :func:`design_key`, as JSON (the same for every design the stage
+    is part of)."""
+    return json.dumps([stage.name, stage.kind, stage.hardware(), str(stage.input_type),
+                       str(stage.output_type), memory_style])
 
 
 def _error(exc: BaseException) -> str:
