@@ -3,14 +3,18 @@
 
 - analytical: ``evaluate_point`` in this process on one core, after the network is lowered
   (the per-point cost of a long sweep; the lowering, once per network and worker, is printed
-  apart);
+  apart), the points sharing their network's stages as a sweep's worker does, and then the
+  same points each alone (every stage of every point made, predicted, priced and counted
+  anew; only the small remembered functions, such as the folding search, stay warm);
+  every figure of every row must be the same both ways. Rates are given per second of wall
+  time and of the process's CPU time, which the machine's other jobs do not inflate;
 - RTL: ``verify_point`` of new designs (fifo depths no other run used, so every point is a
   Verilator build: a fresh cache directory, its first build excluded as the warm-up of the
   compiler cache) on 16 frames;
 - cluster: the same sweep (every point analytical, no RTL) on a ``LocalCluster`` of 1 and of 2
   worker processes, wall time from cluster start to the last stored row.
 
-    python benchmarks/sweep.py [--points 200] [--rtl-points 3] [--frames 16]
+    python benchmarks/sweep.py [--points 200] [--rtl-points 3] [--frames 16] [--analytical-only]
 """
 
 from __future__ import annotations
@@ -22,10 +26,16 @@ import time
 from pathlib import Path
 
 from codesign.dse import SweepSpec, expand, run_sweep
-from codesign.dse.evaluation import evaluate_point, lowered, verify_point
+from codesign.dse.evaluation import design_space, evaluate_point, lowered, verify_point
+
+Rate = tuple[float, float]
+"""Points per second of wall time and of this process's CPU time (the machine's other jobs
+slow the first, not the second)."""
 
 
-def analytical_rate(points: int) -> tuple[float, float]:
+def analytical_rates(points: int) -> tuple[Rate, Rate, float, int]:
+    """Points per second sharing stages and each alone, the lowering's seconds, and the
+    number of rows compared (a row that differs is an error)."""
     spec = SweepSpec.from_mapping({
         "examples": ["binarized-mlp"], "target_cycles": [64, 128, 256, 512, 1024],
         "families": ["default", "mac", "ternary", "binary_weight"],
@@ -35,10 +45,24 @@ def analytical_rate(points: int) -> tuple[float, float]:
     lowered(todo[0].example, ())
     lowered(todo[0].example, ("fc1", "fc2"))
     lowering = time.perf_counter() - start
-    start = time.perf_counter()
+    design_space.cache_clear()
+    wall, cpu = time.perf_counter(), time.process_time()
+    shared = [evaluate_point(point) for point in todo]
+    shared_rate = (len(todo) / (time.perf_counter() - wall),
+                   len(todo) / (time.process_time() - cpu))
+    alone, wall, cpu = [], 0.0, 0.0
     for point in todo:
-        evaluate_point(point)
-    return len(todo) / (time.perf_counter() - start), lowering
+        design_space.cache_clear()
+        wall_start, cpu_start = time.perf_counter(), time.process_time()
+        alone.append(evaluate_point(point))
+        wall += time.perf_counter() - wall_start
+        cpu += time.process_time() - cpu_start
+    timings = ("seconds", "finished_at")
+    for one, other in zip(shared, alone, strict=True):
+        if {k: v for k, v in one.items() if k not in timings} != \
+                {k: v for k, v in other.items() if k not in timings}:
+            raise SystemExit(f"point {one['key']}: shared {one} differs from alone {other}")
+    return shared_rate, (len(todo) / wall, len(todo) / cpu), lowering, len(todo)
 
 
 def rtl_rate(points: int, frames: int) -> tuple[float, list[str]]:
@@ -71,21 +95,13 @@ def cluster_seconds(workers: int, out: Path) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--points", type=int, default=200)
-    parser.add_argument("--rtl-points", type=int, default=3)
-    parser.add_argument("--frames", type=int, default=16)
-    args = parser.parse_args()
-    import torch
-
-    torch.set_num_threads(1)
-    rate, lowering = analytical_rate(args.points)
+def rtl_and_cluster_rows(rtl_points: int, frames: int) -> list[tuple[str, str]]:
+    """The RTL rate (in a cache of its own) and the sweep on 1 and 2 cluster workers."""
     with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:
         previous = os.environ.get("CODESIGN_CACHE")
         os.environ["CODESIGN_CACHE"] = cache
         try:
-            per_hour, statuses = rtl_rate(args.rtl_points, args.frames)
+            per_hour, statuses = rtl_rate(rtl_points, frames)
         finally:
             if previous is None:
                 os.environ.pop("CODESIGN_CACHE")
@@ -97,15 +113,37 @@ def main() -> None:
         "examples": ["binarized-mlp", "fixed-point-mlp-w4a4", "ternary-mlp-twn", "binary-cnn"],
         "target_cycles": [128, 256, 512, 1024, 2048, 4096], "families": ["default", "mac"],
         "fifo_depth": [4, 8]})))
-    rows = [
-        ("analytical points/s, one core (lowered network)", f"{rate:.0f}"),
-        ("lowering binarized-mlp twice (once per accumulation set), s", f"{lowering:.2f}"),
-        (f"RTL-verified points/hour, one process ({args.frames} frames, new designs)",
+    return [
+        (f"RTL-verified points/hour, one process ({frames} frames, new designs)",
          f"{per_hour:.0f} ({', '.join(statuses)})"),
         (f"sweep of {points} points, LocalCluster 1 worker, s", f"{one:.1f}"),
         ("same sweep, LocalCluster 2 workers, s", f"{two:.1f}"),
         ("speedup 2 workers / 1 worker", f"{one / two:.2f}"),
     ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=200)
+    parser.add_argument("--rtl-points", type=int, default=3)
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--analytical-only", action="store_true",
+                        help="measure the analytical points only (no RTL, no cluster)")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    rate, alone, lowering, compared = analytical_rates(args.points)
+    rows = [
+        ("analytical points/s, one core (lowered network, stages shared), wall / CPU time",
+         f"{rate[0]:.0f} / {rate[1]:.0f}"),
+        ("same points each alone (nothing shared), points/s, wall / CPU time",
+         f"{alone[0]:.0f} / {alone[1]:.0f}"),
+        ("rows compared, every figure equal shared and alone", f"{compared}"),
+        ("lowering binarized-mlp twice (once per accumulation set), s", f"{lowering:.2f}"),
+    ]
+    if not args.analytical_only:
+        rows += rtl_and_cluster_rows(args.rtl_points, args.frames)
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")

@@ -9,7 +9,7 @@ way the stages are asked, never switched on: their counters, formulas and event 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from codesign.analytical import compare_counters, predict_design
 from codesign.arch.design import Design
+from codesign.arch.stage import Stage
 from codesign.energy import EnergyTable, stage_energy
 from codesign.generate import VerilogArtefact, generate_verilog
 from codesign.reference import check_inputs
@@ -82,51 +83,79 @@ class Evaluation:
         return None if self.verification is None else self.verification.bit_exact
 
 
+StageModel = Callable[[Stage], StageEvaluation]
+"""A stage -> its figures from the analytical model alone, on one run's frames and table."""
+
+
+def model_stage(stage: Stage, frames: int, reference_values: Mapping[str, np.ndarray],
+                table: EnergyTable) -> StageEvaluation:
+    """A stage's figures on ``frames`` frames from the analytical model alone: its predicted
+    counters (the activation-dependent ones from the reference's values of its input),
+    priced by ``table``. They depend on nothing but the stage, the frames and the table, so
+    a sweep evaluating many designs on the same frames computes them once per stage."""
+    guess = {str(k): v for k, v in stage.predict_counters(
+        frames, reference_values[stage.input_tensor]).items()}
+    return _stage_evaluation(stage, guess, guess, {}, table)
+
+
+def _stage_evaluation(stage: Stage, guess: dict[str, int], counters: dict[str, int],
+                      mismatches: dict[str, tuple[int, int]], table: EnergyTable
+                      ) -> StageEvaluation:
+    return StageEvaluation(
+        name=stage.name, kind=stage.kind, record=stage.record(),
+        formula_cycles=guess["issue"], fill_cycles=stage.fill_cycles,
+        counters=counters, predicted=guess, analytical_mismatches=mismatches,
+        energy_pj=stage_energy(stage, counters, table))
+
+
 def evaluate(design: Design, inputs: np.ndarray, reference_values: Mapping[str, np.ndarray],
              table: EnergyTable, *, rtl: bool = True, artefact: VerilogArtefact | None = None,
-             localize: bool = True, checked: bool = False) -> Evaluation:
+             localize: bool = True, checked: bool = False,
+             stage_model: StageModel | None = None) -> Evaluation:
     """The design's figures on ``inputs`` (``reference_values``: every tensor of the
     reference on the same inputs, :func:`codesign.reference.execute_all`).
 
     ``checked=True`` says ``inputs`` already passed :func:`codesign.reference.check_inputs`.
+    Without RTL, each stage's figures are ``stage_model(stage)`` when it is given (what
+    :func:`model_stage` answers for these inputs and table, from a sweep's memo).
     """
     frames = inputs if checked else check_inputs(design.graph, inputs)
     n = frames.shape[0]
-    predicted = predict_design(design, n, reference_values)
-    sim: SimResult | None = None
     timings: dict[str, float] = {}
-    if rtl:
-        start = time.perf_counter()
-        artefact = artefact or generate_verilog(design, counters=True)
-        timings["generate_seconds"] = time.perf_counter() - start
-        sim = run_rtl(design, frames, artefact)
-        timings.update(build_seconds=sim.timing.build_seconds,
-                       sim_seconds=sim.timing.wall_seconds,
-                       sim_cycles_per_second=sim.timing.sim_cycles_per_second)
+    if not rtl:
+        model = stage_model or (lambda stage: model_stage(stage, n, reference_values, table))
+        return _summary(design, n, [model(stage) for stage in design.stages], False, timings)
+    predicted = predict_design(design, n, reference_values)
+    start = time.perf_counter()
+    artefact = artefact or generate_verilog(design, counters=True)
+    timings["generate_seconds"] = time.perf_counter() - start
+    sim = run_rtl(design, frames, artefact)
+    timings.update(build_seconds=sim.timing.build_seconds,
+                   sim_seconds=sim.timing.wall_seconds,
+                   sim_cycles_per_second=sim.timing.sim_cycles_per_second)
     stages = []
     for stage in design.stages:
         guess = {str(k): v for k, v in predicted[stage.name].items()}
-        counters = ({str(k): v for k, v in sim.stage_counters[stage.name].items()}
-                    if sim is not None else guess)
-        stages.append(StageEvaluation(
-            name=stage.name, kind=stage.kind, record=stage.record(),
-            formula_cycles=guess["issue"], fill_cycles=stage.fill_cycles,
-            counters=counters, predicted=guess,
-            analytical_mismatches=(compare_counters(guess, counters, in_network=True)
-                                   if sim is not None else {}),
-            energy_pj=stage_energy(stage, counters, table)))
+        counters = {str(k): v for k, v in sim.stage_counters[stage.name].items()}
+        stages.append(_stage_evaluation(
+            stage, guess, counters, compare_counters(guess, counters, in_network=True), table))
+    evaluation = _summary(design, n, stages, True, timings)
+    evaluation.outputs = sim.outputs
+    evaluation.total_cycles = sim.total_cycles
+    evaluation.verification = _verify(design, frames, reference_values, sim, localize)
+    return evaluation
+
+
+def _summary(design: Design, n: int, stages: list[StageEvaluation], rtl: bool,
+             timings: dict[str, float]) -> Evaluation:
+    """The design's figures from its stages' (RTL results are added by the caller)."""
     total_pj = sum(sum(s.energy_pj.values()) for s in stages)
-    evaluation = Evaluation(
+    return Evaluation(
         rtl=rtl, frames=n, stages=stages,
         bottleneck_cycles_per_frame=design.cycles_per_frame,
         energy_pj_per_frame=total_pj / n,
         analytical_match=all(not s.analytical_mismatches for s in stages),
         timings=timings)
-    if sim is not None:
-        evaluation.outputs = sim.outputs
-        evaluation.total_cycles = sim.total_cycles
-        evaluation.verification = _verify(design, frames, reference_values, sim, localize)
-    return evaluation
 
 
 def _verify(design: Design, frames: np.ndarray, values: Mapping[str, np.ndarray],

@@ -66,7 +66,10 @@ class Resources:
 
 
 def total(parts: list[Resources]) -> Resources:
-    result = Resources()
-    for part in parts:
-        result = result + part
-    return result
+    """The sum of ``parts``, field by field (summed in one pass: a design's total adds a
+    part per stage, FIFO and converter)."""
+    return Resources(**{name: sum(getattr(part, name) for part in parts)
+                        for name in _FIELD_NAMES})
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(Resources))

@@ -24,6 +24,7 @@ dropped or repeated.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from amaranth import Cat, Module, Mux, Signal, Value
 from amaranth.lib import stream
@@ -37,11 +38,18 @@ DATAPATH_STAGES = 3
 """Stages T, P and A: from a step's registered operands to its accumulator."""
 
 
+@lru_cache(maxsize=1024)
 def lane_register_bits(lane: Lane, simd: int) -> tuple[int, int]:
     """Bits of one PE's registered lane terms (stage T) and of its registered partial sum
-    (stage P), as :func:`build_datapath` declares them (the resource model counts them)."""
-    terms = lane.terms(Signal(simd * lane.input_bits), Signal(simd * lane.weight_bits), simd)
-    return sum(len(term) for term in terms), len(adder_tree(terms))
+    (stage P), as :func:`build_datapath` declares them (the resource model counts them).
+
+    Every SIMD position computes the same expression on its own element, so the terms all
+    have the first one's shape and the tree is summed over signals of that shape: building
+    all SIMD expressions of a wide lane took milliseconds. Remembered per lane and SIMD."""
+    (term,) = lane.terms(Signal(lane.input_bits, name="x"), Signal(lane.weight_bits, name="w"),
+                         1)
+    shape = term.shape()
+    return simd * shape.width, len(adder_tree([Signal(shape, name="term")] * simd))
 
 
 def step_control_bits(nf_bits: int) -> int:

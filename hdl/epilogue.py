@@ -48,6 +48,8 @@ def pack_row_words(values: np.ndarray, bits: int, rows_per_word: int) -> list[in
     """[rows, k] integers -> one word per group of ``rows_per_word`` rows (two's complement)."""
     mask = (1 << bits) - 1
     flat = np.asarray(values, dtype=np.int64).reshape(values.shape[0], -1)
+    if rows_per_word == 1 and flat.shape[1] == 1 and bits < 64:
+        return (flat[:, 0] & mask).tolist()         # one value per word: its low bits
     words = []
     for start in range(0, flat.shape[0], rows_per_word):
         word = 0

@@ -85,6 +85,12 @@ def pack_words(codes: np.ndarray, bits: int) -> list[int]:
     planes = (rows[:, :, None] >> np.arange(bits)) & 1
     packed = np.packbits(planes.reshape(len(rows), -1).astype(np.uint8), axis=1,
                          bitorder="little")
+    if packed.shape[1] <= 8:
+        # words of up to 64 bits: read as little-endian 64-bit integers in one go (the
+        # many-address memories of folded engines have narrow words)
+        wide = np.zeros((len(rows), 8), dtype=np.uint8)
+        wide[:, :packed.shape[1]] = packed
+        return wide.view("<u8")[:, 0].tolist()
     return [int.from_bytes(row.tobytes(), "little") for row in packed]
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from codesign.arch.dataflow.organisation import Dataflow
 from codesign.arch.design import Design, Organisation
 from codesign.arch.options import Folding, MappingOptions
+from codesign.arch.stage_pool import StagePool
 from codesign.errors import OptionError
 from codesign.ir import Graph
 
@@ -23,12 +24,14 @@ ORGANISATIONS: dict[str, Organisation] = {org.name: org for org in (Dataflow(),)
 """Every hardware organisation by name."""
 
 
-def build_design(graph: Graph, options: MappingOptions | None = None, **option_args: Any
-                 ) -> Design:
+def build_design(graph: Graph, options: MappingOptions | None = None, *,
+                 pool: StagePool | None = None, **option_args: Any) -> Design:
     """Map an integer graph onto the organisation the options name.
 
     ``options`` or the keyword arguments of :meth:`MappingOptions.create` (``folding``,
-    ``target_cycles``, ``sparse``, ``fifo_depth``, ``families``) choose the hardware.
+    ``target_cycles``, ``sparse``, ``fifo_depth``, ``families``) choose the hardware. A
+    ``pool`` shares equal stages between the designs of one graph whose nodes stay as they
+    are (a sweep's; :mod:`codesign.arch.stage_pool`).
     """
     if options is None:
         options = MappingOptions.create(**option_args)
@@ -42,7 +45,7 @@ def build_design(graph: Graph, options: MappingOptions | None = None, **option_a
     except KeyError:
         raise OptionError(f"unknown organisation {options.organisation!r}; organisations: "
                           + ", ".join(ORGANISATIONS)) from None
-    return Design(graph, organisation, organisation.map(graph, options), options)
+    return Design(graph, organisation, organisation.map(graph, options, pool), options)
 
 
 __all__ = ["ORGANISATIONS", "Design", "Folding", "MappingOptions", "Organisation",

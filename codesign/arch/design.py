@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ from amaranth.lib import wiring
 
 from codesign.arch.options import MappingOptions
 from codesign.arch.stage import Stage
+from codesign.arch.stage_pool import StagePool
 from codesign.arch.stages import EngineStage
 from codesign.errors import GraphError
 from codesign.ir import Graph, IntType
@@ -62,8 +63,10 @@ class Organisation(ABC):
     name: str
 
     @abstractmethod
-    def map(self, graph: Graph, options: MappingOptions) -> list[Stage]:
-        """The stages of an integer graph under these options (named errors otherwise)."""
+    def map(self, graph: Graph, options: MappingOptions, pool: StagePool | None = None
+            ) -> list[Stage]:
+        """The stages of an integer graph under these options (named errors otherwise);
+        stages equal to ones the ``pool`` holds are taken from it."""
 
     @abstractmethod
     def build_top(self, design: Design, counters: bool) -> wiring.Component:
@@ -116,6 +119,9 @@ class Design:
     organisation: Organisation
     stages: list[Stage]
     options: MappingOptions
+    derived: dict[str, Any] = field(default_factory=dict, repr=False)
+    """What the organisation works out about the design once (a design does not change
+    once built; the dataflow's wiring is asked for by its resources, buffers and top)."""
 
     @property
     def engines(self) -> list[EngineStage]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources as package_files
 from pathlib import Path
 
@@ -176,19 +176,33 @@ def rom_columns(memory: MemorySpec, *, distinct: bool = False) -> int:
     """Bit columns of a read-only memory's image that are not constant (Yosys drops those
     from the memory); with ``distinct``, identical columns count once (as LUTs, one logic
     function serves them all)."""
+    varying, different = _rom_column_counts(memory)
+    return different if distinct else varying
+
+
+@lru_cache(maxsize=256)
+def _rom_column_counts(memory: MemorySpec) -> tuple[int, int]:
+    """(non-constant columns, distinct non-constant columns) of a ROM image: both counts at
+    once, remembered, as an engine's model asks for its weight memory twice."""
     if not memory.init:
-        return 0
+        return 0, 0
     width = memory.width
-    size = (width + 7) // 8
-    data = b"".join((word & ((1 << width) - 1)).to_bytes(size, "little")
-                    for word in memory.init)
-    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8).reshape(len(memory.init), size),
-                         axis=1, bitorder="little")[:, :width]
+    if width <= 64:
+        # words of up to 64 bits: one array of 64-bit integers, its bytes little-endian
+        words = np.array([word & ((1 << width) - 1) for word in memory.init], dtype="<u8")
+        data = words.reshape(-1, 1).view(np.uint8)
+    else:
+        size = (width + 7) // 8
+        data = np.frombuffer(b"".join((word & ((1 << width) - 1)).to_bytes(size, "little")
+                                      for word in memory.init),
+                             dtype=np.uint8).reshape(len(memory.init), size)
+    bits = np.unpackbits(data, axis=1, bitorder="little")[:, :width]
     ones = bits.sum(axis=0)
     varying = bits[:, (ones > 0) & (ones < len(memory.init))]
-    if not distinct:
-        return int(varying.shape[1])
-    return int(len(np.unique(varying.T, axis=0))) if varying.shape[1] else 0
+    if not varying.shape[1]:
+        return 0, 0
+    columns = np.packbits(varying.T, axis=1)       # one row of bytes per column
+    return int(varying.shape[1]), len({column.tobytes() for column in columns})
 
 
 def xc7_lutram_luts(memory: MemorySpec) -> int:

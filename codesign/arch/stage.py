@@ -25,7 +25,7 @@ from hdl.arith import ElementType
 from hdl.errors import HardwareConfigError
 from hdl.memory import resolve_style
 from hdl.perf import Counter
-from hdl.stage import AnyStageConfig
+from hdl.stage import AnyStageConfig, PortFormat, input_ports
 
 
 def element_type(dtype: IntType) -> ElementType:
@@ -158,6 +158,12 @@ class Stage(ABC):
     def make_hdl_config(self) -> AnyStageConfig:
         """Build :attr:`hdl_config`."""
 
+    @cached_property
+    def input_formats(self) -> tuple[PortFormat, ...]:
+        """Elements and bits of each input stream, in port order (of :attr:`hdl_config`,
+        read once: the wiring asks for them on every design the stage is part of)."""
+        return input_ports(self.hdl_config)
+
     # ---- beat schedule ---------------------------------------------------------------------
     def schedule(self, arrivals: Sequence[np.ndarray]) -> StageSchedule:
         """Cycles the stage takes its input beats and offers its output beats, for input
@@ -208,8 +214,27 @@ class Stage(ABC):
         return self.resource_structure(target).of_kind(self.kind)
 
     def estimate_resources(self, target: str = "xc7") -> Resources:
-        """LUT, FF, block RAM and DSP of the stage on ``target``, without synthesis."""
-        return estimate(self.priced_structure(target), target)
+        """LUT, FF, block RAM and DSP of the stage on ``target``, without synthesis.
+
+        Counted once per stage and target (a stage's hardware is fixed when it is made, as
+        its :attr:`hdl_config` is), answer or refusal: the model reads every ROM column, and
+        the designs of a sweep share their equal stages (:mod:`codesign.arch.stage_pool`).
+        """
+        known = self._resource_estimates
+        if target not in known:
+            try:
+                known[target] = estimate(self.priced_structure(target), target)
+            except UnknownTargetError as exc:
+                known[target] = exc
+        found = known[target]
+        if isinstance(found, UnknownTargetError):
+            raise type(found)(*found.args)
+        return found
+
+    @cached_property
+    def _resource_estimates(self) -> dict[str, Resources | UnknownTargetError]:
+        """Target -> the resource model's estimate of the stage, or why it has none."""
+        return {}
 
     # ---- what the stage holds -------------------------------------------------------------
     @property

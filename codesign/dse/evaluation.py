@@ -3,16 +3,20 @@
 A point is built the way ``codesign run`` builds a run (:func:`codesign.flow.example_options`,
 the same pass pipeline and mapping): a worker loads each network once, lowers it once per set
 of layers that keep dot-product accumulation and runs the integer reference once per lowered
-graph (the caches below live as long as the worker process); a point then only maps,
-predicts its counters and prices them. Every failure a point can cause is caught and returned
-as its row (status ``failed`` and the named error), so the sweep goes on.
+graph (the caches below live as long as the worker process); a point then only maps. The
+points of a sweep share most of their stages (a FIFO depth, a family or a folding changes
+some stages, never all), so a lowered network keeps every stage its points made
+(:class:`~codesign.arch.stage_pool.StagePool`) and each stage's analytical figures: a stage
+is configured, predicted, priced and counted by the resource model once per worker, and
+every figure is the one a fresh evaluation gives. Every failure a point can cause is caught
+and returned as its row (status ``failed`` and the named error), so the sweep goes on.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -21,10 +25,12 @@ import numpy as np
 from codesign.arch import MappingOptions, build_design
 from codesign.arch.design import Design
 from codesign.arch.families import FAMILIES
+from codesign.arch.stage import Stage
+from codesign.arch.stage_pool import StagePool
 from codesign.dse.points import Point
 from codesign.energy import EnergyTable
 from codesign.errors import UnknownTargetError
-from codesign.evaluate import evaluate
+from codesign.evaluate import StageEvaluation, StageModel, evaluate, model_stage
 from codesign.examples import LoadedExample, load_example, load_recipe_example
 from codesign.flow import dot_layers, example_graph, example_inputs, example_options, predictions
 from codesign.ir import Graph
@@ -50,6 +56,35 @@ class Lowered:
     accuracy: float
 
 
+@dataclass
+class DesignSpace:
+    """What the designs of one lowered network share: its stages (each made once, whatever
+    the FIFO depth, family or folding of the other layers) and each stage's analytical
+    figures on the test frames. The network's graph is never changed once lowered, as a
+    :class:`~codesign.arch.stage_pool.StagePool` needs."""
+
+    network: Lowered
+    pool: StagePool = field(default_factory=StagePool)
+    models: dict[tuple[Stage, EnergyTable], StageEvaluation] = field(default_factory=dict)
+    """(stage, table) -> the stage's figures on the test frames (:func:`model_stage`)."""
+
+    def design(self, options: MappingOptions) -> Design:
+        """The design the options map the network to, its stages taken from the pool."""
+        return build_design(self.network.graph, options, pool=self.pool)
+
+    def stage_model(self, table: EnergyTable) -> StageModel:
+        """:func:`~codesign.evaluate.model_stage` on the test frames, once per stage."""
+        frames, values = len(self.network.inputs), self.network.values
+
+        def model(stage: Stage) -> StageEvaluation:
+            key = (stage, table)
+            if key not in self.models:
+                self.models[key] = model_stage(stage, frames, values, table)
+            return self.models[key]
+
+        return model
+
+
 @lru_cache(maxsize=8)
 def loaded_example(name: str) -> LoadedExample:
     """A built-in example by name or a recipe's network by file path (loaded once)."""
@@ -73,6 +108,13 @@ def lowered(name: str, keep_dot: tuple[str, ...]) -> Lowered:
     return Lowered(graph, inputs, values, accuracy)
 
 
+@lru_cache(maxsize=16)
+def design_space(name: str, keep_dot: tuple[str, ...]) -> DesignSpace:
+    """What the points of the example lowered for these layers share (kept as long as the
+    lowered network; ``design_space.cache_clear()`` makes every later point's stages anew)."""
+    return DesignSpace(lowered(name, keep_dot))
+
+
 @lru_cache(maxsize=4)
 def energy_table(path: str | None) -> EnergyTable:
     return EnergyTable.load(path)
@@ -89,7 +131,7 @@ def point_options(point: Point) -> MappingOptions:
     styles = (dict(point.memory_style) if isinstance(point.memory_style, tuple) else None)
     if isinstance(point.family, str) or isinstance(point.memory_style, str):
         default = example_options(example, **base)
-        design = build_design(lowered(point.example, ()).graph, default)
+        design = design_space(point.example, ()).design(default)
         if isinstance(point.family, str):
             families = _global_family(design, point.family, point.example)
         if isinstance(point.memory_style, str):
@@ -114,11 +156,11 @@ def _global_family(design: Design, family: str, example: str) -> dict[str, str]:
     return chosen
 
 
-def build_point(point: Point) -> tuple[Design, Lowered]:
-    """The point's design and the lowered network it was mapped from."""
+def build_point(point: Point) -> tuple[Design, DesignSpace]:
+    """The point's design and the design space (lowered network) it was mapped in."""
     options = point_options(point)
-    network = lowered(point.example, dot_layers(options))
-    return build_design(network.graph, options), network
+    space = design_space(point.example, dot_layers(options))
+    return space.design(options), space
 
 
 def design_key(point: Point, design: Design) -> str:
@@ -126,12 +168,19 @@ def design_key(point: Point, design: Design) -> str:
     hardware, types and memory style, and the organisation's buffers): points whose axis
     values differ but build the same hardware (a sparse choice on a network without zero
     weights, say) share it, and one RTL run verifies them all."""
-    stages = json.dumps([[stage.name, stage.kind, stage.hardware(), str(stage.input_type),
-                          str(stage.output_type), design.options.memory_style_for(stage.name)]
-                         for stage in design.stages])
+    stages = "[" + ", ".join(_stage_json(stage, design.options.memory_style_for(stage.name))
+                             for stage in design.stages) + "]"
     buffers = json.dumps(design.organisation.buffers(design), sort_keys=True, default=str)
     return content_key(("example", point.example), ("stages", stages),
                        ("buffers", buffers))[:16]
+
+
+@lru_cache(maxsize=4096)
+def _stage_json(stage: Stage, memory_style: str) -> str:
+    """A stage's part of :func:`design_key`, as JSON (the same for every design the stage
+    is part of)."""
+    return json.dumps([stage.name, stage.kind, stage.hardware(), str(stage.input_type),
+                       str(stage.output_type), memory_style])
 
 
 def _error(exc: BaseException) -> str:
@@ -143,11 +192,12 @@ def evaluate_point(point: Point, energy_table_path: str | None = None) -> dict[s
     start = time.perf_counter()
     row: dict[str, Any] = {"key": point.key, **point.axes(), "family_label": point.family_label}
     try:
-        design, network = build_point(point)
+        design, space = build_point(point)
         row["design"] = design_key(point, design)
         table = energy_table(energy_table_path)
+        network = space.network
         result = evaluate(design, network.inputs, network.values, table, rtl=False,
-                          checked=True)
+                          checked=True, stage_model=space.stage_model(table))
         row.update(status="ok", accuracy=network.accuracy,
                    cycles_per_frame=result.cycles_per_frame,
                    energy_pj_per_frame=result.energy_pj_per_frame,
@@ -176,7 +226,8 @@ def verify_point(point: Point, frames: int, energy_table_path: str | None = None
     start = time.perf_counter()
     row: dict[str, Any] = {"key": point.key}
     try:
-        design, network = build_point(point)
+        design, space = build_point(point)
+        network = space.network
         row["key"] = design_key(point, design)
         x = network.inputs[:frames]
         result = evaluate(design, x, execute_all(design.graph, x),

@@ -10,6 +10,7 @@ import pytest
 from codesign.cli import main
 from codesign.dse import SweepSpec, expand, run_sweep
 from codesign.dse.cluster import dask_client
+from codesign.dse.evaluation import design_space, evaluate_point
 from codesign.dse.store import POINT_COLUMNS, ResultsStore
 from codesign.errors import SchedulerError, SweepError
 
@@ -76,6 +77,35 @@ def test_axes_multiply_into_points():
     assert len(points) == 2 * 3 * 2 * 2
     assert len({p.key for p in points}) == len(points)
     assert points[0].example == "binarized-mlp" and points[-1].example == "ternary-mlp-twn"
+
+
+def _figures(row: dict) -> dict:
+    """A row without its timings."""
+    return {name: value for name, value in row.items()
+            if name not in ("seconds", "finished_at")}
+
+
+def test_points_sharing_stages_give_the_figures_of_points_alone():
+    """Points evaluated in a row share their networks' stages and stage figures; every
+    figure equals the one of the same point evaluated with nothing shared."""
+    points = expand(spec(examples=["binarized-mlp", "ternary-mlp-twn", "deep-compression-mlp"],
+                         target_cycles=[128, 512], families=["default", "mac"],
+                         sparse=["default", 0.5], fifo_depth=[4, 8],
+                         memory_styles=["auto", "block"]))
+    points += expand(spec(examples=["binarized-mlp"],
+                          foldings=[{"fc0": [8, 8]}, {"fc0": [16, 3]}],
+                          families=["default", {"fc1": "mac"}], fifo_depth=[2, 8]))
+    points += expand(spec(examples=["ternary-mlp-twn"], families=["ternary"]))
+    design_space.cache_clear()
+    shared = [_figures(evaluate_point(point)) for point in points]
+    alone = []
+    for point in points:
+        design_space.cache_clear()
+        alone.append(_figures(evaluate_point(point)))
+    assert shared == alone
+    statuses = {row["status"] for row in shared}
+    assert statuses == {"ok", "skipped", "failed"}
+    assert len({row["design"] for row in shared if row["status"] == "ok"}) > 20
 
 
 def test_tiny_sweep_on_an_in_process_cluster(client, tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 from codesign.arch.options import AUTO_FIFO_DEPTH, FifoDepth, MappingOptions
 from codesign.arch.resource_model import bits_for, xc7_lutram_luts
@@ -25,8 +26,10 @@ FIFO_CONTROL_LUTS = 8
 """Read/write pointers, level and handshake of one FIFO (a fixed allowance)."""
 
 
+@lru_cache(maxsize=1024)
 def fifo_resources(width: int, depth: int) -> Resources:
-    """One inter-stage FIFO: its storage as LUT RAM, its output register and pointers."""
+    """One inter-stage FIFO: its storage as LUT RAM, its output register and pointers
+    (remembered: a sweep's designs have the same few FIFOs)."""
     luts = xc7_lutram_luts(MemorySpec("fifo", width, depth, writable=True))
     return Resources(lut=luts + FIFO_CONTROL_LUTS, lutram=luts,
                      ff=width + 3 * bits_for(depth + 1))

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from functools import lru_cache
 
 from codesign.arch.options import Folding
 from codesign.errors import FoldingError
 
 
-def divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
+@lru_cache(maxsize=1024)
+def divisors(n: int) -> tuple[int, ...]:
+    """The divisors of ``n``, ascending (a mapping asks for the same few layer sizes over
+    and over)."""
+    return tuple(d for d in range(1, n + 1) if n % d == 0)
 
 
 def check_folding(name: str, mh: int, mw: int, folding: Folding) -> None:
@@ -25,19 +28,21 @@ def check_folding(name: str, mh: int, mw: int, folding: Folding) -> None:
         raise FoldingError(f"layer {name!r}: " + "; ".join(problems))
 
 
+@lru_cache(maxsize=4096)
 def auto_folding(mh: int, mw: int, target_cycles: int,
-                 simd_options: Sequence[int] | None = None) -> Folding:
+                 simd_options: tuple[int, ...] | None = None) -> Folding:
     """Least parallel (fewest lanes) folding with (MH/PE)*(MW/SIMD) <= target_cycles.
 
     Among foldings with the fewest lanes, the one with PE and SIMD closest to each other
     wins: input-buffer re-reads grow as MH/PE and accumulator updates as MW/SIMD, so a
     balanced folding avoids paying heavily for either. A target below 1 cycle is clamped
-    to fully parallel.
+    to fully parallel. Remembered: a sweep folds the same layers for the same targets.
     """
     best: tuple[int, float, int, Folding] | None = None
     allowed = set(simd_options) if simd_options is not None else None
+    simds = divisors(mw)
     for pe in divisors(mh):
-        for simd in divisors(mw):
+        for simd in simds:
             if allowed is not None and simd not in allowed:
                 continue
             if (mh // pe) * (mw // simd) > max(target_cycles, 1):

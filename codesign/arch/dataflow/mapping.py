@@ -15,6 +15,7 @@ Stages are listed in a topological order, the stage producing the graph output l
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from codesign.arch.dataflow.folding import auto_folding, check_folding, divisors
 from codesign.arch.families import choose_family
 from codesign.arch.options import Folding, MappingOptions
 from codesign.arch.stage import Stage
+from codesign.arch.stage_pool import StagePool
 from codesign.arch.stages import (
     AddStage,
     ConcatStage,
@@ -118,8 +120,22 @@ def lanes_for(channels: int, pixels: int, target: int) -> int:
     return channels
 
 
-def map_graph(graph: Graph, options: MappingOptions) -> list[Stage]:
-    """The stages of an integer graph (see the module docstring)."""
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """What the mapping derives from a graph alone, whatever the options: the checked graph
+    with its epilogues fused, its nodes in topological order, its streams and their
+    readers, its MatVecs and the nodes that become stages with memories."""
+
+    graph: Graph
+    nodes: list[Node]
+    aliases: dict[str, str]
+    readers: dict[str, list[tuple[Node, int]]]
+    matvecs: list[MatVec]
+    hardware: list[str]
+
+
+def prepare(graph: Graph) -> Prepared:
+    """The graph checked and fused for mapping (named errors otherwise)."""
     if not graph.is_integer():
         raise GraphError("mapping needs an integer graph: run codesign.passes.run_passes")
     if any(isinstance(node, (MultiThreshold, Requantize)) for node in graph.nodes):
@@ -129,10 +145,23 @@ def map_graph(graph: Graph, options: MappingOptions) -> list[Stage]:
     aliases = stream_aliases(graph)
     readers = stream_readers(graph, aliases)
     _check_drained(graph, aliases, readers)
-    matvecs = [node for node in nodes if isinstance(node, MatVec)]
+    return Prepared(graph, nodes, aliases, readers,
+                    [node for node in nodes if isinstance(node, MatVec)],
+                    [node.name for node in nodes
+                     if isinstance(node, (MatVec, SlidingWindow, MaxPool, SumPool))])
+
+
+def map_graph(graph: Graph, options: MappingOptions, pool: StagePool | None = None
+              ) -> list[Stage]:
+    """The stages of an integer graph (see the module docstring); with a ``pool``, the graph
+    is prepared once and every stage equal to one made before is that one
+    (:mod:`codesign.arch.stage_pool`)."""
+    if pool is None:
+        pool = StagePool()
+    ready = pool.once(("prepared", graph), lambda: prepare(graph))
+    graph, nodes, aliases, readers = ready.graph, ready.nodes, ready.aliases, ready.readers
+    matvecs, hardware = ready.matvecs, ready.hardware
     check_layer_names(options, [mv.name for mv in matvecs])
-    hardware = [node.name for node in nodes
-                if isinstance(node, (MatVec, SlidingWindow, MaxPool, SumPool))]
     unknown = sorted(set(dict(options.memory_styles)) - set(hardware))
     if unknown:
         raise FoldingError(f"memory_styles names unknown stage(s) {unknown}; stages: "
@@ -142,12 +171,17 @@ def map_graph(graph: Graph, options: MappingOptions) -> list[Stage]:
 
         return budgeted_stages(graph, nodes, options, matvecs,
                                lambda target: _map_nodes(graph, nodes, options, target,
-                                                         aliases, readers))
+                                                         aliases, readers, pool))
     target = options.target_cycles
     if target is None:
         target = max(1, max((vectors(graph, mv) * mv.mh * mv.mw for mv in matvecs), default=1)
                      // LANES_FOR_DEFAULT_TARGET)
-    return _map_nodes(graph, nodes, options, target, aliases, readers)
+    # the FIFO depth chooses no stage here (only the wiring reads it): options that differ
+    # in it alone share their stages
+    choice = tuple(value for name, value in vars(options).items() if name != "fifo_depth")
+    return list(pool.once(("stages", ready, choice),
+                          lambda: _map_nodes(graph, nodes, options, target, aliases, readers,
+                                             pool)))
 
 
 def candidate_targets(graph: Graph, nodes: list, options: MappingOptions) -> list[int]:
@@ -164,10 +198,10 @@ def candidate_targets(graph: Graph, nodes: list, options: MappingOptions) -> lis
 
 
 def _map_nodes(graph: Graph, nodes: list[Node], options: MappingOptions, target: int,
-               aliases: dict[str, str], readers: dict[str, list[tuple[Node, int]]]
-               ) -> list[Stage]:
+               aliases: dict[str, str], readers: dict[str, list[tuple[Node, int]]],
+               pool: StagePool) -> list[Stage]:
     """The stages, automatic foldings aiming at ``target`` cycles per frame."""
-    mapper = _Mapper(graph, options, target, aliases, readers)
+    mapper = _Mapper(graph, options, target, aliases, readers, pool)
     mapper.fork(graph.input, graph.input_info.shape[-1])
     for node in nodes:
         mapper.node(node)
@@ -182,9 +216,10 @@ class _Mapper:
     """Stages in the making, and what the next stage needs to know about its producers."""
 
     def __init__(self, graph: Graph, options: MappingOptions, target: int,
-                 aliases: dict[str, str], readers: dict[str, list[tuple[Node, int]]]) -> None:
+                 aliases: dict[str, str], readers: dict[str, list[tuple[Node, int]]],
+                 pool: StagePool) -> None:
         self.graph, self.options, self.target = graph, options, target
-        self.aliases, self.readers = aliases, readers
+        self.aliases, self.readers, self.pool = aliases, readers, pool
         self.stages: list[Stage] = []
         self.elems: dict[str, int] = {}
         """Stream -> elements per beat its producer emits."""
@@ -196,8 +231,13 @@ class _Mapper:
         stream = self.stream(tensor)
         return self.elems.get(stream, self.graph.tensor(stream).shape[-1])
 
+    def append(self, stage: Stage) -> None:
+        """The next stage (the pool's, if it made an equal one)."""
+        self.stages.append(self.pool.get(stage))
+
     def add(self, stage: Stage) -> None:
-        self.stages.append(stage)
+        """The next stage, and a fork behind it if several stages read its output."""
+        self.append(stage)
         stream = self.stream(stage.output_tensor)
         self.elems[stream] = stage.out_elems
         self.fork(stream, stage.out_elems)
@@ -208,7 +248,7 @@ class _Mapper:
         if len(readers) < 2:
             return
         info = self.graph.tensor(stream)
-        self.stages.append(ForkStage(f"{stream}_fork", stream, info.dtype, info.size, elems,
+        self.append(ForkStage(f"{stream}_fork", stream, info.dtype, info.size, elems,
                                      tuple((node.name, port) for node, port in readers)))
         self.elems[stream] = elems
 
@@ -226,7 +266,7 @@ class _Mapper:
             engine = _engine(graph, node, self.options, self.target)
             if isinstance(window, SlidingWindow):
                 window_input = graph.tensor(window.inputs[0])
-                self.stages.append(WindowStage(window.name, window, window_input.dtype,
+                self.append(WindowStage(window.name, window, window_input.dtype,
                                                window_input.shape, engine.simd,
                                                self.options.memory_style_for(window.name)))
             self.add(engine)

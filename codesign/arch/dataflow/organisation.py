@@ -31,12 +31,12 @@ from codesign.arch.design import (
 )
 from codesign.arch.options import MappingOptions
 from codesign.arch.stage import Stage
+from codesign.arch.stage_pool import StagePool
 from codesign.arch.stages import ForkStage
 from codesign.ir import Graph
 from codesign.resources import Resources, total
 from codesign.verify import first_difference
 from hdl.perf import Counter
-from hdl.stage import input_ports
 from hdl.top import GraphTop
 
 
@@ -45,12 +45,18 @@ class Dataflow(Organisation):
 
     name = "dataflow"
 
-    def map(self, graph: Graph, options: MappingOptions) -> list[Stage]:
-        return map_graph(graph, options)
+    def map(self, graph: Graph, options: MappingOptions, pool: StagePool | None = None
+            ) -> list[Stage]:
+        return map_graph(graph, options, pool)
 
     def wiring(self, design: Design) -> Wiring:
-        """Streams, FIFO depths, and where the design's input and output are."""
-        return wire(design.graph, design.stages, design.options.fifo_depth)
+        """Streams, FIFO depths, and where the design's input and output are (worked out
+        once per design: its resources, buffers and top all ask)."""
+        if "wiring" not in design.derived:
+            design.derived["wiring"] = wire(design.graph, design.stages,
+                                            design.options.fifo_depth)
+        plan: Wiring = design.derived["wiring"]
+        return plan
 
     def build_top(self, design: Design, counters: bool) -> wiring.Component:
         plan = self.wiring(design)
@@ -62,7 +68,7 @@ class Dataflow(Organisation):
         found = []
         for index, edge in enumerate(plan.edges):
             consumer = design.stages[edge.consumer]
-            width = input_ports(consumer.hdl_config)[edge.in_port].width
+            width = consumer.input_formats[edge.in_port].width
             found.append({"producer": design.stages[edge.producer].name,
                           "consumer": consumer.name, "port": edge.in_port,
                           "depth": edge.depth, "width": width, "bits": edge.depth * width,
@@ -76,7 +82,7 @@ class Dataflow(Organisation):
 
     def input_format(self, design: Design) -> StreamFormat:
         _, (stage, port) = streams(design.graph, design.stages)
-        elems = input_ports(design.stages[stage].hdl_config)[port].elems
+        elems = design.stages[stage].input_formats[port].elems
         info = design.graph.input_info
         return StreamFormat(info.dtype, elems, info.size)
 
@@ -91,7 +97,7 @@ class Dataflow(Organisation):
         parts = [stage.estimate_resources(target) for stage in design.stages]
         for edge in self.wiring(design).edges:
             producer, consumer = design.stages[edge.producer], design.stages[edge.consumer]
-            port = input_ports(consumer.hdl_config)[edge.in_port]
+            port = consumer.input_formats[edge.in_port]
             parts.append(fifo_resources(port.width, edge.depth))
             if producer.out_elems != port.elems:
                 parts.append(converter_resources(producer.out_elems, port.elems,
@@ -155,7 +161,7 @@ class Dataflow(Organisation):
                 if edge.producer in below:
                     below.add(edge.consumer)
             join = next((k for k in sorted(below) if k != index
-                         and len(input_ports(design.stages[k].hdl_config)) > 1), None)
+                         and len(design.stages[k].input_formats) > 1), None)
             if join is None:
                 continue
             depths = [edge.depth for edge in plan.edges if edge.consumer == join]

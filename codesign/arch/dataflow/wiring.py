@@ -26,7 +26,6 @@ from codesign.arch.stage import Stage
 from codesign.arch.stages import ForkStage
 from codesign.errors import GraphError
 from codesign.ir import Graph
-from hdl.stage import input_ports
 from hdl.top import Edge
 
 
@@ -106,7 +105,7 @@ def wire(graph: Graph, stages: list[Stage], min_depth: FifoDepth) -> Wiring:
 
     found, source = streams(graph, stages)
     joins = frozenset(k for k, s in enumerate(found)
-                      if len(input_ports(stages[s.consumer].hdl_config)) > 1)
+                      if len(stages[s.consumer].input_formats) > 1)
     sink = (len(stages) - 1, 0)
     if min_depth == AUTO_FIFO_DEPTH:
         depths = auto_fifo_depths(stages, found, source, graph.input_info.size)

@@ -103,13 +103,13 @@ class DenseEngine(EngineStage):
         sequence of each SIMD position."""
         nf, sf, pe, simd = self.nf, self.sf, self.pe, self.simd
         codes = self.weight_codes().reshape(nf, pe, sf, simd).transpose(1, 3, 0, 2)
-        lanes = codes.reshape(pe, simd, nf * sf)
+        lanes = np.ascontiguousarray(codes.reshape(pe, simd, nf * sf))
         kept = 0
         for j in range(simd):
-            seqs = [tuple(lanes[p, j].tolist()) for p in range(pe)]
+            seqs = lanes[:, j]                  # one weight sequence per PE
             if self.family.zero_weights:
-                seqs = [seq for seq in seqs if any(seq)]
-            kept += len(set(seqs)) if merged else len(seqs)
+                seqs = seqs[seqs.any(axis=1)]
+            kept += len({seq.tobytes() for seq in seqs}) if merged else len(seqs)
         return kept
 
     def predict_counters(self, frames: int, inputs: np.ndarray | None = None
