@@ -16,10 +16,11 @@ state the design reaches. Streams pass width converters (a split offers its piec
 cycles after it takes a wide beat, a gather its wide beat the cycle after the last piece;
 a split takes one wide beat per piece count of cycles, which paces its producer, and a
 fork's every output with it: :meth:`codesign.arch.stage.Stage.throttled`) and FIFOs (a
-beat written in cycle t is readable in cycle t + :data:`FIFO_LATENCY`). For each stream into a join the model counts the beats waiting in its FIFO before each write;
-a FIFO of that maximum plus two never refuses a write (a buffered FIFO of depth d takes a
-write while fewer than d - 1 beats sit behind its output register), so the design runs the
-model's schedule: no deadlock, no stall below the bottleneck.
+beat written in cycle t is readable in cycle t + :data:`FIFO_LATENCY`). For each stream
+into a join the model counts the beats waiting in its FIFO before each write; a FIFO of
+that maximum plus two never refuses a write (a buffered FIFO of depth d takes a write while
+fewer than d - 1 beats sit behind its output register), so the design runs the model's
+schedule: no deadlock, no stall below the bottleneck.
 
 ``fifo_depth="auto"`` sizes every FIFO the same way (:func:`auto_fifo_depths`), with the
 design's input paced evenly over each period (a frame's beats spread over the bottleneck's
