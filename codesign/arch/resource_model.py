@@ -77,6 +77,12 @@ class Structure:
         return Structure(qualify(self.lut), qualify(self.ff), self.exact)
 
 
+PHYSICAL_FF = {"mem_read_reg": 1.0}
+"""Flip-flop features that count flip-flops one for one (a memory's read register): a stage
+kind whose calibration spread has no case with such a memory prices them at this rate
+instead of refusing the estimate."""
+
+
 @dataclass(frozen=True)
 class Calibration:
     """LUTs and FFs per unit of each feature, for one target."""
@@ -87,14 +93,16 @@ class Calibration:
     source: str = ""
 
     def price(self, structure: Structure) -> Resources:
+        ff_rates = {**{k: PHYSICAL_FF[k.rsplit(".", 1)[-1]] for k in structure.ff
+                       if k.rsplit(".", 1)[-1] in PHYSICAL_FF}, **self.ff}
         unknown = sorted((set(structure.lut) - set(self.lut))
-                         | (set(structure.ff) - set(self.ff)))
+                         | (set(structure.ff) - set(ff_rates)))
         if unknown:
             raise UnknownTargetError(f"the {self.target} resource calibration has no "
                                      f"coefficient for {', '.join(unknown)}; rerun "
                                      "benchmarks/resources.py --calibrate")
         lut = sum(self.lut[k] * v for k, v in structure.lut.items())
-        ff = sum(self.ff[k] * v for k, v in structure.ff.items())
+        ff = sum(ff_rates[k] * v for k, v in structure.ff.items())
         return structure.exact + Resources(lut=round(lut), ff=round(ff))
 
 

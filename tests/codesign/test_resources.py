@@ -186,3 +186,18 @@ def test_chain_estimate_adds_fifos_to_the_stages():
     assert (whole.bram36, whole.bram18, whole.dsp) == (stages.bram36, stages.bram18,
                                                        stages.dsp)
     assert np.isclose(whole.bram18_equivalent, 2 * whole.bram36 + whole.bram18)
+
+
+def test_a_read_register_without_a_calibrated_case_counts_one_ff_per_bit():
+    """A kind whose calibration spread has no memory with a read register (a window's small
+    line buffer) still gets an estimate: its read register at one flip-flop per bit; an
+    unknown LUT feature is still a named error."""
+    from codesign.arch.resource_model import Structure, estimate
+    from codesign.errors import UnknownTargetError
+
+    base = Structure(ff={"window.window_counter_bits": 10.0})
+    with_register = Structure(ff={"window.window_counter_bits": 10.0,
+                                  "window.mem_read_reg": 24.0})
+    assert estimate(with_register, "xc7").ff - estimate(base, "xc7").ff == 24
+    with pytest.raises(UnknownTargetError, match="no coefficient for window.no_such_feature"):
+        estimate(Structure(lut={"window.no_such_feature": 1.0}), "xc7")
