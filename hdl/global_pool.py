@@ -26,6 +26,7 @@ from hdl.arith import ElementType, shape_for_range, wrap_increment
 from hdl.epilogue import Epilogue, build_param_banks
 from hdl.errors import HardwareConfigError
 from hdl.perf import Counter, PerfCounters, count_issue_span, perf_port
+from hdl.stage import SimdElems
 
 FILL_CYCLES = 1
 
@@ -42,7 +43,7 @@ PERF_COUNTERS = (
 
 
 @dataclass(frozen=True, eq=False)
-class GlobalPoolConfig:
+class GlobalPoolConfig(SimdElems):
     """Everything that fixes one global sum pool."""
 
     name: str
@@ -67,14 +68,7 @@ class GlobalPoolConfig:
     def in_frame_beats(self) -> int:
         return self.pixels * self.folds
 
-    # ---- the StageConfig protocol (hdl.stage) -----------------------------------------
-    @property
-    def in_elems(self) -> int:
-        return self.simd
-
-    @property
-    def out_elems(self) -> int:
-        return self.simd
+    # ---- the StageConfig protocol (hdl.stage; elements per beat: SimdElems) ---------------
 
     @property
     def in_elem_bits(self) -> int:

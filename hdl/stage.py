@@ -83,13 +83,11 @@ class StageConfig(Protocol):
         ...
 
 
-class SameElementStream:
-    """StageConfig members of a stage that takes and emits ``simd`` elements of
-    ``elem_bits`` per beat (window generators, pools); the host defines ``simd``,
-    ``elem_bits``, ``counter_names`` and ``build``."""
+class SimdElems:
+    """Members of a stage (its configuration here, its codesign stage too) that takes and
+    emits ``simd`` elements per beat; the host defines ``simd``."""
 
     simd: int
-    elem_bits: int
 
     @property
     def in_elems(self) -> int:
@@ -98,6 +96,14 @@ class SameElementStream:
     @property
     def out_elems(self) -> int:
         return self.simd
+
+
+class SameElementStream(SimdElems):
+    """StageConfig members of a stage that takes and emits ``simd`` elements of
+    ``elem_bits`` per beat (window generators, pools); the host defines ``simd``,
+    ``elem_bits``, ``counter_names`` and ``build``."""
+
+    elem_bits: int
 
     @property
     def in_elem_bits(self) -> int:

@@ -62,21 +62,6 @@ class StageSchedule:
         return self.outputs if self.port_outputs is None else self.port_outputs[port]
 
 
-class SimdStream:
-    """Stream members of a stage that takes and emits ``simd`` elements per beat (maps,
-    joins, global pools); the stage defines ``simd``."""
-
-    simd: int
-
-    @property
-    def in_elems(self) -> int:
-        return self.simd
-
-    @property
-    def out_elems(self) -> int:
-        return self.simd
-
-
 class Stage(ABC):
     """One hardware stage: the IR node(s) it computes and its hardware choices."""
 

@@ -14,16 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from codesign.arch.stage import SimdStream, Stage, StageSchedule, element_type, in_order
+from codesign.arch.stage import Stage, StageSchedule, element_type, in_order
 from codesign.arch.stages.epilogue import epilogue_costs, hardware_epilogue
 from codesign.energy import EnergyTable, EventCost
 from codesign.ir import Add, IntType
 from hdl.add import FILL_CYCLES, AddConfig
 from hdl.perf import Counter
+from hdl.stage import SimdElems
 
 
 @dataclass(eq=False)
-class AddStage(SimdStream, Stage):
+class AddStage(SimdElems, Stage):
     """One ``Add`` on ``simd`` channels per beat of an ``shape`` map (or vector)."""
 
     name: str

@@ -12,15 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from codesign.arch.stage import SimdStream, Stage, StageSchedule, in_order
+from codesign.arch.stage import Stage, StageSchedule, in_order
 from codesign.energy import EnergyTable, EventCost
 from codesign.ir import Concat, IntType
 from hdl.concat import FILL_CYCLES, ConcatConfig
 from hdl.perf import Counter
+from hdl.stage import SimdElems
 
 
 @dataclass(eq=False)
-class ConcatStage(SimdStream, Stage):
+class ConcatStage(SimdElems, Stage):
     """One ``Concat`` of inputs with ``parts`` channels each, ``simd`` elements per beat,
     over ``pixels`` pixels per frame."""
 

@@ -14,16 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from codesign.arch.stage import SimdStream, Stage, StageSchedule, element_type, in_order
+from codesign.arch.stage import Stage, StageSchedule, element_type, in_order
 from codesign.arch.stages.epilogue import epilogue_costs, hardware_epilogue
 from codesign.energy import EnergyTable, EventCost
 from codesign.ir import GlobalSumPool, IntType
 from hdl.global_pool import FILL_CYCLES, GlobalPoolConfig
 from hdl.perf import Counter
+from hdl.stage import SimdElems
 
 
 @dataclass(eq=False)
-class GlobalPoolStage(SimdStream, Stage):
+class GlobalPoolStage(SimdElems, Stage):
     """One ``GlobalSumPool`` over an (H, W, C) map, ``simd`` channels per beat."""
 
     name: str

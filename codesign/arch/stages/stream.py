@@ -12,12 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codesign.arch.stage import SimdStream, Stage
+from codesign.arch.stage import Stage
 from codesign.ir import IntType, Node
+from hdl.stage import SimdElems
 
 
 @dataclass(eq=False)
-class MapStage(SimdStream, Stage):
+class MapStage(SimdElems, Stage):
     """A stage over an (H, W, C) map, ``simd`` elements per beat in and out."""
 
     name: str
