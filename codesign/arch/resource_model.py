@@ -92,11 +92,15 @@ class Calibration:
     ff: Mapping[str, float]
     source: str = ""
 
+    def ff_rate(self, feature: str) -> float | None:
+        """FFs per unit of ``feature``: its coefficient, else its physical count."""
+        rate = self.ff.get(feature)
+        return PHYSICAL_FF.get(feature.rsplit(".", 1)[-1]) if rate is None else rate
+
     def price(self, structure: Structure) -> Resources:
-        ff_rates = {**{k: PHYSICAL_FF[k.rsplit(".", 1)[-1]] for k in structure.ff
-                       if k.rsplit(".", 1)[-1] in PHYSICAL_FF}, **self.ff}
+        ff_rates = {k: self.ff_rate(k) for k in structure.ff}
         unknown = sorted((set(structure.lut) - set(self.lut))
-                         | (set(structure.ff) - set(ff_rates)))
+                         | {k for k, rate in ff_rates.items() if rate is None})
         if unknown:
             raise UnknownTargetError(f"the {self.target} resource calibration has no "
                                      f"coefficient for {', '.join(unknown)}; rerun "
