@@ -272,9 +272,11 @@ XC7_DSP_A, XC7_DSP_B, XC7_DSP_MIN, XC7_DSP_MIN_PRODUCT = 25, 18, 2, 9
 Range = tuple[int, int]
 
 
+@lru_cache(maxsize=1024)
 def xc7_dsps(a: Range, b: Range) -> int:
     """DSP48E1s of one multiplier of operands in ranges ``a`` and ``b``, or 0 when Yosys
-    keeps it in LUTs.
+    keeps it in LUTs (remembered: every lane of an engine asks for the same multiplier,
+    and an automatic folding prices many engines of one layer).
 
     Yosys narrows a product to the bits its value range needs; one narrower than 9 bits
     stays in LUTs. Otherwise the operands (an unsigned one widened by a sign bit: the DSP

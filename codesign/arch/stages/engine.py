@@ -18,7 +18,13 @@ import numpy as np
 
 from codesign.arch.families import Family
 from codesign.arch.options import Folding
-from codesign.arch.resource_model import Structure, bits_for, memory_structure, multiplier_dsps
+from codesign.arch.resource_model import (
+    Structure,
+    bits_for,
+    estimate,
+    memory_structure,
+    multiplier_dsps,
+)
 from codesign.arch.stage import Stage
 from codesign.arch.stages.epilogue import epilogue_costs, hardware_epilogue
 from codesign.energy import EnergyTable, EventCost
@@ -192,17 +198,10 @@ class EngineStage(Stage):
         them, or into LUTs."""
         return "operand_bits_dsp" if self.lane_dsps(target) else "operand_bits"
 
-    def engine_structure(self, target: str, front_stages: int,
-                         term_lanes: int | None = None) -> Structure:
-        """What every engine has, from its operand registers on (:mod:`hdl.datapath`): lanes
-        of its family and their registered terms, the registered partial sums, the
-        accumulators, the epilogue's stages and parameter banks, the output register, and
-        the step control (valid, first, last, fold) of its ``front_stages`` and of every
-        later stage. These parts are built by the same code in both engines, so they are
-        priced by coefficients both share (``engine.*``); a kind adds its own front end.
-        ``term_lanes`` are the lanes whose term registers synthesis keeps (all of them
-        unless the kind knows better)."""
-        c = self.hdl_config
+    def lane_structure(self, target: str) -> Structure:
+        """The PE rows' lanes alone (their LUTs, and their multipliers in DSPs or LUTs):
+        the part of an engine that grows with its lanes, known without configuring the
+        hardware (every engine's structure starts with it)."""
         s = Structure()
         pe = self.pe
         lane = self.family.lane_cost(self.node, self.weight_storage, self.input_type,
@@ -218,6 +217,38 @@ class EngineStage(Stage):
             s.add_exact(Resources(dsp=pe * dsps))
         else:
             s.add_lut("lane_mult", pe * lane.mult_lut)
+        return s
+
+    def add_front_control(self, s: Structure) -> None:
+        """Add the kind's own front-end parts that follow from its folding and lane alone
+        (counters, control, input registers and multiplexers: no memory image)."""
+
+    def lut_lower_bound(self, target: str) -> int:
+        """LUTs of the parts of the engine known without configuring its hardware (its
+        lanes and its kind's front-end control), by the resource model: never more than
+        the whole engine's, as every coefficient is at least zero and these parts are in
+        the engine's structure as they are here (an
+        :class:`~codesign.errors.UnknownTargetError` when the model cannot price them, and
+        so cannot price the engine). An automatic folding skips pricing foldings whose
+        bound exceeds a price it has found."""
+        s = self.lane_structure(target).of_kind("engine")
+        self.add_front_control(s)
+        return estimate(s.of_kind(self.kind), target).lut
+
+    def engine_structure(self, target: str, front_stages: int,
+                         term_lanes: int | None = None) -> Structure:
+        """What every engine has, from its operand registers on (:mod:`hdl.datapath`): lanes
+        of its family (:meth:`lane_structure`) and their registered terms, the registered
+        partial sums, the accumulators, the epilogue's stages and parameter banks, the
+        output register, and the step control (valid, first, last, fold) of its
+        ``front_stages`` and of every later stage. These parts are built by the same code in
+        both engines, so they are priced by coefficients both share (``engine.*``); a kind
+        adds its own front end. ``term_lanes`` are the lanes whose term registers synthesis
+        keeps (all of them unless the kind knows better)."""
+        c = self.hdl_config
+        s = self.lane_structure(target)
+        pe = self.pe
+        dsps = self.lane_dsps(target)
         # stages T and P: DSPs absorb product and sum registers
         term_bits, partial_bits = lane_register_bits(c.lane, self.simd)
         lanes = pe * self.simd if term_lanes is None else term_lanes

@@ -74,24 +74,30 @@ class DenseEngine(EngineStage):
     def hardware(self) -> str:
         return f"{self.family.name} {self.mh}x{self.mw} PE={self.pe} SIMD={self.simd}"
 
-    def resource_structure(self, target: str) -> Structure:
-        """The engine's common parts behind its two front stages, the (nf, sf, address)
-        counters, the registered input beat, the operand registers (input word and weight
-        word) and, with NF > 1, the choice between the input beat and the input buffer."""
-        c = self.hdl_config
-        weights = find_memory(c.memories, "weights")
-        in_logic = resolve_style(c.memory_style, weights) != "block"
-        s = self.engine_structure(target, FRONT_STAGES, self.distinct_lanes(in_logic))
+    def add_front_control(self, s: Structure) -> None:
+        """The (nf, sf, address) counters, the registered input beat and, with NF > 1, the
+        choice between the input beat and the input buffer."""
+        in_width = self.simd * self.lane().input_bits
         counters = bits_for(self.nf) + bits_for(self.sf) + bits_for(self.nf * self.sf)
         s.add_lut("dense_control", 1)
         s.add_ff("dense_control", 1)
         s.add_lut(f"{self.kind}_counter_bits", counters)
         s.add_ff(f"{self.kind}_counter_bits", counters)
-        s.add_ff("in_bits", c.in_width)
+        s.add_ff("in_bits", in_width)
+        if self.nf > 1:
+            s.add_lut("ibuf_mux", in_width)
+
+    def resource_structure(self, target: str) -> Structure:
+        """The engine's common parts behind its two front stages, its front-end control
+        (:meth:`add_front_control`) and the operand registers (input word and weight
+        word)."""
+        c = self.hdl_config
+        weights = find_memory(c.memories, "weights")
+        in_logic = resolve_style(c.memory_style, weights) != "block"
+        s = self.engine_structure(target, FRONT_STAGES, self.distinct_lanes(in_logic))
+        self.add_front_control(s)
         s.add_ff(self.operand_feature(target),
                  c.in_width + rom_columns(weights, distinct=in_logic))
-        if self.nf > 1:
-            s.add_lut("ibuf_mux", c.in_width)
         return s
 
     def distinct_lanes(self, merged: bool) -> int:

@@ -112,15 +112,11 @@ class SparseEngine(EngineStage):
         return (f"{self.family.name} sparse ({self.weight_sparsity:.0%} zeros) "
                 f"{self.mh}x{self.mw} PE={self.pe} SIMD={self.simd}")
 
-    def resource_structure(self, target: str) -> Structure:
-        """The engine's common parts behind its issue stage, its beat, fetch and fold
-        counters, the double-buffered input register file, the prefetched weight word
-        (``head``: slots and the two step flags), each lane's gather multiplexer (one MW:1
-        choice per element bit) and the gathered operand registers."""
-        s = self.engine_structure(target, FRONT_STAGES)
-        c = self.hdl_config
-        x_bits = c.lane.input_bits
-        counters = (bits_for(self.load_beats) + bits_for(c.compute_steps)
+    def add_front_control(self, s: Structure) -> None:
+        """The beat, fetch and fold counters, the double-buffered input register file and
+        each lane's gather multiplexer (one MW:1 choice per element bit)."""
+        x_bits = self.lane().input_bits
+        counters = (bits_for(self.load_beats) + bits_for(self.steps_per_vector)
                     + bits_for(self.nf))
         s.add_lut("sparse_control", 1)
         s.add_ff("sparse_control", 1)
@@ -128,10 +124,18 @@ class SparseEngine(EngineStage):
         s.add_ff(f"{self.kind}_counter_bits", counters)
         s.add_lut("regfile_bits", 2 * self.mw * x_bits)
         s.add_ff("regfile_bits", 2 * self.mw * x_bits)
-        s.add_ff("head_bits", c.slots_width + 2)
         s.add_lut("gather_mux", self.pe * self.simd * x_bits * self.mw)
+
+    def resource_structure(self, target: str) -> Structure:
+        """The engine's common parts behind its issue stage, its front-end control
+        (:meth:`add_front_control`), the prefetched weight word (``head``: slots and the two
+        step flags) and the gathered operand registers."""
+        s = self.engine_structure(target, FRONT_STAGES)
+        self.add_front_control(s)
+        c = self.hdl_config
+        s.add_ff("head_bits", c.slots_width + 2)
         s.add_ff(self.operand_feature(target),
-                 self.pe * self.simd * (x_bits + c.lane.weight_bits))
+                 self.pe * self.simd * (c.lane.input_bits + c.lane.weight_bits))
         return s
 
     def predict_counters(self, frames: int, inputs: np.ndarray | None = None
