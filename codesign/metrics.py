@@ -28,6 +28,7 @@ from torch import nn
 
 from codesign.arch import Design, MappingOptions
 from codesign.arch.dataflow.mapping import engine_folding, vectors
+from codesign.arch.stage_pool import StagePool
 from codesign.energy import EnergyTable
 from codesign.evaluate import evaluate
 from codesign.flow import compile_model
@@ -79,24 +80,30 @@ def _matvecs(graph: Graph) -> list[MatVec]:
     return [node for node in graph.ordered_nodes() if isinstance(node, MatVec)]
 
 
-def lanes_at(graph: Graph, target: int) -> int:
-    """Lanes of the automatic folding of every engine of ``graph`` for ``target`` cycles."""
+def lanes_at(graph: Graph, target: int, pool: StagePool | None = None) -> int:
+    """Lanes of the automatic folding of every engine of ``graph`` for ``target`` cycles
+    (the foldings priced with stages from ``pool``)."""
     options = MappingOptions.create(target_cycles=target)
+    pool = StagePool() if pool is None else pool
     return sum(fold.pe * fold.simd for fold in
-               (engine_folding(graph, mv, options, target) for mv in _matvecs(graph)))
+               (engine_folding(graph, mv, options, target, pool) for mv in _matvecs(graph)))
 
 
 def fold_for_lanes(graph: Graph, lanes: int) -> int:
-    """The smallest cycle target whose automatic folding needs at most ``lanes`` lanes
-    (the lanes needed never grow with the target, so a bisection finds it); the slowest
-    folding (one lane per engine) if even that needs more."""
+    """A cycle target whose automatic folding needs at most ``lanes`` lanes, found by
+    bisection; the slowest target (every layer's MACs per frame) if even its folding needs
+    more. The
+    automatic folding takes the fewest LUTs, not lanes, so its lanes need not fall at every
+    step of the target: the bisection then ends on a target that may not be the smallest,
+    but always on one whose folding fits the lanes."""
+    pool = StagePool()
     high = max(vectors(graph, mv) * mv.mh * mv.mw for mv in _matvecs(graph))
-    if lanes_at(graph, high) > lanes:
+    if lanes_at(graph, high, pool) > lanes:
         return high
     low = 1
     while low < high:
         middle = (low + high) // 2
-        if lanes_at(graph, middle) <= lanes:
+        if lanes_at(graph, middle, pool) <= lanes:
             high = middle
         else:
             low = middle + 1

@@ -4,7 +4,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codesign.arch import Folding, MappingOptions, build_design
-from codesign.arch.dataflow.folding import auto_folding, divisors
 from codesign.errors import FoldingError, GraphError
 from codesign.ir import Graph, IntType, MatVec, MultiThreshold, TensorInfo, dot_range
 from codesign.streams import pack_beats, unpack_beats
@@ -91,18 +90,6 @@ def test_xnor_layer_cannot_move_without_dot_accumulation():
                                            r"\(the mac family accumulates dot products, the "
                                            r"layer's IR popcounts"):
         build_design(two_layer_graph(), families={"fc1": "mac"})
-
-
-@given(st.integers(1, 64), st.integers(1, 64), st.integers(1, 4096))
-def test_auto_folding_meets_target_with_fewest_lanes(mh, mw, target):
-    fold = auto_folding(mh, mw, target)
-    assert mh % fold.pe == 0 and mw % fold.simd == 0
-    cycles = (mh // fold.pe) * (mw // fold.simd)
-    assert cycles <= max(target, 1)
-    for pe in divisors(mh):
-        for simd in divisors(mw):
-            if (mh // pe) * (mw // simd) <= max(target, 1):
-                assert pe * simd >= fold.pe * fold.simd
 
 
 @given(st.sampled_from(["bipolar", "int3", "uint5", "int12"]), st.integers(1, 6),

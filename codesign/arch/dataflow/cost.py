@@ -3,9 +3,11 @@
 A chain's resources are its stages' (each stage kind's model) plus the FIFOs and width
 converters between them (:func:`chain_resources`). With a budget (``lut_budget``,
 ``dsp_budget``, ``bram_budget``) the automatic folding takes the fastest cycle target whose
-design fits; with ``target_fps`` at ``fmax_mhz`` the cheapest (fewest lanes) folding that
-reaches the rate; a budget that no folding meets, or a rate no folding reaches, is a
-:class:`codesign.errors.BudgetError` naming the smallest (or fastest) design there is.
+design fits; with ``target_fps`` at ``fmax_mhz`` the automatic folding for the cycles per
+frame that rate leaves (each engine with the fewest LUTs that keeps it and its window
+generator within them: :mod:`codesign.arch.dataflow.folding`); a budget that no folding
+meets, or a rate no folding reaches, is a :class:`codesign.errors.BudgetError` naming the
+smallest (or fastest) design there is.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from functools import lru_cache
 from codesign.arch.options import AUTO_FIFO_DEPTH, FifoDepth, MappingOptions
 from codesign.arch.resource_model import bits_for, xc7_lutram_luts
 from codesign.arch.stage import Stage
+from codesign.arch.stage_pool import StagePool
 from codesign.errors import BudgetError
 from codesign.ir import Graph, MatVec
 from codesign.resources import Resources, total
@@ -97,9 +100,11 @@ def _describe(stages: Sequence[Stage], resources: Resources) -> str:
 
 
 def budgeted_stages(graph: Graph, nodes: list, options: MappingOptions, matvecs: list[MatVec],
-                    build: Callable[[int], list[Stage]]) -> list[Stage]:
+                    build: Callable[[int], list[Stage]], pool: StagePool | None = None
+                    ) -> list[Stage]:
     """The stages the options' frame rate and budgets choose (see the module docstring);
-    ``build(target)`` maps the chain with automatic foldings aiming at ``target``."""
+    ``build(target)`` maps the chain with automatic foldings aiming at ``target``, its
+    stages from ``pool``."""
     from codesign.arch.dataflow.mapping import candidate_targets
 
     target_name = options.resource_target
@@ -127,7 +132,7 @@ def budgeted_stages(graph: Graph, nodes: list, options: MappingOptions, matvecs:
                                   f"frames/s ({_describe(stages, cost(stages))}) exceeds the "
                                   "budget: " + "; ".join(over))
         return stages
-    candidates = candidate_targets(graph, nodes, options)
+    candidates = candidate_targets(graph, nodes, options, pool)
     smallest = build(candidates[-1])
     smallest_cost = cost(smallest)
     if _over(smallest_cost, options):

@@ -1,12 +1,44 @@
-"""Folding of one engine: check a requested (PE, SIMD), or pick one for a cycle target."""
+"""Folding of one engine: check a requested (PE, SIMD), or choose one for a cycle target.
+
+Every automatic folding (for ``target_cycles``, for the default target, and for the targets a
+budget or a frame rate tries) follows one rule, :meth:`FoldingSpace.choose`: among the
+foldings the hardware generators build (PE divides MH; SIMD divides MW and, behind a sliding
+window, the channels of a pixel), those that keep both the engine and the window generator in
+front of it (which runs at the engine's SIMD) within the engine's rate, the one with the
+fewest LUTs by the resource model, engine and window together; ties go to fewer lanes, then
+to PE and SIMD closest to each other, then to the larger PE.
+
+The engine's rate is the target rounded down to the cycles per frame an engine folding takes
+(vectors x (MH/PE) x (MW/SIMD) come in steps): the slowest the engine may run. A window
+generator needs its output beats per frame, its input beats, and a bubble at each frame
+boundary, so at a small SIMD it can be slower than its engine; held to the engine's rate it
+never makes the pair slower than the slowest engine folding within the target: no LUT saving
+is bought with throughput the engine's own folding would not give up. When no folding keeps
+to that rate (a window that must read more beats than the target allows), the fastest ones
+compete instead.
+
+LUTs, not lanes, are what a design-space exploration trades against cycles, and the fewest
+lanes are not the fewest LUTs: a lane's price depends on its family and operands, a weight
+memory's on its shape (a shallower, wider one can leave logic for block RAM), a window
+generator's on its SIMD. A folding the model cannot price (a family or target without a
+calibration) ranks after every one it can; with none priced the rule is fewest lanes.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
-from functools import lru_cache
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+
+import numpy as np
 
 from codesign.arch.options import Folding
-from codesign.errors import FoldingError
+from codesign.arch.stage_pool import StagePool
+from codesign.arch.stages import EngineStage, WindowStage
+from codesign.errors import FoldingError, UnknownTargetError
 
 
 @lru_cache(maxsize=1024)
@@ -28,28 +60,184 @@ def check_folding(name: str, mh: int, mw: int, folding: Folding) -> None:
         raise FoldingError(f"layer {name!r}: " + "; ".join(problems))
 
 
-@lru_cache(maxsize=4096)
-def auto_folding(mh: int, mw: int, target_cycles: int,
-                 simd_options: tuple[int, ...] | None = None) -> Folding:
-    """Least parallel (fewest lanes) folding with (MH/PE)*(MW/SIMD) <= target_cycles.
+def lanes_key(folding: Folding) -> tuple[int, float, int]:
+    """Fewest lanes first; then PE and SIMD closest to each other (input-buffer re-reads
+    grow as MH/PE and accumulator updates as MW/SIMD, so a balanced folding avoids paying
+    heavily for either); then the larger PE."""
+    pe, simd = folding.pe, folding.simd
+    return pe * simd, abs(math.log2(pe) - math.log2(simd)), -pe
 
-    Among foldings with the fewest lanes, the one with PE and SIMD closest to each other
-    wins: input-buffer re-reads grow as MH/PE and accumulator updates as MW/SIMD, so a
-    balanced folding avoids paying heavily for either. A target below 1 cycle is clamped
-    to fully parallel. Remembered: a sweep folds the same layers for the same targets.
+
+def content_digest(*values: object) -> bytes:
+    """A digest of ``values`` by content: arrays by type, shape and bytes, dataclasses (IR
+    nodes, types) field by field, sequences item by item, anything else by its repr."""
+    digest = hashlib.sha256()
+
+    def feed(value: object) -> None:
+        if isinstance(value, np.ndarray):
+            digest.update(f"array {value.dtype} {value.shape}:".encode())
+            digest.update(np.ascontiguousarray(value).tobytes())
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            digest.update(f"{type(value).__qualname__}(".encode())
+            for part in dataclasses.fields(value):
+                digest.update(f"{part.name}=".encode())
+                feed(getattr(value, part.name))
+            digest.update(b")")
+        elif isinstance(value, (list, tuple)):
+            digest.update(f"{type(value).__name__}[{len(value)}](".encode())
+            for item in value:
+                feed(item)
+            digest.update(b")")
+        else:
+            text = repr(value)
+            digest.update(f"{len(text)}:{text}".encode())
+
+    for value in values:
+        feed(value)
+    return digest.digest()
+
+
+CHOICES_REMEMBERED = 4096
+"""Automatic foldings kept for the process (oldest forgotten first)."""
+
+_chosen: dict[tuple[bytes, int], Folding] = {}
+
+
+@dataclass(eq=False)
+class FoldingSpace:
+    """The foldings one engine can take, and its stages at each: the engine stage
+    ``engine(folding)`` and, behind a sliding window, the window generator ``window(simd)``
+    in front of it. Stages are taken from ``pool``, so a folding priced once is priced once
+    for every design that meets it.
+
+    ``made_of`` is everything the two makers build their stages from (the layer's node, its
+    types, family, engine kind, memory styles, the window's node and input); with the
+    folding limits and the resource target it keys the choice, which is remembered for the
+    whole process: a sweep folds the same layers for the same targets over and over, also
+    when each point maps in a pool of its own.
     """
-    best: tuple[int, float, int, Folding] | None = None
-    allowed = set(simd_options) if simd_options is not None else None
-    simds = divisors(mw)
-    for pe in divisors(mh):
-        for simd in simds:
-            if allowed is not None and simd not in allowed:
-                continue
-            if (mh // pe) * (mw // simd) > max(target_cycles, 1):
-                continue
-            key = (pe * simd, abs(math.log2(pe) - math.log2(simd)), -pe)
-            if best is None or key < best[:3]:
-                best = (*key, Folding(pe, simd))
-    if best is None:
-        return Folding(mh, max(allowed) if allowed else mw)
-    return best[3]
+
+    mh: int
+    mw: int
+    simds: tuple[int, ...]
+    """SIMD values the generators build: divisors of MW (and of a window's channels)."""
+    vectors: int
+    """Vectors per frame: one per output pixel of a convolution."""
+    resource_target: str
+    engine: Callable[[Folding], EngineStage]
+    window: Callable[[int], WindowStage] | None
+    pool: StagePool
+    made_of: tuple[object, ...]
+    _window_figures: dict[int, tuple[int, int | None]] = field(default_factory=dict,
+                                                                repr=False)
+    _bounds: dict[Folding, int | None] = field(default_factory=dict, repr=False)
+    _luts: dict[Folding, int | None] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def key(self) -> bytes:
+        return content_digest(self.mh, self.mw, self.simds, self.vectors,
+                              self.resource_target, self.made_of)
+
+    @property
+    def foldings(self) -> list[Folding]:
+        """Every folding the generators build for this engine."""
+        return [Folding(pe, simd) for pe in divisors(self.mh) for simd in self.simds]
+
+    def engine_stage(self, folding: Folding) -> EngineStage:
+        return self.pool.get(self.engine(folding))
+
+    def window_stage(self, simd: int) -> WindowStage | None:
+        return None if self.window is None else self.pool.get(self.window(simd))
+
+    def _window(self, simd: int) -> tuple[int, int | None]:
+        """The window generator's cycles per frame in steady state and its LUTs (None
+        without an estimate) at ``simd``; (0, 0) without a window."""
+        if simd not in self._window_figures:
+            window = self.window_stage(simd)
+            if window is None:
+                figures: tuple[int, int | None] = (0, 0)
+            else:
+                try:
+                    luts: int | None = window.estimate_resources(self.resource_target).lut
+                except UnknownTargetError:
+                    luts = None
+                figures = (window.steady_cycles_per_frame, luts)
+            self._window_figures[simd] = figures
+        return self._window_figures[simd]
+
+    def engine_cycles(self, folding: Folding) -> int:
+        """The engine's dense issue cycles per frame, vectors * (MH/PE) * (MW/SIMD): a
+        zero-skipping engine takes at most these (its busiest PE's steps), so it never falls
+        behind a target its folding meets."""
+        return self.vectors * (self.mh // folding.pe) * (self.mw // folding.simd)
+
+    def cycles(self, folding: Folding) -> int:
+        """Cycles per frame of the slower of the engine and its window generator."""
+        return max(self.engine_cycles(folding), self._window(folding.simd)[0])
+
+    def rate(self, target: int) -> int | None:
+        """The engine's rate for ``target``: the most cycles per frame an engine folding
+        takes within it (None: every folding takes more)."""
+        within = [c for c in map(self.engine_cycles, self.foldings) if c <= target]
+        return max(within, default=None)
+
+    def luts(self, folding: Folding) -> int | None:
+        """LUTs of the engine and its window generator by the resource model (None when it
+        cannot price them)."""
+        if folding not in self._luts:
+            window = self._window(folding.simd)[1]
+            try:
+                stage = self.engine_stage(folding)
+                engine: int | None = stage.estimate_resources(self.resource_target).lut
+            except UnknownTargetError:
+                engine = None
+            self._luts[folding] = None if engine is None or window is None else engine + window
+        return self._luts[folding]
+
+    def luts_bound(self, folding: Folding) -> int | None:
+        """At most :meth:`luts`: the engine's lower bound (no hardware configured);
+        None when the lanes or the window cannot be priced (and so neither can
+        :meth:`luts`)."""
+        if folding not in self._bounds:
+            window = self._window(folding.simd)[1]
+            try:
+                lanes: int | None = self.engine(folding).lut_lower_bound(self.resource_target)
+            except UnknownTargetError:
+                lanes = None
+            self._bounds[folding] = None if lanes is None or window is None else lanes + window
+        return self._bounds[folding]
+
+    def choose(self, target: int) -> Folding:
+        """The automatic folding for ``target`` cycles per frame (the module's rule)."""
+        key = (self.key, target)
+        found = _chosen.get(key)
+        if found is None:
+            found = self._fewest_luts(target)
+            if len(_chosen) >= CHOICES_REMEMBERED:
+                del _chosen[next(iter(_chosen))]
+            _chosen[key] = found
+        return found
+
+    def _fewest_luts(self, target: int) -> Folding:
+        """The rule, pricing candidates in the order of their lower bounds and stopping once
+        the next bound exceeds the best price found: the same folding as pricing them all."""
+        cycles = {folding: self.cycles(folding) for folding in self.foldings}
+        rate = self.rate(target)
+        candidates = [] if rate is None else [f for f, c in cycles.items() if c <= rate]
+        if not candidates:
+            fastest = min(cycles.values())
+            candidates = [f for f, c in cycles.items() if c == fastest]
+        bounds = {folding: self.luts_bound(folding) for folding in candidates}
+        order = sorted(candidates, key=lambda f: (bounds[f] is None, bounds[f] or 0,
+                                                  lanes_key(f)))
+        best: tuple[bool, int, tuple[int, float, int], Folding] | None = None
+        for folding in order:
+            bound = bounds[folding]
+            if best is not None and not best[0] and (bound is None or bound > best[1]):
+                break
+            luts = None if bound is None else self.luts(folding)
+            mine = (luts is None, luts or 0, lanes_key(folding), folding)
+            if best is None or mine[:3] < best[:3]:
+                best = mine
+        assert best is not None
+        return best[3]

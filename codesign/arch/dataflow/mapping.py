@@ -2,14 +2,16 @@
 becomes a stage.
 
 A ``MatVec`` (with its fused epilogue) becomes an engine of the PE family its types call for
-(or the one the options ask for), folded as asked or automatically for the cycle target; a
-``SlidingWindow`` becomes a window generator streaming SIMD channels per beat into the
-convolution's engine (so that engine's SIMD must divide the input channels); a ``MaxPool``
-or ``SumPool`` a pool stage taking what its producer emits; an ``Add`` a stream add, a
-``Concat`` a concatenation and a ``GlobalSumPool`` a global pool, each with the fewest lanes
-that keep the cycle target; a ``Reshape`` costs nothing (the stream order is already
-row-major HWC). A tensor read by several stages gets a fork stage right behind its producer.
-Stages are listed in a topological order, the stage producing the graph output last.
+(or the one the options ask for), folded as asked or automatically for the cycle target (the
+folding with the fewest LUTs that keeps the engine and its window generator within it:
+:mod:`codesign.arch.dataflow.folding`); a ``SlidingWindow`` becomes a window generator
+streaming SIMD channels per beat into the convolution's engine (so that engine's SIMD must
+divide the input channels); a ``MaxPool`` or ``SumPool`` a pool stage taking what its
+producer emits; an ``Add`` a stream add, a ``Concat`` a concatenation and a
+``GlobalSumPool`` a global pool, each with the fewest lanes that keep the cycle target; a
+``Reshape`` costs nothing (the stream order is already row-major HWC). A tensor read by
+several stages gets a fork stage right behind its producer. Stages are listed in a
+topological order, the stage producing the graph output last.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codesign.arch.dataflow.folding import auto_folding, check_folding, divisors
-from codesign.arch.families import choose_family
+from codesign.arch.dataflow.folding import FoldingSpace, check_folding, divisors
+from codesign.arch.families import Family, choose_family
 from codesign.arch.options import Folding, MappingOptions
 from codesign.arch.stage import Stage
 from codesign.arch.stage_pool import StagePool
@@ -53,7 +55,9 @@ from codesign.ir import (
 from codesign.passes.lower import fuse_epilogues
 
 LANES_FOR_DEFAULT_TARGET = 64
-"""Without a target, the largest layer runs on this many lanes and the rest keep pace."""
+"""Without a target, the cycle target is what the largest layer takes on this many lanes
+(its multiply-accumulates per frame over them); every engine is then folded for it by the
+same rule as for a given target."""
 
 
 def vectors(graph: Graph, matvec: MatVec) -> int:
@@ -171,7 +175,7 @@ def map_graph(graph: Graph, options: MappingOptions, pool: StagePool | None = No
 
         return budgeted_stages(graph, nodes, options, matvecs,
                                lambda target: _map_nodes(graph, nodes, options, target,
-                                                         aliases, readers, pool))
+                                                         aliases, readers, pool), pool)
     target = options.target_cycles
     if target is None:
         target = max(1, max((vectors(graph, mv) * mv.mh * mv.mw for mv in matvecs), default=1)
@@ -184,16 +188,17 @@ def map_graph(graph: Graph, options: MappingOptions, pool: StagePool | None = No
                                              pool)))
 
 
-def candidate_targets(graph: Graph, nodes: list, options: MappingOptions) -> list[int]:
+def candidate_targets(graph: Graph, nodes: list, options: MappingOptions,
+                      pool: StagePool | None = None) -> list[int]:
     """Every cycles-per-frame value an automatically folded engine can take, ascending:
-    vectors * (MH/PE) * (MW/SIMD) over the foldings the engine accepts."""
+    the targets at which an engine's rate, and so its automatic folding, can change
+    (:meth:`FoldingSpace.engine_cycles` over the foldings the engine accepts)."""
+    pool = StagePool() if pool is None else pool
     values = {1}
     for node in nodes:
         if isinstance(node, MatVec) and options.folding_for(node.name) is None:
-            channels = stream_channels(graph, node)
-            per_frame = vectors(graph, node)
-            values.update(per_frame * (node.mh // pe) * (node.mw // simd)
-                          for pe in divisors(node.mh) for simd in divisors(channels))
+            space = folding_space(graph, node, options, pool)
+            values.update(map(space.engine_cycles, space.foldings))
     return sorted(values)
 
 
@@ -262,13 +267,12 @@ class _Mapper:
             return                      # a window is mapped with its engine
         source = graph.tensor(node.inputs[0])
         if isinstance(node, MatVec):
-            window = graph.producer(node.inputs[0])
-            engine = _engine(graph, node, self.options, self.target)
-            if isinstance(window, SlidingWindow):
-                window_input = graph.tensor(window.inputs[0])
-                self.append(WindowStage(window.name, window, window_input.dtype,
-                                               window_input.shape, engine.simd,
-                                               self.options.memory_style_for(window.name)))
+            space = folding_space(graph, node, self.options, self.pool)
+            fold = requested_folding(graph, node, self.options) or space.choose(self.target)
+            engine = space.engine_stage(fold)
+            window = space.window_stage(engine.simd)
+            if window is not None:
+                self.append(window)
             self.add(engine)
         elif isinstance(node, (MaxPool, SumPool)):
             channels = source.shape[-1]
@@ -307,31 +311,13 @@ def stream_channels(graph: Graph, matvec: MatVec) -> int:
     return matvec.mw
 
 
-def engine_folding(graph: Graph, matvec: MatVec, options: MappingOptions,
-                   target: int) -> Folding:
-    """The folding the options ask for (checked), or the automatic one for ``target``
-    cycles per frame."""
-    per_frame = vectors(graph, matvec)
-    channels = stream_channels(graph, matvec)
-    fold = options.folding_for(matvec.name)
-    if fold is None:
-        return auto_folding(matvec.mh, matvec.mw, max(1, target // per_frame),
-                            simd_options=divisors(channels))
-    check_folding(matvec.name, matvec.mh, matvec.mw, fold)
-    if channels % fold.simd:
-        raise FoldingError(f"layer {matvec.name!r}: SIMD={fold.simd} must divide the "
-                           f"{channels} input channels of its sliding window (valid SIMD: "
-                           f"{', '.join(map(str, divisors(channels)))})")
-    return fold
-
-
-def _engine(graph: Graph, matvec: MatVec, options: MappingOptions, target: int
-            ) -> EngineStage:
+def engine_kind(graph: Graph, matvec: MatVec, options: MappingOptions
+                ) -> tuple[Family, type[EngineStage]]:
+    """The PE family the options ask for (or the cheapest that computes the layer's types),
+    and the engine the sparse choice puts the layer on: dense or zero-skipping."""
     input_type = graph.tensor(matvec.inputs[0]).dtype
     family = choose_family(matvec.name, matvec.weight_type, input_type,
                            options.family_for(matvec.name), matvec.acc, matvec.codebook)
-    per_frame = vectors(graph, matvec)
-    fold = engine_folding(graph, matvec, options, target)
     sparse = options.sparse
     if isinstance(sparse, float):
         go_sparse = family.zero_weights and float(np.mean(matvec.weight == 0)) >= sparse
@@ -342,7 +328,65 @@ def _engine(graph: Graph, matvec: MatVec, options: MappingOptions, target: int
                                f"{matvec.weight_type} weights have no zeros to skip; the sparse "
                                "engine takes layers on a family with zero weights (ternary, "
                                "codebook, mac)")
-    output_type = graph.tensor(matvec.output).dtype
-    kind = SparseEngine if go_sparse else DenseEngine
-    return kind(matvec.name, matvec, input_type, output_type, family, Folding(fold.pe, fold.simd),
-                vectors=per_frame, memory_style=options.memory_style_for(matvec.name))
+    return family, SparseEngine if go_sparse else DenseEngine
+
+
+def folding_space(graph: Graph, matvec: MatVec, options: MappingOptions, pool: StagePool
+                  ) -> FoldingSpace:
+    """The foldings the engine of ``matvec`` can take and its stages (and its window
+    generator's) at each, as the options make them (made once per pool)."""
+    family, kind = engine_kind(graph, matvec, options)
+    producer = graph.producer(matvec.inputs[0])
+    window = producer if isinstance(producer, SlidingWindow) else None
+    styles = (options.memory_style_for(matvec.name),
+              options.memory_style_for(window.name) if window is not None else "")
+    target = options.resource_target
+
+    def make() -> FoldingSpace:
+        input_type = graph.tensor(matvec.inputs[0]).dtype
+        output_type = graph.tensor(matvec.output).dtype
+        per_frame = vectors(graph, matvec)
+
+        def engine(folding: Folding) -> EngineStage:
+            return kind(matvec.name, matvec, input_type, output_type, family, folding,
+                        vectors=per_frame, memory_style=styles[0])
+
+        made_of: tuple[object, ...] = (kind.__name__, matvec, input_type, output_type,
+                                       family.name, per_frame, styles)
+        make_window = None
+        if window is not None:
+            source = graph.tensor(window.inputs[0])
+            made_of += (window, source.dtype, source.shape)
+
+            def make_window(simd: int) -> WindowStage:
+                return WindowStage(window.name, window, source.dtype, source.shape, simd,
+                                   styles[1])
+
+        return FoldingSpace(matvec.mh, matvec.mw, divisors(stream_channels(graph, matvec)),
+                            per_frame, target, engine, make_window, pool, made_of)
+
+    return pool.once(("folding space", matvec, family.name, kind, styles, target), make)
+
+
+def requested_folding(graph: Graph, matvec: MatVec, options: MappingOptions
+                      ) -> Folding | None:
+    """The folding the options ask for, checked (None: fold automatically)."""
+    fold = options.folding_for(matvec.name)
+    if fold is None:
+        return None
+    check_folding(matvec.name, matvec.mh, matvec.mw, fold)
+    channels = stream_channels(graph, matvec)
+    if channels % fold.simd:
+        raise FoldingError(f"layer {matvec.name!r}: SIMD={fold.simd} must divide the "
+                           f"{channels} input channels of its sliding window (valid SIMD: "
+                           f"{', '.join(map(str, divisors(channels)))})")
+    return fold
+
+
+def engine_folding(graph: Graph, matvec: MatVec, options: MappingOptions, target: int,
+                   pool: StagePool | None = None) -> Folding:
+    """The folding the options ask for, or the automatic one for ``target`` cycles per
+    frame (:meth:`FoldingSpace.choose`; its candidate stages taken from ``pool``)."""
+    pool = StagePool() if pool is None else pool
+    return (requested_folding(graph, matvec, options)
+            or folding_space(graph, matvec, options, pool).choose(target))
