@@ -26,14 +26,12 @@ calibration) ranks after every one it can; with none priced the rule is fewest l
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-
-import numpy as np
 
 from codesign.arch.options import Folding
 from codesign.arch.stage_pool import StagePool
@@ -69,32 +67,10 @@ def lanes_key(folding: Folding) -> tuple[int, float, int]:
 
 
 def content_digest(*values: object) -> bytes:
-    """A digest of ``values`` by content: arrays by type, shape and bytes, dataclasses (IR
-    nodes, types) field by field, sequences item by item, anything else by its repr."""
-    digest = hashlib.sha256()
-
-    def feed(value: object) -> None:
-        if isinstance(value, np.ndarray):
-            digest.update(f"array {value.dtype} {value.shape}:".encode())
-            digest.update(np.ascontiguousarray(value).tobytes())
-        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-            digest.update(f"{type(value).__qualname__}(".encode())
-            for part in dataclasses.fields(value):
-                digest.update(f"{part.name}=".encode())
-                feed(getattr(value, part.name))
-            digest.update(b")")
-        elif isinstance(value, (list, tuple)):
-            digest.update(f"{type(value).__name__}[{len(value)}](".encode())
-            for item in value:
-                feed(item)
-            digest.update(b")")
-        else:
-            text = repr(value)
-            digest.update(f"{len(text)}:{text}".encode())
-
-    for value in values:
-        feed(value)
-    return digest.digest()
+    """A digest of ``values`` by content: of their pickle, which only equal contents share
+    (equal contents that pickle differently, objects shared in one and not the other, only
+    cost a repeated choice)."""
+    return hashlib.sha256(pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)).digest()
 
 
 CHOICES_REMEMBERED = 4096
