@@ -171,16 +171,16 @@ class FoldingSpace:
         return self._luts[folding]
 
     def luts_bound(self, folding: Folding) -> int | None:
-        """At most :meth:`luts`: the engine's lower bound (no hardware configured);
-        None when the lanes or the window cannot be priced (and so neither can
-        :meth:`luts`)."""
+        """At most :meth:`luts`: the engine's lanes and front-end control (no hardware
+        configured) and the window generator; None when these cannot be priced (and so
+        neither can :meth:`luts`)."""
         if folding not in self._bounds:
             window = self._window(folding.simd)[1]
             try:
-                lanes: int | None = self.engine(folding).lut_lower_bound(self.resource_target)
+                engine: int | None = self.engine(folding).lut_lower_bound(self.resource_target)
             except UnknownTargetError:
-                lanes = None
-            self._bounds[folding] = None if lanes is None or window is None else lanes + window
+                engine = None
+            self._bounds[folding] = None if engine is None or window is None else engine + window
         return self._bounds[folding]
 
     def choose(self, target: int) -> Folding:
