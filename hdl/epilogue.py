@@ -10,7 +10,7 @@ epilogue maps each to the output code of its element. Three kinds exist:
 - ``PassEpilogue``: the accumulator itself (integer scores of an output layer).
 
 Each is a pipeline of its own behind the engine's accumulator stage
-(:meth:`pipeline`): ``latency`` register stages (0, 2B - 1 for a B-level binary
+(:meth:`pipeline`): ``latency`` register stages (0, 2B for a B-level binary
 search, or 3), all frozen together with the engine when the output is blocked. Per-row
 parameters live in on-chip memories the epilogue declares as *banks* (:class:`ParamBank`)
 and reads itself, each bank exactly when its stage needs it: a threshold epilogue keeps one
@@ -175,8 +175,9 @@ class ThresholdEpilogue:
     level k after the first k comparisons gave the bits q (first comparison highest). The
     stage of level k - 1 addresses it with its own comparison's bit, so every level reads
     one threshold per element. The read threshold is registered before it is compared: a
-    block RAM's output, a comparison and the next bank's address in one clock were the
-    slowest path of a multi-bit engine (about 83 MHz on ECP5 with 255 thresholds).
+    block RAM's output (5.6 ns on ECP5) and a comparison in one clock, into the next bank's
+    address or the output register, were the slowest path of every multi-bit engine (83 to
+    96 MHz on ECP5).
     """
 
     thresholds: np.ndarray
@@ -239,25 +240,23 @@ class ThresholdEpilogue:
 
     def search_register_bits(self, acc_bits: int) -> int:
         """Registers of one PE's search after its first stage: the accumulator and the bits
-        found so far in each of the stages 1 .. 2B - 2, and the threshold read for each
-        level but the last."""
+        found so far in each of the stages 1 .. 2B - 1, and each level's threshold."""
         stages = range(1, self.latency)
-        return sum(acc_bits + s // 2 for s in stages) + (self.levels - 1) * self.param_bits
+        return sum(acc_bits + s // 2 for s in stages) + self.levels * self.param_bits
 
     @property
     def latency(self) -> int:
-        """Two stages per level but the last: the level's bank is read into a register in
-        one, compared in the next, whose result addresses the next level's bank. The last
-        level compares its bank's output directly (the output register follows)."""
-        return 2 * self.levels - 1
+        """Two stages per level: the level's bank is read into a register in one and
+        compared in the next, whose result addresses the next level's bank (or, at the
+        last level, is the code)."""
+        return 2 * self.levels
 
     def pipeline(self, m: Module, *, acc_next: list[Value], acc: list[Value], start: Value,
                  nf: Value, advance: Value, attrs: MemoryAttrs | None = None
                  ) -> EpilogueOutput:
-        """Level k's threshold arrives in stage 2k, is registered into stage 2k + 1 and
-        compared there (the last level: compared in stage 2B - 2); the accumulator stage
-        addresses level 0. A block RAM's output never drives the next bank's address in
-        the same clock."""
+        """Level k's threshold arrives in stage 2k and is registered into stage 2k + 1,
+        which compares; the accumulator stage addresses level 0. No block RAM output
+        drives a comparison in the same clock."""
         pe, levels, shape = len(acc), self.levels, self.param_shape
         stages = self.latency
         banks = self.banks(pe)
@@ -265,14 +264,14 @@ class ThresholdEpilogue:
                  for k in range(levels)]
         valid = _stage_flags(m, stages, start, advance, "search")
         # per stage: the fold, the accumulator and the bits found so far
-        folds = [Signal.like(nf, name=f"search{s}_nf") for s in range(stages - 1)]
+        folds = [Signal.like(nf, name=f"search{s}_nf") for s in range(stages - 2)]
         values: list[list[Value]] = [list(acc)]
         found: list[list[Value]] = [[Const(0, 0)] * pe]
         for s in range(1, stages):
             values.append([Signal.like(acc[p], name=f"search{s}_acc{p}") for p in range(pe)])
             found.append([Signal(s // 2, name=f"search{s}_bits{p}") for p in range(pe)])
         held = [[Signal(shape.width, name=f"search{2 * k + 1}_thr{p}") for p in range(pe)]
-                for k in range(levels - 1)]
+                for k in range(levels)]
         for port in ports[0]:
             m.d.comb += [port.addr.eq(nf), port.en.eq(start & advance)]
         if folds:
@@ -281,28 +280,25 @@ class ThresholdEpilogue:
                 m.d.sync += [later.eq(earlier) for earlier, later in zip(folds, folds[1:],
                                                                          strict=False)]
         codes = []
-        for s in range(stages):
-            k, reading = s // 2, s % 2 == 0
+        for k in range(levels):
+            read, compare = 2 * k, 2 * k + 1
             for p in range(pe):
-                if reading and k + 1 == levels:          # the last level: compare its read
-                    data = ports[k][p].data
-                    bit = values[s][p] >= (data.as_signed() if shape.signed else data)
-                    codes.append((Cat(bit, found[s][p]) + self.code_bias)[:self.out_bits])
-                    continue
-                carried = found[s][p]
+                data = held[k][p]
+                bit = values[compare][p] >= (data.as_signed() if shape.signed else data)
+                bits = Cat(bit, found[compare][p])      # the first comparison: highest bit
                 with m.If(advance):
-                    if reading:                         # register the level's threshold
-                        m.d.sync += held[k][p].eq(ports[k][p].data)
-                    else:                               # compare; address the next level
-                        data = held[k][p]
-                        bit = values[s][p] >= (data.as_signed() if shape.signed else data)
-                        carried = Cat(bit, found[s][p])  # the first comparison: highest bit
-                    m.d.sync += [values[s + 1][p].eq(values[s][p]),
-                                 found[s + 1][p].eq(carried)]
-                if not reading:
-                    port = ports[k + 1][p]
-                    m.d.comb += [port.addr.eq(Cat(carried, folds[s])),
-                                 port.en.eq(valid[s] & advance)]
+                    m.d.sync += [held[k][p].eq(ports[k][p].data),
+                                 values[compare][p].eq(values[read][p]),
+                                 found[compare][p].eq(found[read][p])]
+                if k + 1 == levels:
+                    codes.append((bits + self.code_bias)[:self.out_bits])
+                    continue
+                port = ports[k + 1][p]
+                m.d.comb += [port.addr.eq(Cat(bits, folds[compare])),
+                             port.en.eq(valid[compare] & advance)]
+                with m.If(advance):
+                    m.d.sync += [values[compare + 1][p].eq(values[compare][p]),
+                                 found[compare + 1][p].eq(bits)]
         return EpilogueOutput(valid[-1], codes, _any(valid), start & advance)
 
     # ---- single-cycle form (see build_param_banks) -----------------------------------------

@@ -235,7 +235,7 @@ class EngineStage(Stage):
             s.add_lut("thr_compare", pe * epilogue.levels * epilogue.param_bits)
             s.add_ff("thr_search", pe * epilogue.search_register_bits(acc_bits))
             # each stage's valid flag, and the fold that addresses the next level's bank
-            control += epilogue.latency + (epilogue.latency - 1) * nf_bits
+            control += epilogue.latency + (epilogue.latency - 2) * nf_bits
         elif isinstance(epilogue, RequantEpilogue):
             mult = np.asarray(epilogue.multipliers, dtype=np.int64)
             rq = multiplier_dsps(self.acc_range, (int(min(mult.min(), 0)),
