@@ -10,14 +10,15 @@ epilogue maps each to the output code of its element. Three kinds exist:
 - ``PassEpilogue``: the accumulator itself (integer scores of an output layer).
 
 Each is a pipeline of its own behind the engine's accumulator stage
-(:meth:`pipeline`): ``latency`` register stages (0, the binary search's B levels, or 3), all
-frozen together with the engine when the output is blocked. Per-row parameters live in
-on-chip memories the epilogue declares as *banks* (:class:`ParamBank`) and reads itself,
-each bank exactly when its stage needs it: a threshold epilogue keeps one bank per level of
-its binary search and PE, and each level reads the one threshold its search has reached
-(B reads of one threshold per element, not the 2^B - 1 of the whole row), so a 255-threshold
-(8-bit) activation at any PE builds and reads 8 thresholds per element. A requantization
-reads one multiplier per row from banks of PE groups no wider than ``MAX_BANK_BITS``.
+(:meth:`pipeline`): ``latency`` register stages (0, 2B for a B-level binary
+search, or 3), all frozen together with the engine when the output is blocked. Per-row
+parameters live in on-chip memories the epilogue declares as *banks* (:class:`ParamBank`)
+and reads itself, each bank exactly when its stage needs it: a threshold epilogue keeps one
+bank per level of its binary search and PE, and each level reads the one threshold its
+search has reached (B reads of one threshold per element, not the 2^B - 1 of the whole
+row), so a 255-threshold (8-bit) activation at any PE builds and reads 8 thresholds per
+element. A requantization reads one multiplier per row from banks of PE groups no wider
+than ``MAX_BANK_BITS``.
 """
 
 from __future__ import annotations
@@ -166,14 +167,17 @@ class PassEpilogue:
 class ThresholdEpilogue:
     """code = (sum_i [acc >= T[row, i]]) + code_bias, in ``out_bits``.
 
-    With thresholds sorted ascending the count is found by binary search, one level per
-    pipeline stage: B = log2(T + 1) comparisons per element instead of T parallel
-    comparators (255 for an 8-bit activation). Rows are padded to 2^B - 1 thresholds with
+    With thresholds sorted ascending the count is found by binary search, two pipeline
+    stages per level (read, then compare): B = log2(T + 1) comparisons per element instead of
+    T parallel comparators (255 for an 8-bit activation). Rows are padded to 2^B - 1 thresholds with
     values above the accumulator range, never reached. Level k of PE p is a bank of its own,
     NF * 2^k thresholds deep: word nf * 2^k + q holds the threshold the search compares at
     level k after the first k comparisons gave the bits q (first comparison highest). The
     stage of level k - 1 addresses it with its own comparison's bit, so every level reads
-    one threshold per element.
+    one threshold per element. The read threshold is registered before it is compared: a
+    block RAM's output (5.6 ns on ECP5) and a comparison in one clock, into the next bank's
+    address or the output register, were the slowest path of every multi-bit engine (83 to
+    96 MHz on ECP5).
     """
 
     thresholds: np.ndarray
@@ -195,11 +199,6 @@ class ThresholdEpilogue:
     def levels(self) -> int:
         """Comparisons per element: B with 2^B - 1 >= number of thresholds."""
         return int(self.thresholds.shape[1]).bit_length()
-
-    @property
-    def latency(self) -> int:
-        """One pipeline stage per level of the search."""
-        return self.levels
 
     @property
     def params_per_row(self) -> int:
@@ -240,50 +239,67 @@ class ThresholdEpilogue:
         return banks
 
     def search_register_bits(self, acc_bits: int) -> int:
-        """Registers of one PE's search after its first level: the accumulator and the bits
-        found so far, in each of the stages 1 .. B - 1."""
-        return sum(acc_bits + k for k in range(1, self.levels))
+        """Registers of one PE's search after its first stage: the accumulator and the bits
+        found so far in each of the stages 1 .. 2B - 1, and each level's threshold."""
+        stages = range(1, self.latency)
+        return sum(acc_bits + s // 2 for s in stages) + self.levels * self.param_bits
+
+    @property
+    def latency(self) -> int:
+        """Two stages per level: the level's bank is read into a register in one and
+        compared in the next, whose result addresses the next level's bank (or, at the
+        last level, is the code)."""
+        return 2 * self.levels
 
     def pipeline(self, m: Module, *, acc_next: list[Value], acc: list[Value], start: Value,
                  nf: Value, advance: Value, attrs: MemoryAttrs | None = None
                  ) -> EpilogueOutput:
-        """Level k compares in stage k; the accumulator stage addresses level 0."""
+        """Level k's threshold arrives in stage 2k and is registered into stage 2k + 1,
+        which compares; the accumulator stage addresses level 0. No block RAM output
+        drives a comparison in the same clock."""
         pe, levels, shape = len(acc), self.levels, self.param_shape
+        stages = self.latency
         banks = self.banks(pe)
         ports = [[bank.build(m, attrs).read_port() for bank in banks[k * pe:(k + 1) * pe]]
                  for k in range(levels)]
-        valid = _stage_flags(m, levels, start, advance, "search")
-        # the fold, the accumulator and the bits found so far, per stage
-        folds = [Signal.like(nf, name=f"search{k}_nf") for k in range(levels)]
+        valid = _stage_flags(m, stages, start, advance, "search")
+        # per stage: the fold, the accumulator and the bits found so far
+        folds = [Signal.like(nf, name=f"search{s}_nf") for s in range(stages - 2)]
         values: list[list[Value]] = [list(acc)]
         found: list[list[Value]] = [[Const(0, 0)] * pe]
-        for k in range(1, levels):
-            values.append([Signal.like(acc[p], name=f"search{k}_acc{p}") for p in range(pe)])
-            found.append([Signal(k, name=f"search{k}_bits{p}") for p in range(pe)])
+        for s in range(1, stages):
+            values.append([Signal.like(acc[p], name=f"search{s}_acc{p}") for p in range(pe)])
+            found.append([Signal(s // 2, name=f"search{s}_bits{p}") for p in range(pe)])
+        held = [[Signal(shape.width, name=f"search{2 * k + 1}_thr{p}") for p in range(pe)]
+                for k in range(levels)]
         for port in ports[0]:
             m.d.comb += [port.addr.eq(nf), port.en.eq(start & advance)]
-        with m.If(advance):
-            m.d.sync += folds[0].eq(nf)
+        if folds:
+            with m.If(advance):
+                m.d.sync += folds[0].eq(nf)
+                m.d.sync += [later.eq(earlier) for earlier, later in zip(folds, folds[1:],
+                                                                         strict=False)]
         codes = []
         for k in range(levels):
+            read, compare = 2 * k, 2 * k + 1
             for p in range(pe):
-                data = ports[k][p].data
-                bit = values[k][p] >= (data.as_signed() if shape.signed else data)
-                bits = Cat(bit, found[k][p])        # the first comparison is the highest bit
-                if k + 1 < levels:
-                    port = ports[k + 1][p]
-                    m.d.comb += [port.addr.eq(Cat(bits, folds[k])),
-                                 port.en.eq(valid[k] & advance)]
-                    with m.If(advance):
-                        m.d.sync += [values[k + 1][p].eq(values[k][p]),
-                                     found[k + 1][p].eq(bits)]
-                else:
-                    codes.append((bits + self.code_bias)[:self.out_bits])
-            if k + 1 < levels:
+                data = held[k][p]
+                bit = values[compare][p] >= (data.as_signed() if shape.signed else data)
+                bits = Cat(bit, found[compare][p])      # the first comparison: highest bit
                 with m.If(advance):
-                    m.d.sync += folds[k + 1].eq(folds[k])
+                    m.d.sync += [held[k][p].eq(ports[k][p].data),
+                                 values[compare][p].eq(values[read][p]),
+                                 found[compare][p].eq(found[read][p])]
+                if k + 1 == levels:
+                    codes.append((bits + self.code_bias)[:self.out_bits])
+                    continue
+                port = ports[k + 1][p]
+                m.d.comb += [port.addr.eq(Cat(bits, folds[compare])),
+                             port.en.eq(valid[compare] & advance)]
+                with m.If(advance):
+                    m.d.sync += [values[compare + 1][p].eq(values[compare][p]),
+                                 found[compare + 1][p].eq(bits)]
         return EpilogueOutput(valid[-1], codes, _any(valid), start & advance)
-
 
     # ---- single-cycle form (see build_param_banks) -----------------------------------------
     def _wide_layout(self, pe: int) -> list[tuple[int, range]]:

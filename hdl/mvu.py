@@ -7,7 +7,7 @@ neuron fold and is kept in an input buffer for the other NF - 1 folds; each neur
 ends with one output beat of PE elements. So a vector costs exactly NF * SF issue cycles,
 and a run of N vectors with no stalls takes N * NF * SF + FILL cycles from the first input
 accepted to the last output produced, with FILL = :func:`fill_cycles` = 5 + the
-epilogue's latency (5 for an accumulator output, 5 + B for B-bit thresholds, 8 for a
+epilogue's latency (5 for an accumulator output, 5 + 2B for B-bit thresholds, 8 for a
 requantization).
 
 Pipeline, one clock per stage, initiation interval 1:

@@ -139,13 +139,14 @@ def test_backpressure_and_input_gaps_keep_outputs_and_account_every_cycle(
 
 def test_fill_is_front_datapath_and_epilogue_stages():
     """FILL = 2 (issue, read) + 3 (terms, adder tree, accumulator) + the epilogue's stages:
-    none for the accumulator, one per binary-search level, three to requantize; a one-step
+    none for the accumulator, two per binary-search level (read into a register, then
+    compare), three to requantize; a one-step
     run of each takes exactly 1 + FILL cycles."""
     lane = XnorPopcountLane()
     w = np.ones((1, 1), dtype=np.int64)
     cases = [(PassEpilogue(2), 5),
-             (ThresholdEpilogue(np.ones((1, 1)), (0, 1), 1), 6),
-             (ThresholdEpilogue(np.array([[0, 1, 1, 2, 2]]), (0, 1), 3), 8),
+             (ThresholdEpilogue(np.ones((1, 1)), (0, 1), 1), 5 + 2),
+             (ThresholdEpilogue(np.array([[0, 1, 1, 2, 2]]), (0, 1), 3), 5 + 6),
              (RequantEpilogue(np.ones(1), 1, (0, 1), (0, 1), 1), 8)]
     for epilogue, fill in cases:
         config = MVUConfig("one", 1, 1, 1, 1, lane, w, (0, 1), epilogue)

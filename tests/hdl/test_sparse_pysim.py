@@ -228,7 +228,8 @@ def test_fold_steps_and_cycle_formula_by_hand():
 
 def test_fill_is_issue_datapath_and_epilogue_stages():
     """FILL = 1 (issue and gather) + 3 (terms, adder tree, accumulator) + the epilogue's
-    stages: none for the accumulator, one per binary-search level, three to requantize."""
+    stages: none for the accumulator, 2B for a B-level binary search (each level reads into
+    a register, then compares), three to requantize."""
     ternary = TernaryLane(3, False)
     w = np.ones((2, 2), dtype=np.int64)
 
@@ -236,9 +237,9 @@ def test_fill_is_issue_datapath_and_epilogue_stages():
         return SparseMVUConfig("s", 2, 2, 1, 1, ternary, w, (-14, 14), epilogue).fill_cycles
 
     assert fill(PassEpilogue(5)) == 4
-    assert fill(ThresholdEpilogue(np.zeros((2, 1)), (-14, 14), 1)) == 5
-    assert fill(ThresholdEpilogue(np.zeros((2, 7)), (-14, 14), 3)) == 7
-    assert fill(ThresholdEpilogue(np.zeros((2, 5)), (-14, 14), 3)) == 7
+    assert fill(ThresholdEpilogue(np.zeros((2, 1)), (-14, 14), 1)) == 4 + 2
+    assert fill(ThresholdEpilogue(np.zeros((2, 7)), (-14, 14), 3)) == 4 + 6
+    assert fill(ThresholdEpilogue(np.zeros((2, 5)), (-14, 14), 3)) == 4 + 6
     assert fill(RequantEpilogue(np.ones(2), 2, (-14, 14), (-8, 7), 4)) == 7
 
 

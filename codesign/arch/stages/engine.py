@@ -265,8 +265,8 @@ class EngineStage(Stage):
             # one comparison per level, each against the threshold its own bank returns
             s.add_lut("thr_compare", pe * epilogue.levels * epilogue.param_bits)
             s.add_ff("thr_search", pe * epilogue.search_register_bits(acc_bits))
-            # each level's valid flag, and the fold that addresses the next level's bank
-            control += epilogue.levels + (epilogue.levels - 1) * nf_bits
+            # each stage's valid flag, and the fold that addresses the next level's bank
+            control += epilogue.latency + (epilogue.latency - 2) * nf_bits
         elif isinstance(epilogue, RequantEpilogue):
             mult = np.asarray(epilogue.multipliers, dtype=np.int64)
             rq = multiplier_dsps(self.acc_range, (int(min(mult.min(), 0)),
