@@ -26,6 +26,10 @@ AUTO_FIFO_DEPTH = "auto"
 FifoDepth = int | str
 """A smallest FIFO depth in beats, or :data:`AUTO_FIFO_DEPTH`."""
 
+FOLDING_OBJECTIVES = ("lanes", "luts")
+"""What an automatic folding minimises among those meeting its cycle target: its lanes, or
+its LUTs by the resource model (:mod:`codesign.arch.dataflow.folding`)."""
+
 
 @dataclass(frozen=True)
 class Folding:
@@ -89,6 +93,15 @@ class MappingOptions:
     budget (``lut_budget``, ``dsp_budget``, ``bram_budget`` in 18-Kbit block RAMs, counted
     by the resource model on ``resource_target``), at the fastest folding that fits; or, with
     ``target_fps`` at ``fmax_mhz``, at the cheapest folding that reaches that frame rate.
+
+    ``folding_objective`` is what each automatically folded engine minimises among the
+    foldings that meet its cycles: ``"lanes"`` (then PE and SIMD balanced) or ``"luts"`` by
+    the resource model. Left unset it is ``"lanes"`` for a cycle target (given or the
+    default): at equal cycles the fewest LUTs often means SIMD 1 and many PEs, whose
+    accumulators update MW/SIMD times as often per frame, so the energy per frame grows for
+    a LUT saving often within the model's error. A frame rate or a budget asks for the
+    cheapest design that meets the rate, or the fastest that fits, and there it is
+    ``"luts"`` (:attr:`objective`).
     """
 
     folding: tuple[tuple[str, Folding], ...] = ()
@@ -104,6 +117,7 @@ class MappingOptions:
     target_fps: float | None = None
     fmax_mhz: float | None = None
     resource_target: str = DEFAULT_RESOURCE_TARGET
+    folding_objective: str | None = None
 
     @staticmethod
     def create(folding: Mapping[str, Any] | None = None, *,
@@ -118,7 +132,8 @@ class MappingOptions:
                bram_budget: int | None = None,
                target_fps: float | None = None,
                fmax_mhz: float | None = None,
-               resource_target: str | None = None) -> MappingOptions:
+               resource_target: str | None = None,
+               folding_objective: str | None = None) -> MappingOptions:
         """Validated options; ``None`` for any argument means its default."""
         if folding is not None and not isinstance(folding, Mapping):
             raise FoldingError(f"folding must map layer names to (PE, SIMD), got "
@@ -180,10 +195,14 @@ class MappingOptions:
         if len(aims) > 1 and not (aims == ["target_fps", "a resource budget"]):
             raise OptionError(f"{' and '.join(aims)} each choose the automatic folding; "
                               "give one of them (a budget may go with target_fps)")
+        if folding_objective is not None and folding_objective not in FOLDING_OBJECTIVES:
+            raise OptionError(f"folding_objective={folding_objective!r}: give "
+                              + " or ".join(map(repr, FOLDING_OBJECTIVES))
+                              + " (or leave it unset for the default)")
         target = resource_target or DEFAULT_RESOURCE_TARGET
         return MappingOptions(folds, target_cycles, choice, fifo_depth, fams, organisation,
                               styles, budgets["lut_budget"], budgets["dsp_budget"],
-                              budgets["bram_budget"], fps, mhz, target)
+                              budgets["bram_budget"], fps, mhz, target, folding_objective)
 
     def memory_style_for(self, layer: str) -> str:
         return dict(self.memory_styles).get(layer, "auto")
@@ -191,6 +210,14 @@ class MappingOptions:
     @property
     def budgeted(self) -> bool:
         return any(v is not None for v in (self.lut_budget, self.dsp_budget, self.bram_budget))
+
+    @property
+    def objective(self) -> str:
+        """What automatic folding minimises: the one given, else ``"luts"`` under a frame
+        rate or a budget and ``"lanes"`` for a cycle target (see the class docstring)."""
+        if self.folding_objective is not None:
+            return self.folding_objective
+        return "luts" if self.target_fps is not None or self.budgeted else "lanes"
 
     def folding_for(self, layer: str) -> Folding | None:
         return dict(self.folding).get(layer)

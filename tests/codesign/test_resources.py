@@ -151,7 +151,7 @@ def test_lut_budget_picks_the_fastest_folding_that_fits():
               if t < design.cycles_per_frame]
     # every faster target the search could have taken needs more LUTs than the budget
     for target in faster[-3:]:
-        quicker = build_design(graph, target_cycles=target)
+        quicker = build_design(graph, target_cycles=target, folding_objective="luts")
         assert (quicker.cycles_per_frame >= design.cycles_per_frame
                 or quicker.estimate_resources().lut > budget)
 
@@ -170,8 +170,13 @@ def test_target_fps_picks_the_cheapest_folding_reaching_the_rate():
     graph = _chain()
     design = build_design(graph, target_fps=2e6, fmax_mhz=100.0)    # 50 cycles per frame
     assert design.cycles_per_frame <= 50
-    lanes = sum(s.pe * s.simd for s in design.stages)
-    assert lanes == sum(s.pe * s.simd for s in build_design(graph, target_cycles=50).stages)
+    assert design.options.objective == "luts"
+    cheapest = build_design(graph, target_cycles=50, folding_objective="luts")
+    assert [s.folding for s in design.engines] == [s.folding for s in cheapest.engines]
+    fewest_lanes = build_design(graph, target_fps=2e6, fmax_mhz=100.0,
+                                folding_objective="lanes")
+    assert [s.folding for s in fewest_lanes.engines] == [
+        s.folding for s in build_design(graph, target_cycles=50).engines]
     with pytest.raises(BudgetError, match=r"--target-fps 1e\+09 at 100 MHz needs at most 0 "
                                           r"cycles per frame; the fastest folding takes 1 "):
         build_design(graph, target_fps=1e9, fmax_mhz=100.0)

@@ -1,27 +1,32 @@
 """Folding of one engine: check a requested (PE, SIMD), or choose one for a cycle target.
 
 Every automatic folding (for ``target_cycles``, for the default target, and for the targets a
-budget or a frame rate tries) follows one rule, :meth:`FoldingSpace.choose`: among the
-foldings the hardware generators build (PE divides MH; SIMD divides MW and, behind a sliding
-window, the channels of a pixel), those that keep both the engine and the window generator in
-front of it (which runs at the engine's SIMD) within the engine's rate, the one with the
-fewest LUTs by the resource model, engine and window together; ties go to fewer lanes, then
-to PE and SIMD closest to each other, then to the larger PE.
+budget or a frame rate tries) chooses among the same candidates, :meth:`FoldingSpace.choose`:
+the foldings the hardware generators build (PE divides MH; SIMD divides MW and, behind a
+sliding window, the channels of a pixel) that keep both the engine and the window generator
+in front of it (which runs at the engine's SIMD) within the engine's rate. Among them the
+options' objective (:attr:`codesign.arch.options.MappingOptions.objective`) takes
+
+- ``"lanes"``: the fewest lanes; ties go to PE and SIMD closest to each other, then to the
+  larger PE (:func:`lanes_key`);
+- ``"luts"``: the fewest LUTs by the resource model, engine and window together; ties as
+  for ``"lanes"``.
 
 The engine's rate is the target rounded down to the cycles per frame an engine folding takes
 (vectors x (MH/PE) x (MW/SIMD) come in steps): the slowest the engine may run. A window
 generator needs its output beats per frame, its input beats, and a bubble at each frame
 boundary, so at a small SIMD it can be slower than its engine; held to the engine's rate it
-never makes the pair slower than the slowest engine folding within the target: no LUT saving
-is bought with throughput the engine's own folding would not give up. When no folding keeps
-to that rate (a window that must read more beats than the target allows), the fastest ones
-compete instead.
+never makes the pair slower than the slowest engine folding within the target. When no
+folding keeps to that rate (a window that must read more beats than the target allows), the
+fastest ones compete instead.
 
-LUTs, not lanes, are what a design-space exploration trades against cycles, and the fewest
-lanes are not the fewest LUTs: a lane's price depends on its family and operands, a weight
-memory's on its shape (a shallower, wider one can leave logic for block RAM), a window
-generator's on its SIMD. A folding the model cannot price (a family or target without a
-calibration) ranks after every one it can; with none priced the rule is fewest lanes.
+The fewest lanes are not the fewest LUTs: a lane's price depends on its family and operands,
+a weight memory's on its shape (a shallower, wider one can leave logic for block RAM), a
+window generator's on its SIMD. But at equal cycles the fewest LUTs often lie at SIMD 1 and
+many PEs, whose accumulators update more often per frame, for a saving within the model's
+error; so ``"luts"`` is what a budget or a frame rate asks for, not the default. A folding
+the model cannot price (a family or target without a calibration) ranks after every one it
+can; with none priced ``"luts"`` takes the fewest lanes.
 """
 
 from __future__ import annotations
@@ -76,7 +81,7 @@ def content_digest(*values: object) -> bytes:
 CHOICES_REMEMBERED = 4096
 """Automatic foldings kept for the process (oldest forgotten first)."""
 
-_chosen: dict[tuple[bytes, int], Folding] = {}
+_chosen: dict[tuple[bytes, int, str], Folding] = {}
 
 
 @dataclass(eq=False)
@@ -88,9 +93,9 @@ class FoldingSpace:
 
     ``made_of`` is everything the two makers build their stages from (the layer's node, its
     types, family, engine kind, memory styles, the window's node and input); with the
-    folding limits and the resource target it keys the choice, which is remembered for the
-    whole process: a sweep folds the same layers for the same targets over and over, also
-    when each point maps in a pool of its own.
+    folding limits, the resource target and the objective it keys the choice, which is
+    remembered for the whole process: a sweep folds the same layers for the same targets
+    over and over, also when each point maps in a pool of its own.
     """
 
     mh: int
@@ -104,8 +109,8 @@ class FoldingSpace:
     window: Callable[[int], WindowStage] | None
     pool: StagePool
     made_of: tuple[object, ...]
-    _window_figures: dict[int, tuple[int, int | None]] = field(default_factory=dict,
-                                                                repr=False)
+    _window_cycles: dict[int, int] = field(default_factory=dict, repr=False)
+    _window_luts: dict[int, int | None] = field(default_factory=dict, repr=False)
     _bounds: dict[Folding, int | None] = field(default_factory=dict, repr=False)
     _luts: dict[Folding, int | None] = field(default_factory=dict, repr=False)
 
@@ -125,21 +130,26 @@ class FoldingSpace:
     def window_stage(self, simd: int) -> WindowStage | None:
         return None if self.window is None else self.pool.get(self.window(simd))
 
-    def _window(self, simd: int) -> tuple[int, int | None]:
-        """The window generator's cycles per frame in steady state and its LUTs (None
-        without an estimate) at ``simd``; (0, 0) without a window."""
-        if simd not in self._window_figures:
+    def window_cycles(self, simd: int) -> int:
+        """The window generator's cycles per frame in steady state at ``simd`` (0 without
+        a window)."""
+        if simd not in self._window_cycles:
             window = self.window_stage(simd)
-            if window is None:
-                figures: tuple[int, int | None] = (0, 0)
-            else:
-                try:
-                    luts: int | None = window.estimate_resources(self.resource_target).lut
-                except UnknownTargetError:
-                    luts = None
-                figures = (window.steady_cycles_per_frame, luts)
-            self._window_figures[simd] = figures
-        return self._window_figures[simd]
+            self._window_cycles[simd] = 0 if window is None else window.steady_cycles_per_frame
+        return self._window_cycles[simd]
+
+    def window_luts(self, simd: int) -> int | None:
+        """The window generator's LUTs at ``simd`` by the resource model (0 without a
+        window, None without an estimate)."""
+        if simd not in self._window_luts:
+            window = self.window_stage(simd)
+            try:
+                luts = 0 if window is None else window.estimate_resources(
+                    self.resource_target).lut
+            except UnknownTargetError:
+                luts = None
+            self._window_luts[simd] = luts
+        return self._window_luts[simd]
 
     def engine_cycles(self, folding: Folding) -> int:
         """The engine's dense issue cycles per frame, vectors * (MH/PE) * (MW/SIMD): a
@@ -149,7 +159,7 @@ class FoldingSpace:
 
     def cycles(self, folding: Folding) -> int:
         """Cycles per frame of the slower of the engine and its window generator."""
-        return max(self.engine_cycles(folding), self._window(folding.simd)[0])
+        return max(self.engine_cycles(folding), self.window_cycles(folding.simd))
 
     def rate(self, target: int) -> int | None:
         """The engine's rate for ``target``: the most cycles per frame an engine folding
@@ -161,7 +171,7 @@ class FoldingSpace:
         """LUTs of the engine and its window generator by the resource model (None when it
         cannot price them)."""
         if folding not in self._luts:
-            window = self._window(folding.simd)[1]
+            window = self.window_luts(folding.simd)
             try:
                 stage = self.engine_stage(folding)
                 engine: int | None = stage.estimate_resources(self.resource_target).lut
@@ -175,7 +185,7 @@ class FoldingSpace:
         configured) and the window generator; None when these cannot be priced (and so
         neither can :meth:`luts`)."""
         if folding not in self._bounds:
-            window = self._window(folding.simd)[1]
+            window = self.window_luts(folding.simd)
             try:
                 engine: int | None = self.engine(folding).lut_lower_bound(self.resource_target)
             except UnknownTargetError:
@@ -183,26 +193,35 @@ class FoldingSpace:
             self._bounds[folding] = None if engine is None or window is None else engine + window
         return self._bounds[folding]
 
-    def choose(self, target: int) -> Folding:
-        """The automatic folding for ``target`` cycles per frame (the module's rule)."""
-        key = (self.key, target)
+    def choose(self, target: int, objective: str) -> Folding:
+        """The automatic folding for ``target`` cycles per frame by ``objective``
+        (``"lanes"`` or ``"luts"``: the module's rule)."""
+        key = (self.key, target, objective)
         found = _chosen.get(key)
         if found is None:
-            found = self._fewest_luts(target)
+            candidates = self.candidates(target)
+            found = (self._fewest_luts(candidates) if objective == "luts"
+                     else min(candidates, key=lanes_key))
             if len(_chosen) >= CHOICES_REMEMBERED:
                 del _chosen[next(iter(_chosen))]
             _chosen[key] = found
         return found
 
-    def _fewest_luts(self, target: int) -> Folding:
-        """The rule, pricing candidates in the order of their lower bounds and stopping once
-        the next bound exceeds the best price found: the same folding as pricing them all."""
+    def candidates(self, target: int) -> list[Folding]:
+        """The foldings that keep the engine and its window generator within the engine's
+        rate for ``target``; the fastest ones when none does."""
         cycles = {folding: self.cycles(folding) for folding in self.foldings}
         rate = self.rate(target)
-        candidates = [] if rate is None else [f for f, c in cycles.items() if c <= rate]
-        if not candidates:
-            fastest = min(cycles.values())
-            candidates = [f for f, c in cycles.items() if c == fastest]
+        within = [] if rate is None else [f for f, c in cycles.items() if c <= rate]
+        if within:
+            return within
+        fastest = min(cycles.values())
+        return [f for f, c in cycles.items() if c == fastest]
+
+    def _fewest_luts(self, candidates: list[Folding]) -> Folding:
+        """The candidate with the fewest LUTs (ties by :func:`lanes_key`), pricing them in
+        the order of their lower bounds and stopping once the next bound exceeds the best
+        price found: the same folding as pricing them all."""
         bounds = {folding: self.luts_bound(folding) for folding in candidates}
         order = sorted(candidates, key=lambda f: (bounds[f] is None, bounds[f] or 0,
                                                   lanes_key(f)))

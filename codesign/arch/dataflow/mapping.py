@@ -3,8 +3,8 @@ becomes a stage.
 
 A ``MatVec`` (with its fused epilogue) becomes an engine of the PE family its types call for
 (or the one the options ask for), folded as asked or automatically for the cycle target (the
-folding with the fewest LUTs that keeps the engine and its window generator within it:
-:mod:`codesign.arch.dataflow.folding`); a ``SlidingWindow`` becomes a window generator
+folding with the fewest lanes, or LUTs, that keeps the engine and its window generator
+within it: :mod:`codesign.arch.dataflow.folding`); a ``SlidingWindow`` becomes a window generator
 streaming SIMD channels per beat into the convolution's engine (so that engine's SIMD must
 divide the input channels); a ``MaxPool`` or ``SumPool`` a pool stage taking what its
 producer emits; an ``Add`` a stream add, a ``Concat`` a concatenation and a
@@ -268,7 +268,8 @@ class _Mapper:
         source = graph.tensor(node.inputs[0])
         if isinstance(node, MatVec):
             space = folding_space(graph, node, self.options, self.pool)
-            fold = requested_folding(graph, node, self.options) or space.choose(self.target)
+            fold = (requested_folding(graph, node, self.options)
+                    or space.choose(self.target, self.options.objective))
             engine = space.engine_stage(fold)
             window = space.window_stage(engine.simd)
             if window is not None:
@@ -386,7 +387,8 @@ def requested_folding(graph: Graph, matvec: MatVec, options: MappingOptions
 def engine_folding(graph: Graph, matvec: MatVec, options: MappingOptions, target: int,
                    pool: StagePool | None = None) -> Folding:
     """The folding the options ask for, or the automatic one for ``target`` cycles per
-    frame (:meth:`FoldingSpace.choose`; its candidate stages taken from ``pool``)."""
+    frame by the options' objective (:meth:`FoldingSpace.choose`; its candidate stages
+    taken from ``pool``)."""
     pool = StagePool() if pool is None else pool
     return (requested_folding(graph, matvec, options)
-            or folding_space(graph, matvec, options, pool).choose(target))
+            or folding_space(graph, matvec, options, pool).choose(target, options.objective))
