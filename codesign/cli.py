@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from codesign.arch.options import FOLDING_OBJECTIVES
 from codesign.errors import CodesignError
 from codesign.examples import DEFAULT_EXAMPLE, EXAMPLES, IMPORTED_EXAMPLES, RUNNABLE
 
@@ -83,6 +84,11 @@ def _hardware_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--target-cycles", type=int, default=None,
                          help="cycles per frame the automatic folding aims for, N >= 1 "
                               "(default: the example's)")
+    command.add_argument("--folding-objective", choices=FOLDING_OBJECTIVES, default=None,
+                         help="what each automatically folded engine minimises among the "
+                              "foldings meeting its cycles: lanes (then PE and SIMD balanced) "
+                              "or LUTs by the resource model (default: lanes for a cycle "
+                              "target, luts with a budget or --target-fps)")
     command.add_argument("--fifo-depth", type=_fifo_depth, default=None, metavar="N|auto",
                          help="smallest FIFO between stages in beats, N >= 2 (default 4; "
                               "deeper FIFOs let nearly balanced stages reach the slowest one's "
@@ -184,7 +190,8 @@ def _parser() -> argparse.ArgumentParser:
         "sweep", help="evaluate a design-space sweep (YAML) on Dask, find its Pareto front, "
                       "verify the front in RTL and write a report",
         description="Evaluate every point of the sweep file's axes (examples, target_cycles "
-                    "or foldings, families, sparse, fifo_depth, memory_styles) with the "
+                    "or foldings, families, sparse, fifo_depth, memory_styles, "
+                    "folding_objective) with the "
                     "analytical model, the integer reference and the resource model; find the "
                     "Pareto front over accuracy, cycles, energy and LUTs; simulate the front "
                     "in RTL. Results are appended to DIR/points.csv as points finish, so a "
@@ -443,7 +450,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                               memory_styles=dict(args.memory_style) or None,
                               lut_budget=args.lut_budget, dsp_budget=args.dsp_budget,
                               bram_budget=args.bram_budget, target_fps=args.target_fps,
-                              fmax_mhz=args.fmax_mhz, synth=args.synth,
+                              fmax_mhz=args.fmax_mhz,
+                              folding_objective=args.folding_objective, synth=args.synth,
                               synth_target=args.target, part=args.part, seeds=args.seeds,
                               data=args.data, baseline=args.baseline,
                               onnx_model=args.model if importing else None)

@@ -253,7 +253,7 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
                 memory_styles: Mapping[str, str] | None = None,
                 lut_budget: int | None = None, dsp_budget: int | None = None,
                 bram_budget: int | None = None, target_fps: float | None = None,
-                fmax_mhz: float | None = None,
+                fmax_mhz: float | None = None, folding_objective: str | None = None,
                 synth: bool = False, synth_target: str = "xc7", part: str | None = None,
                 seeds: int = len(DEFAULT_SEEDS),
                 data: str | Path | None = None, baseline: bool = True,
@@ -277,7 +277,8 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
     from quant_models.train import predict
 
     aims = dict(memory_styles=memory_styles, lut_budget=lut_budget, dsp_budget=dsp_budget,
-                bram_budget=bram_budget, target_fps=target_fps, fmax_mhz=fmax_mhz)
+                bram_budget=bram_budget, target_fps=target_fps, fmax_mhz=fmax_mhz,
+                folding_objective=folding_objective)
     out_dir, table = check_run_options(out_dir, frames, energy_table, folding, target_cycles,
                                        sparse, fifo_depth, families, synth=synth,
                                        synth_target=synth_target, part=part, seeds=seeds,

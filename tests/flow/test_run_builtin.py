@@ -81,6 +81,46 @@ def test_cli_errors_are_clear(args, message, tmp_path, capsys):
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("value", [None, "lanes", "luts"])
+def test_cli_folding_objective_reaches_the_options(value, tmp_path, monkeypatch):
+    """--folding-objective is passed to the run, whose options carry it (unset: the
+    default)."""
+    import codesign.flow
+    from codesign.errors import OptionError
+    from codesign.examples import load_example
+
+    seen = {}
+
+    def run_example(name, **kwargs):
+        seen.update(kwargs)
+        raise OptionError("stopped before the run")
+
+    monkeypatch.setattr(codesign.flow, "run_example", run_example)
+    flag = [] if value is None else ["--folding-objective", value]
+    assert main(["run", *flag, "--out", str(tmp_path / "r")]) == 1
+    assert seen["folding_objective"] == value
+    options = codesign.flow.example_options(load_example("binarized-mlp"),
+                                            folding_objective=seen["folding_objective"])
+    assert (options.folding_objective, options.objective) == (value, value or "lanes")
+
+
+def test_cli_refuses_an_unknown_folding_objective(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--folding-objective", "area", "--out", str(tmp_path / "r")])
+    assert info.value.code == 2
+    assert "argument --folding-objective: invalid choice: 'area' (choose from " \
+        in capsys.readouterr().err
+
+
+def test_an_unknown_folding_objective_fails_before_any_work(tmp_path):
+    from codesign.errors import OptionError
+    from codesign.flow import run_example
+
+    with pytest.raises(OptionError, match=r"^folding_objective='area': give 'lanes' or "
+                                          r"'luts' \(or leave it unset for the default\)$"):
+        run_example("binarized-mlp", out_dir=tmp_path / "r", folding_objective="area")
+
+
 def test_bad_output_directory_fails_before_any_work(tmp_path, capsys):
     import time
 
