@@ -126,7 +126,7 @@ def point_options(point: Point) -> MappingOptions:
     example = loaded_example(point.example)
     sparse: Any = [] if point.sparse == "none" else point.sparse
     base = dict(folding=dict(point.folding), target_cycles=point.target_cycles, sparse=sparse,
-                fifo_depth=point.fifo_depth)
+                fifo_depth=point.fifo_depth, folding_objective=point.folding_objective)
     families = (dict(point.family) if isinstance(point.family, tuple) else None)
     styles = (dict(point.memory_style) if isinstance(point.memory_style, tuple) else None)
     if isinstance(point.family, str) or isinstance(point.memory_style, str):

@@ -27,6 +27,7 @@ class Point:
     sparse: Sparse
     fifo_depth: int
     memory_style: MemoryStyle
+    folding_objective: str | None = None
 
     def axes(self) -> dict[str, Any]:
         """The axis values as plain data (what the results table stores)."""
@@ -39,6 +40,7 @@ class Point:
             "fifo_depth": self.fifo_depth,
             "memory_style": (dict(self.memory_style) if isinstance(self.memory_style, tuple)
                              else self.memory_style),
+            "folding_objective": self.folding_objective,
         }
 
     @property
@@ -74,6 +76,8 @@ class Point:
             style = (self.memory_style if isinstance(self.memory_style, str) else
                      ",".join(f"{k}={v}" for k, v in self.memory_style))
             parts.append(f"memory {style}")
+        if self.folding_objective is not None:
+            parts.append(f"fewest {self.folding_objective}")
         return ", ".join(parts)
 
 
@@ -82,4 +86,4 @@ def expand(spec: SweepSpec) -> list[Point]:
     the points of one network together and lowers it once)."""
     return [Point(*values) for values in itertools.product(
         spec.examples, spec.target_cycles, spec.foldings, spec.families, spec.sparse,
-        spec.fifo_depth, spec.memory_styles)]
+        spec.fifo_depth, spec.memory_styles, spec.folding_objective)]

@@ -37,6 +37,8 @@ def _choices(row: Mapping[str, Any]) -> str:
         parts.append("sparse " + (",".join(sparse) if isinstance(sparse, list) else str(sparse)))
     if row.get("memory_style") is not None:
         parts.append(f"memory {row['memory_style']}")
+    if row.get("folding_objective") is not None:
+        parts.append(f"fewest {row['folding_objective']}")
     parts.append(f"fifo {row.get('fifo_depth')}")
     return ", ".join(parts)
 

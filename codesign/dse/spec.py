@@ -9,6 +9,7 @@ is the set of design points (:mod:`codesign.dse.points`)::
     sparse: [default, none, 0.5]
     fifo_depth: [4]
     memory_styles: [auto, block]
+    folding_objective: [lanes, luts]         # what automatic folding minimises
     rtl_frames: 16
 
 Every key is checked when the file is read, so an unknown axis, option, example or value is
@@ -27,7 +28,7 @@ from typing import Any
 import yaml
 
 from codesign.arch.families import FAMILIES
-from codesign.arch.options import DEFAULT_FIFO_DEPTH, Folding
+from codesign.arch.options import DEFAULT_FIFO_DEPTH, FOLDING_OBJECTIVES, Folding
 from codesign.errors import CodesignError, SweepError
 from hdl.memory import MEMORY_STYLES
 
@@ -35,7 +36,7 @@ DEFAULT = "default"
 """The axis value that leaves an option as the example sets it."""
 
 AXES = ("examples", "target_cycles", "foldings", "families", "sparse", "fifo_depth",
-        "memory_styles")
+        "memory_styles", "folding_objective")
 """Every axis a sweep file may span, in the order a point lists them."""
 OPTIONS = ("name", "notes", "rtl_front", "rtl_frames", "rtl_limit", "energy_table")
 """The sweep's other keys: a name, notes for its report, whether (and on how many frames, for
@@ -64,6 +65,9 @@ class SweepSpec:
     sparse: tuple[Sparse, ...] = (None,)
     fifo_depth: tuple[int, ...] = (DEFAULT_FIFO_DEPTH,)
     memory_styles: tuple[MemoryStyle, ...] = (None,)
+    folding_objective: tuple[str | None, ...] = (None,)
+    """What automatic folding minimises (None: the options' default, fewest lanes for a
+    cycle target: :class:`codesign.arch.options.MappingOptions`)."""
     name: str = "sweep"
     notes: str = ""
     """Text the report shows under its title (what the sweep asks, what it found)."""
@@ -111,6 +115,9 @@ class SweepSpec:
         if "memory_styles" in data:
             args["memory_styles"] = tuple(_style(v, where)
                                           for v in _values(data, "memory_styles", where))
+        if "folding_objective" in data:
+            args["folding_objective"] = tuple(_objective(v, where) for v in
+                                              _values(data, "folding_objective", where))
         if "name" in data:
             args["name"] = str(data["name"])
         if data.get("notes") is not None:
@@ -239,3 +246,12 @@ def _style(value: Any, where: str) -> MemoryStyle:
     if isinstance(value, Mapping):
         return tuple(sorted((str(k), _style_name(v, where)) for k, v in value.items()))
     return _style_name(value, where)
+
+
+def _objective(value: Any, where: str) -> str | None:
+    if value == DEFAULT or value is None:
+        return None
+    if value not in FOLDING_OBJECTIVES:
+        raise SweepError(f"{where}: folding_objective={value!r}: give "
+                         + ", ".join(FOLDING_OBJECTIVES) + f" or {DEFAULT!r}")
+    return str(value)

@@ -21,8 +21,9 @@ Kind = Literal["str", "int", "float", "bool", "json"]
 POINT_COLUMNS: dict[str, Kind] = {
     "key": "str", "example": "str", "target_cycles": "int", "folding": "json",
     "family": "json", "family_label": "str", "sparse": "json", "fifo_depth": "int",
-    "memory_style": "json", "status": "str", "error": "str", "accuracy": "float",
-    "cycles_per_frame": "float", "energy_pj_per_frame": "float", "lut": "int", "ff": "int",
+    "memory_style": "json", "folding_objective": "str", "status": "str", "error": "str",
+    "accuracy": "float", "cycles_per_frame": "float", "energy_pj_per_frame": "float",
+    "lut": "int", "ff": "int",
     "bram18": "float", "dsp": "int", "resources_error": "str", "engines": "str",
     "design": "str",
     "seconds": "float", "finished_at": "float",

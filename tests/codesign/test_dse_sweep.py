@@ -37,8 +37,10 @@ def spec(**axes) -> SweepSpec:
 @pytest.mark.parametrize(("data", "message"), [
     ({"examples": ["binarized-mlp"], "targets": [128]},
      "sweep: unknown key 'targets'; axes: examples, target_cycles, foldings, families, "
-     "sparse, fifo_depth, memory_styles; options: name, notes, rtl_front, rtl_frames, "
-     "rtl_limit, energy_table"),
+     "sparse, fifo_depth, memory_styles, folding_objective; options: name, notes, rtl_front, "
+     "rtl_frames, rtl_limit, energy_table"),
+    ({"examples": ["binarized-mlp"], "folding_objective": ["lanes", "area"]},
+     "sweep: folding_objective='area': give lanes, luts or 'default'"),
     ({"examples": ["no-such-net"]}, "sweep: examples: unknown example 'no-such-net'; examples: "
                                     "binarized-mlp, "),
     ({"examples": ["binarized-mlp"], "families": ["simd"]},
@@ -77,6 +79,22 @@ def test_axes_multiply_into_points():
     assert len(points) == 2 * 3 * 2 * 2
     assert len({p.key for p in points}) == len(points)
     assert points[0].example == "binarized-mlp" and points[-1].example == "ternary-mlp-twn"
+
+
+def test_the_folding_objective_is_an_axis():
+    """binarized-mlp at 128 cycles: the default folds for the fewest lanes (the same design
+    as asking for them); the fewest LUTs is another design at the same cycles, cheaper by
+    the model, its points keyed apart."""
+    points = expand(spec(examples=["binarized-mlp"], target_cycles=[128],
+                         folding_objective=["default", "lanes", "luts"]))
+    assert [p.folding_objective for p in points] == [None, "lanes", "luts"]
+    assert len({p.key for p in points}) == 3
+    assert points[2].label() == "binarized-mlp, target 128, fifo 4, fewest luts"
+    default, lanes, luts = (evaluate_point(p) for p in points)
+    assert default["folding_objective"] is None and luts["folding_objective"] == "luts"
+    assert default["design"] == lanes["design"] != luts["design"]
+    assert default["lut"] == lanes["lut"] > luts["lut"]
+    assert default["cycles_per_frame"] == lanes["cycles_per_frame"] == luts["cycles_per_frame"]
 
 
 def _figures(row: dict) -> dict:
