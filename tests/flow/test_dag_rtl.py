@@ -89,13 +89,13 @@ def test_a_shortcut_split_by_a_converter_paces_the_fork():
     """A converter splitting the fork's beats for the shortcut takes one beat per split
     cycles, so the fork passes beats to the branch no faster: the shortcut's FIFO must hold
     what arrives while the slowed branch fills its line buffers (sized without that pace it
-    was 241 beats deep, not 345)."""
+    was 241 beats deep, not 346)."""
     model = random_block_net(WIDE_FORK, 3)
     design = compile_model(model, target_cycles=600, folding={"conv0": (16, 1)})
     fork = next(stage for stage in design.stages if stage.kind == "fork")
     add = next(stage for stage in design.stages if stage.kind == "add")
     assert (fork.out_elems, add.simd) == (16, 1)
-    assert design.organisation.wiring(design).edges[6].depth == 345
+    assert design.organisation.wiring(design).edges[6].depth == 346
     frames = 8
     x = block_inputs(WIDE_FORK, frames, 3)
     artefact = generate_verilog(design)

@@ -28,7 +28,7 @@ def test_builtin_run_end_to_end(tmp_path):
     assert summary["analytical_match"] is True
     # the fill: issue, read, terms, adder tree, accumulator, then one threshold level for a
     # bipolar output (fc0, fc1), none for the integer scores (fc2); the output register
-    fills = {"fc0": 6, "fc1": 6, "fc2": 5}
+    fills = {"fc0": 7, "fc1": 7, "fc2": 5}
     for layer in summary["layers"]:
         assert layer["kind"] == "mvu"
         ideal = summary["frames"] * (layer["mh"] // layer["pe"]) * (layer["mw"] // layer["simd"])
