@@ -37,9 +37,10 @@ def test_single_engine_matches_reference_with_exact_cycles(data, mw, mh, in_name
     assert np.array_equal(result.outputs, execute(graph, x))
     ideal = frames * (mh // pe) * (mw // simd)
     stage = design.stages[0]
-    # the pipeline: issue, read, terms, adder tree, accumulator, one stage per threshold
-    # level (a bipolar output: one), the output register
-    assert stage.fill_cycles == (6 if thresholds else 5)
+    # the pipeline: issue, read, terms, adder tree, accumulator, two stages per threshold
+    # level (read into a register, compare; a bipolar output has one level), the output
+    # register
+    assert stage.fill_cycles == (7 if thresholds else 5)
     layer = stage.name
     assert result.stage_counters[layer]["issue"] == ideal
     assert result.measured_cycles(layer) == ideal + stage.fill_cycles
