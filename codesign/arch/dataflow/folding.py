@@ -167,31 +167,31 @@ class FoldingSpace:
         within = [c for c in map(self.engine_cycles, self.foldings) if c <= target]
         return max(within, default=None)
 
+    def _with_window(self, folding: Folding, memo: dict[Folding, int | None],
+                     engine_luts: Callable[[], int]) -> int | None:
+        """``engine_luts()`` plus the window generator's LUTs at the folding's SIMD,
+        remembered in ``memo`` (None when the model cannot price either)."""
+        if folding not in memo:
+            window = self.window_luts(folding.simd)
+            try:
+                engine: int | None = engine_luts()
+            except UnknownTargetError:
+                engine = None
+            memo[folding] = None if engine is None or window is None else engine + window
+        return memo[folding]
+
     def luts(self, folding: Folding) -> int | None:
         """LUTs of the engine and its window generator by the resource model (None when it
         cannot price them)."""
-        if folding not in self._luts:
-            window = self.window_luts(folding.simd)
-            try:
-                stage = self.engine_stage(folding)
-                engine: int | None = stage.estimate_resources(self.resource_target).lut
-            except UnknownTargetError:
-                engine = None
-            self._luts[folding] = None if engine is None or window is None else engine + window
-        return self._luts[folding]
+        return self._with_window(folding, self._luts, lambda: self.engine_stage(
+            folding).estimate_resources(self.resource_target).lut)
 
     def luts_bound(self, folding: Folding) -> int | None:
         """At most :meth:`luts`: the engine's lanes and front-end control (no hardware
         configured) and the window generator; None when these cannot be priced (and so
         neither can :meth:`luts`)."""
-        if folding not in self._bounds:
-            window = self.window_luts(folding.simd)
-            try:
-                engine: int | None = self.engine(folding).lut_lower_bound(self.resource_target)
-            except UnknownTargetError:
-                engine = None
-            self._bounds[folding] = None if engine is None or window is None else engine + window
-        return self._bounds[folding]
+        return self._with_window(folding, self._bounds, lambda: self.engine(
+            folding).lut_lower_bound(self.resource_target))
 
     def choose(self, target: int, objective: str) -> Folding:
         """The automatic folding for ``target`` cycles per frame by ``objective``
