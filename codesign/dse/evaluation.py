@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -111,8 +111,15 @@ def lowered(name: str, keep_dot: tuple[str, ...]) -> Lowered:
 @lru_cache(maxsize=16)
 def design_space(name: str, keep_dot: tuple[str, ...]) -> DesignSpace:
     """What the points of the example lowered for these layers share (kept as long as the
-    lowered network; ``design_space.cache_clear()`` makes every later point's stages anew)."""
+    lowered network; :func:`forget_designs` makes every later point's stages anew)."""
     return DesignSpace(lowered(name, keep_dot))
+
+
+def forget_designs() -> None:
+    """Forget every stage, figure and design the points made so far (the lowered networks
+    stay): later points are evaluated as if each were the first."""
+    design_space.cache_clear()
+    _whole_network_choices.cache_clear()
 
 
 @lru_cache(maxsize=4)
@@ -130,14 +137,36 @@ def point_options(point: Point) -> MappingOptions:
     families = (dict(point.family) if isinstance(point.family, tuple) else None)
     styles = (dict(point.memory_style) if isinstance(point.memory_style, tuple) else None)
     if isinstance(point.family, str) or isinstance(point.memory_style, str):
-        default = example_options(example, **base)
-        design = design_space(point.example, ()).design(default)
-        if isinstance(point.family, str):
-            families = _global_family(design, point.family, point.example)
-        if isinstance(point.memory_style, str):
-            styles = {stage.name: point.memory_style for stage in design.stages
-                      if getattr(stage.hdl_config, "memories", ())}
+        # The FIFO depth changes no engine or memory: points that differ only in it share
+        # the resolution (and the default design it is read from).
+        chosen_families, chosen_styles = _whole_network_choices(
+            replace(point, fifo_depth=0))
+        families = dict(chosen_families) if chosen_families is not None else families
+        styles = dict(chosen_styles) if chosen_styles is not None else styles
     return example_options(example, **base, families=families, memory_styles=styles)
+
+
+Choices = tuple[tuple[str, str], ...] | None
+
+
+@lru_cache(maxsize=4096)
+def _whole_network_choices(point: Point) -> tuple[Choices, Choices]:
+    """The per-layer families and memory styles a family or memory style named for the whole
+    network stands for, read from the point's default design (``None`` where the point
+    names none for the whole network)."""
+    example = loaded_example(point.example)
+    sparse: Any = [] if point.sparse == "none" else point.sparse
+    default = example_options(example, folding=dict(point.folding),
+                              target_cycles=point.target_cycles, sparse=sparse,
+                              folding_objective=point.folding_objective)
+    design = design_space(point.example, ()).design(default)
+    families = styles = None
+    if isinstance(point.family, str):
+        families = tuple(_global_family(design, point.family, point.example).items())
+    if isinstance(point.memory_style, str):
+        styles = tuple((stage.name, point.memory_style) for stage in design.stages
+                       if getattr(stage.hdl_config, "memories", ()))
+    return families, styles
 
 
 def _global_family(design: Design, family: str, example: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ import pytest
 from codesign.cli import main
 from codesign.dse import SweepSpec, expand, run_sweep
 from codesign.dse.cluster import dask_client
-from codesign.dse.evaluation import design_space, evaluate_point
+from codesign.dse.evaluation import evaluate_point, forget_designs
 from codesign.dse.store import POINT_COLUMNS, ResultsStore
 from codesign.errors import SchedulerError, SweepError
 
@@ -114,11 +114,11 @@ def test_points_sharing_stages_give_the_figures_of_points_alone():
                           foldings=[{"fc0": [8, 8]}, {"fc0": [16, 3]}],
                           families=["default", {"fc1": "mac"}], fifo_depth=[2, 8]))
     points += expand(spec(examples=["ternary-mlp-twn"], families=["ternary"]))
-    design_space.cache_clear()
+    forget_designs()
     shared = [_figures(evaluate_point(point)) for point in points]
     alone = []
     for point in points:
-        design_space.cache_clear()
+        forget_designs()
         alone.append(_figures(evaluate_point(point)))
     assert shared == alone
     statuses = {row["status"] for row in shared}
