@@ -180,6 +180,26 @@ def synthesize_case(case: Case):
 
 
 def fit(structures, measured: list[int], kind: str) -> dict[str, float]:
+    """The coefficients of :func:`fit_group` for each group of stages that share features
+    (engines of both kinds share ``engine.*``; a window generator shares nothing with a
+    pool): each group's worst error is as small as that group allows, not merely below the
+    worst of all groups."""
+    groups: list[tuple[set[str], list[int]]] = []
+    for i, st in enumerate(structures):
+        names = set(getattr(st, kind))
+        joined = [g for g in groups if g[0] & names]
+        for g in joined:
+            groups.remove(g)
+            names |= g[0]
+        groups.append((names, [j for g in joined for j in g[1]] + [i]))
+    coefficients: dict[str, float] = {}
+    for _, members in groups:
+        coefficients.update(fit_group([structures[i] for i in members],
+                                      [measured[i] for i in members], kind))
+    return coefficients
+
+
+def fit_group(structures, measured: list[int], kind: str) -> dict[str, float]:
     """Non-negative coefficients per feature minimising the worst relative error, and among
     the coefficients that reach it, those with the least total relative error.
 

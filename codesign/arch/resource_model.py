@@ -14,8 +14,8 @@ prices the features with per-target coefficients from a calibration table
 - DSPs: the DSP48Es of every multiplier Yosys maps to DSPs (:func:`xc7_dsps`: a product
   whose value range needs at least 9 bits, split into 25x18 pieces);
 - LUT RAM: LUTs of the RAM64M/RAM32M cells a distributed RAM takes;
-- a read-only memory in logic: one LUT6 per distinct non-constant bit column per 64 words
-  (Yosys folds constant columns and merges identical ones), priced as a feature.
+- a read-only memory in logic: its distinct non-constant bit columns (Yosys folds constant
+  columns and merges identical ones), priced as a feature of their depth class.
 
 So the block RAM and DSP counts are exact by construction and the LUT and FF counts are as
 good as the calibration (the benchmark prints the worst case).
@@ -242,8 +242,7 @@ def memory_structure(memories: Iterable[MemorySpec], style: str, target: str,
                 structure.add_exact(_block_rams(target, memory, rom_columns(memory)))
             else:
                 columns = rom_columns(memory, distinct=True)
-                name = "rom_lut_shallow" if memory.depth <= SHALLOW_ROM_DEPTH else "rom_lut"
-                structure.add_lut(name, columns * max(1, -(-memory.depth // 64)))
+                structure.add_lut(*_rom_logic(memory.depth, columns))
                 structure.add_ff("mem_read_reg", columns)
             continue
         if placed == "block":
@@ -257,6 +256,19 @@ def memory_structure(memories: Iterable[MemorySpec], style: str, target: str,
             structure.add_lut("reg_mem", memory.bits)
             structure.add_ff("reg_mem", memory.bits)
             structure.add_ff("mem_read_reg", memory.width)
+
+
+def _rom_logic(depth: int, columns: int) -> tuple[str, int]:
+    """(feature, amount) of a read-only memory's ``columns`` distinct bit columns in logic,
+    by depth: up to 16 words a column folds into the LUTs that read it; up to 64 words it is
+    one LUT6; deeper, one LUT6 per 64 words and the multiplexers between them, priced per
+    64 words by a coefficient of its own (Yosys builds those multiplexers from LUTs, so a
+    128-word column costs far more than two 64-word ones)."""
+    if depth <= SHALLOW_ROM_DEPTH:
+        return "rom_lut_shallow", columns
+    if depth <= 64:
+        return "rom_lut", columns
+    return "rom_lut_deep", columns * -(-depth // 64)
 
 
 def _block_rams(target: str, memory: MemorySpec, width: int) -> Resources:
