@@ -36,15 +36,12 @@ import yaml
 from codesign.bits import range_bits
 from codesign.errors import UnknownTargetError
 from codesign.resources import Resources
-from hdl.memory import MemorySpec, resolve_style
+from hdl.memory import SHALLOW_ROM_DEPTH, MemorySpec, resolve_style
 
 CALIBRATED_TARGETS = ("xc7",)
 
 SRL_MIN_LENGTH = 3
 """Shortest flip-flop chain Yosys turns into a shift-register LUT (``xilinx_srl -minlen 3``)."""
-
-SHALLOW_ROM_DEPTH = 16
-"""A ROM this shallow (four address bits) folds into the LUTs that read it."""
 
 
 @dataclass
