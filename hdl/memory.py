@@ -21,6 +21,10 @@ while LUTs hold it at one LUT per bit of a word):
 
 A memory read combinationally (no read register) cannot live in block RAM: ``block``
 resolves to ``distributed`` for it.
+
+A read-only memory of at most :data:`SHALLOW_ROM_DEPTH` words outside block RAM
+(:func:`shallow_logic_rom`) is a function of four address bits per bit column: a LUT6 that
+reads a column combinationally computes it together with up to two more inputs of its own.
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ AUTO_REGISTER_BITS = 64
 AUTO_BLOCK_DEPTH = 64
 AUTO_SHALLOW_DEPTH = 16
 AUTO_SMALL_BITS = 1024
+
+SHALLOW_ROM_DEPTH = 16
+"""A read-only memory this shallow (four address bits) in logic folds into the LUTs that
+read it."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,14 @@ def resolve_style(style: str, memory: MemorySpec) -> str:
     if style == "block" and not memory.sync_read:
         style = "distributed"
     return style
+
+
+def shallow_logic_rom(style: str, memory: MemorySpec) -> bool:
+    """``memory`` is read-only, at most :data:`SHALLOW_ROM_DEPTH` words deep and not placed
+    in block RAM by ``style``: each bit column is a LUT4 function of the address, which the
+    LUT reading the column can compute itself when no register sits between them."""
+    return (memory.rom and memory.depth <= SHALLOW_ROM_DEPTH
+            and resolve_style(style, memory) != "block")
 
 
 def memory_attrs(style: str, memory: MemorySpec) -> dict[str, str]:

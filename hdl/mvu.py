@@ -20,6 +20,14 @@ Pipeline, one clock per stage, initiation interval 1:
 so no path runs from a memory's output through arithmetic, and none through more than one
 of lanes, adder tree, accumulator or one comparison of the threshold search.
 
+One exception, with the same stages and cycles (:attr:`MVUConfig.weights_in_lanes`): 1-bit
+weights in a shallow read-only memory kept in logic (:func:`hdl.memory.shallow_logic_rom`).
+There the weight *address* takes the read and operand registers and the memory is read
+combinationally from the operand address, so each lane's term is one LUT of the four
+address bits and its activation bit (an XNOR or a sign) instead of a ROM LUT, two
+registers of its weight bit and a lane LUT: the weight word's read and operand registers
+(one flip-flop each per distinct column) give way to two address registers.
+
 Weights and epilogue parameters (thresholds or requantization multipliers, see
 :mod:`hdl.epilogue`) live in on-chip memories initialised from the design. Output
 backpressure freezes the whole pipeline (read ports hold their data); the engine never
@@ -32,7 +40,7 @@ input/output pattern.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -46,7 +54,7 @@ from hdl.datapath import DATAPATH_STAGES, StepControl, build_datapath, next_stag
 from hdl.epilogue import Epilogue
 from hdl.errors import HardwareConfigError
 from hdl.lanes import Lane
-from hdl.memory import MemorySpec, check_style, find_memory, memory_attrs
+from hdl.memory import MemorySpec, check_style, find_memory, memory_attrs, shallow_logic_rom
 from hdl.perf import Counter, PerfCounters, perf_port
 
 FRONT_STAGES = 2
@@ -184,13 +192,23 @@ class MVUConfig:
     @cached_property
     def memories(self) -> tuple[MemorySpec, ...]:
         """Weights, one bank per epilogue parameter group, the input buffer (NF > 1)."""
-        words = (MemorySpec("weights", self.pe * self.simd * self.lane.weight_bits,
-                            self.nf * self.sf, tuple(self.weight_words())),)
+        weights = MemorySpec("weights", self.pe * self.simd * self.lane.weight_bits,
+                             self.nf * self.sf, tuple(self.weight_words()))
+        if self.lane.weight_bits == 1 and shallow_logic_rom(self.memory_style, weights):
+            weights = replace(weights, sync_read=False)
+        words = (weights,)
         params = tuple(MemorySpec(bank.name, bank.width, bank.depth, bank.init)
                        for bank in self.epilogue.banks(self.pe))
         ibuf = ((MemorySpec("ibuf", self.in_width, self.sf, writable=True, single_port=True),)
                 if self.nf > 1 else ())
         return words + params + ibuf
+
+    @property
+    def weights_in_lanes(self) -> bool:
+        """The weight memory is read combinationally by the lanes (1-bit weights in a
+        shallow read-only memory in logic, see the module docstring): a weight bit column
+        and the lane's activation bit fit one LUT6, so no register sits between them."""
+        return not find_memory(self.memories, "weights").sync_read
 
     def memory_attrs(self, name: str) -> dict[str, str]:
         return memory_attrs(self.memory_style, find_memory(self.memories, name))
@@ -231,7 +249,7 @@ class MatrixVectorUnit(wiring.Component):
         m.submodules.weights = wmem = Memory(
             shape=unsigned(pe * simd * wb), depth=nf_n * sf_n, init=c.weight_words(),
             attrs=c.memory_attrs("weights"))
-        w_rd = wmem.read_port()
+        w_rd = wmem.read_port(domain="comb") if c.weights_in_lanes else wmem.read_port()
         if nf_n > 1:
             m.submodules.ibuf = ibuf = Memory(shape=unsigned(c.in_width), depth=sf_n, init=[],
                                               attrs=c.memory_attrs("ibuf"))
@@ -260,7 +278,8 @@ class MatrixVectorUnit(wiring.Component):
             with m.Else():
                 m.d.sync += sf.eq(sf + 1)
             m.d.sync += waddr.eq(Mux(waddr == nf_n * sf_n - 1, 0, waddr + 1))
-        m.d.comb += [w_rd.addr.eq(waddr), w_rd.en.eq(issue)]
+        if not c.weights_in_lanes:
+            m.d.comb += [w_rd.addr.eq(waddr), w_rd.en.eq(issue)]
         if nf_n > 1:
             m.d.comb += [
                 ib_wr.addr.eq(sf), ib_wr.data.eq(self.i.payload), ib_wr.en.eq(accept),
@@ -280,9 +299,21 @@ class MatrixVectorUnit(wiring.Component):
                          from_stream.eq(need_input)]
         x_word = Mux(from_stream, x_in, ib_rd.data) if nf_n > 1 else x_in
         x_op = Signal(c.in_width)
-        w_op = Signal(pe * simd * wb)
-        with m.If(advance):
-            m.d.sync += [x_op.eq(x_word), w_op.eq(w_rd.data)]
+        if c.weights_in_lanes:
+            # the address takes the read port's register (loaded on issue, held otherwise)
+            # and the operand register; the word is read from the operand address
+            read_waddr = Signal.like(waddr)
+            operand_waddr = Signal.like(waddr)
+            with m.If(issue):
+                m.d.sync += read_waddr.eq(waddr)
+            with m.If(advance):
+                m.d.sync += [x_op.eq(x_word), operand_waddr.eq(read_waddr)]
+            m.d.comb += w_rd.addr.eq(operand_waddr)
+            w_op = w_rd.data
+        else:
+            w_op = Signal(pe * simd * wb)
+            with m.If(advance):
+                m.d.sync += [x_op.eq(x_word), w_op.eq(w_rd.data)]
         at_lanes = next_stage(m, at_read, advance, "operands")
         w_words = [w_op.word_select(p, simd * wb) for p in range(pe)]
         path = build_datapath(m, lane=c.lane, simd=simd, acc_range=c.acc_range,

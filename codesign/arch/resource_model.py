@@ -15,7 +15,8 @@ prices the features with per-target coefficients from a calibration table
   whose value range needs at least 9 bits, split into 25x18 pieces);
 - LUT RAM: LUTs of the RAM64M/RAM32M cells a distributed RAM takes;
 - a read-only memory in logic: its distinct non-constant bit columns (Yosys folds constant
-  columns and merges identical ones), priced as a feature of their depth class.
+  columns and merges identical ones), priced as a feature of their depth class; one read
+  combinationally by the LUTs it feeds is priced with them by its reader.
 
 So the block RAM and DSP counts are exact by construction and the LUT and FF counts are as
 good as the calibration (the benchmark prints the worst case).
@@ -36,15 +37,12 @@ import yaml
 from codesign.bits import range_bits
 from codesign.errors import UnknownTargetError
 from codesign.resources import Resources
-from hdl.memory import MemorySpec, resolve_style
+from hdl.memory import SHALLOW_ROM_DEPTH, MemorySpec, resolve_style
 
 CALIBRATED_TARGETS = ("xc7",)
 
 SRL_MIN_LENGTH = 3
 """Shortest flip-flop chain Yosys turns into a shift-register LUT (``xilinx_srl -minlen 3``)."""
-
-SHALLOW_ROM_DEPTH = 16
-"""A ROM this shallow (four address bits) folds into the LUTs that read it."""
 
 
 @dataclass
@@ -234,10 +232,14 @@ def xc7_lutram_luts(memory: MemorySpec) -> int:
 
 def memory_structure(memories: Iterable[MemorySpec], style: str, target: str,
                      structure: Structure) -> None:
-    """Add every memory of a stage, placed by ``style``, to its structure."""
+    """Add every memory of a stage, placed by ``style``, to its structure. A read-only
+    memory in logic read combinationally adds nothing here: its columns fold into the LUTs
+    of its reader, whose structure prices them (``rom_lane`` of a dense engine)."""
     for memory in memories:
         placed = resolve_style(style, memory)
         if memory.rom:
+            if placed != "block" and not memory.sync_read:
+                continue
             if placed == "block":
                 structure.add_exact(_block_rams(target, memory, rom_columns(memory)))
             else:

@@ -13,7 +13,13 @@ import pytest
 
 from codesign.arch import MappingOptions, build_design
 from codesign.arch.dataflow.mapping import candidate_targets
-from codesign.arch.resource_model import rom_columns, xc7_block_rams, xc7_dsps
+from codesign.arch.resource_model import (
+    Structure,
+    memory_structure,
+    rom_columns,
+    xc7_block_rams,
+    xc7_dsps,
+)
 from codesign.errors import BudgetError, FoldingError, OptionError
 from codesign.ir import IntType
 from codesign.resources import Resources
@@ -206,3 +212,54 @@ def test_a_read_register_without_a_calibrated_case_counts_one_ff_per_bit():
     assert estimate(with_register, "xc7").ff - estimate(base, "xc7").ff == 24
     with pytest.raises(UnknownTargetError, match="no coefficient for window.no_such_feature"):
         estimate(Structure(lut={"window.no_such_feature": 1.0}), "xc7")
+
+
+def _varying_lane_sequences(weight, pe, simd):
+    """Per lane position (PE row p, SIMD lane j): its weight at every address, naive loops;
+    the distinct non-constant sequences of each lane j, summed over j."""
+    mh, mw = weight.shape
+    nf, sf = mh // pe, mw // simd
+    total = 0
+    for j in range(simd):
+        seqs = set()
+        for p in range(pe):
+            seq = tuple(int(weight[n * pe + p, s * simd + j])
+                        for n in range(nf) for s in range(sf))
+            if len(set(seq)) > 1:
+                seqs.add(seq)
+        total += len(seqs)
+    return total
+
+
+@pytest.mark.parametrize("weights, inputs", [("bipolar", "bipolar"), ("bipolar", "uint4")])
+def test_lanes_reading_a_shallow_weight_rom_price_its_columns_as_lane_luts(weights, inputs):
+    """1-bit weights in a ROM of at most 16 words in logic: no ROM LUTs and no read register
+    of their own, one ``rom_lane`` per distinct varying weight sequence of a lane position,
+    and the weight address (two registers) instead of the word as operand; a deeper ROM or
+    one in block RAM keeps its own LUTs (or block RAM) and its read register."""
+    graph = random_layer_stack(64, IntType.parse(inputs), [(32, weights, ("threshold",
+                                                                          "bipolar"))], 4)
+    shallow = build_design(graph, folding=folds(graph, [(8, 16)])).stages[0]   # 4 x 4 words
+    assert shallow.hdl_config.weights_in_lanes
+    s = shallow.priced_structure("xc7")
+    weight = shallow.weight_codes()
+    assert s.lut["mvu.rom_lane"] == _varying_lane_sequences(weight, 8, 16)
+    # the ROM LUTs and read registers left are the other memories' (thresholds, buffer)
+    config = shallow.hdl_config
+    others = Structure()
+    memory_structure([m for m in config.memories if m.name != "weights"],
+                     config.memory_style, "xc7", others)
+    assert s.lut["engine.rom_lut_shallow"] == others.lut["rom_lut_shallow"]
+    assert s.ff["engine.mem_read_reg"] == others.ff["mem_read_reg"]
+    assert s.ff["mvu.operand_bits"] == 16 * IntType.parse(inputs).bits + 2 * 4
+    assert shallow.lut_lower_bound("xc7") <= shallow.estimate_resources("xc7").lut
+    block = build_design(graph, folding=folds(graph, [(8, 16)]),
+                         memory_styles={"fc0": "block"}).stages[0]
+    deep = build_design(graph, folding=folds(graph, [(2, 16)]),                 # 16 x 4 words
+                        memory_styles={"fc0": "distributed"}).stages[0]
+    for stage in (block, deep):
+        assert not stage.hdl_config.weights_in_lanes
+        s = stage.priced_structure("xc7")
+        assert "mvu.rom_lane" not in s.lut
+    assert deep.priced_structure("xc7").lut["engine.rom_lut"] > 0
+    assert deep.priced_structure("xc7").ff["engine.mem_read_reg"] > 0

@@ -5,8 +5,12 @@ tests (test_mvu_rtl.py) repeat the essentials on the Verilator model.
 """
 
 import random
+import re
+from dataclasses import replace
 
 import numpy as np
+import pytest
+from amaranth.back import rtlil
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pysim_driver import drive, run_pysim
@@ -153,3 +157,76 @@ def test_fill_is_front_datapath_and_epilogue_stages():
         assert config.fill_cycles == fill
         _, perf, _ = run_pysim(MatrixVectorUnit(config), [1], 1)
         assert counters(perf)["span"] == 1 + fill
+
+
+def flip_flop_bits(config: MVUConfig) -> tuple[int, bool]:
+    """(flip-flop bits of the engine's RTLIL: registers and clocked memory read ports,
+    whether the weight memory's read port is clocked)."""
+    text = rtlil.convert(MatrixVectorUnit(config, counters=False))
+    bits, weights_clocked = 0, None
+    for cell in re.split(r"\n\s*cell ", text)[1:]:
+        kind = cell.split()[0]
+        width = int(re.search(r"parameter \\WIDTH (\d+)", cell)[1]) if "\\WIDTH" in cell else 0
+        clocked = re.search(r"parameter \\CLK_ENABLE 1\b", cell) is not None
+        if kind == "$dff" or (kind == "$memrd_v2" and clocked):
+            bits += width
+        if kind == "$memrd_v2" and '"\\\\weights"' in cell:
+            weights_clocked = clocked
+    assert weights_clocked is not None
+    return bits, weights_clocked
+
+
+# (mw, mh, pe, simd): weight memories of 4 words (shallow) and of 32 words (deeper)
+SHALLOW, DEEP = (16, 6, 3, 8), (16, 24, 3, 4)
+
+
+@pytest.mark.parametrize("family", ["xnor", "bw"])
+@pytest.mark.parametrize("shape, style, in_lanes", [
+    (SHALLOW, "auto", True), (SHALLOW, "distributed", True), (SHALLOW, "registers", True),
+    (SHALLOW, "block", False), (DEEP, "auto", False), (DEEP, "block", False)])
+def test_shallow_one_bit_weight_rom_is_read_by_the_lanes_with_the_same_cycles(
+        family, shape, style, in_lanes):
+    """1-bit weights in a ROM of at most 16 words outside block RAM are read
+    combinationally from a registered address (each lane's term one LUT of address and
+    activation); every other weight memory keeps its read register. Either way: the same
+    outputs, the same cycles (exact fill at full rate, every cycle accounted for under
+    backpressure and input gaps)."""
+    mw, mh, pe, simd = shape
+    frames, seed = 3, 11
+    config, beats, expected, out_type, _, _ = engine_case(mw, mh, pe, simd, family, frames,
+                                                          seed, "threshold")
+    config = replace(config, memory_style=style)
+    assert config.weights_in_lanes is in_lanes
+    outs, perf, _ = run_pysim(MatrixVectorUnit(config), beats, frames * mh // pe)
+    assert np.array_equal(unpack_beats(outs, out_type, pe, mh), expected)
+    c = counters(perf)
+    ideal = frames * (mh // pe) * (mw // simd)
+    assert c["issue"] == c["weight_reads"] == ideal
+    assert c["span"] == ideal + config.fill_cycles
+    assert c["stall_in"] == c["stall_out"] == 0
+    rng = random.Random(seed)
+    outs, c = drive(MatrixVectorUnit(config), beats, frames * mh // pe, PERF_COUNTERS,
+                    ready=lambda cyc: rng.random() < 0.4, valid=lambda cyc: rng.random() < 0.6)
+    assert np.array_equal(unpack_beats(outs, out_type, pe, mh), expected)
+    assert c["issue"] == c["weight_reads"] == ideal
+    assert c["stall_out"] > 0 and c["stall_in"] > 0
+    assert c["span"] == c["issue"] + c["stall_in"] + c["stall_out"] + config.fill_cycles
+
+
+@pytest.mark.parametrize("family", ["xnor", "bw"])
+def test_lanes_reading_the_weight_rom_trade_two_word_registers_for_two_address_registers(
+        family):
+    """The same engine with its weights in block RAM (read register, then the operand
+    register of the whole word) and in logic (address registers, no register of the word):
+    the flip-flops differ by exactly two weight words less two addresses."""
+    mw, mh, pe, simd = SHALLOW
+    config = engine_case(mw, mh, pe, simd, family, 1, 5, "threshold")[0]
+    in_logic = replace(config, memory_style="auto")
+    in_block = replace(config, memory_style="block")
+    assert in_logic.weights_in_lanes and not in_block.weights_in_lanes
+    word = pe * simd
+    depth = (mh // pe) * (mw // simd)
+    logic_bits, logic_clocked = flip_flop_bits(in_logic)
+    block_bits, block_clocked = flip_flop_bits(in_block)
+    assert (logic_clocked, block_clocked) == (False, True)
+    assert logic_bits == block_bits - 2 * word + 2 * (depth - 1).bit_length()

@@ -90,23 +90,31 @@ class DenseEngine(EngineStage):
     def resource_structure(self, target: str) -> Structure:
         """The engine's common parts behind its two front stages, its front-end control
         (:meth:`add_front_control`) and the operand registers (input word and weight
-        word)."""
+        word). With the weights read by the lanes (``weights_in_lanes``: 1-bit weights in
+        a shallow ROM in logic) the ROM has no LUTs of its own and no read register: each
+        lane with a varying weight computes its weight column in its own LUT (``rom_lane``),
+        and the weight address, not the word, takes the read and operand registers."""
         c = self.hdl_config
         weights = find_memory(c.memories, "weights")
         in_logic = resolve_style(c.memory_style, weights) != "block"
         s = self.engine_structure(target, FRONT_STAGES, self.distinct_lanes(in_logic))
         self.add_front_control(s)
-        s.add_ff(self.operand_feature(target),
-                 c.in_width + rom_columns(weights, distinct=in_logic))
+        if c.weights_in_lanes:
+            s.add_lut("rom_lane", self.distinct_lanes(True, varying=True))
+            weight_operand = 2 * bits_for(weights.depth)
+        else:
+            weight_operand = rom_columns(weights, distinct=in_logic)
+        s.add_ff(self.operand_feature(target), c.in_width + weight_operand)
         return s
 
-    def distinct_lanes(self, merged: bool) -> int:
+    def distinct_lanes(self, merged: bool, *, varying: bool = False) -> int:
         """Lanes whose term registers synthesis keeps. A lane whose weights are zero at
         every address computes a constant zero (with a family that has zero weights); with
         the weight memory in logic (``merged``), Yosys also merges the weight registers of
         identical bit columns, and then the term registers of lanes that see the same
         activation and the same weight at every address: one per distinct weight
-        sequence of each SIMD position."""
+        sequence of each SIMD position. With ``varying``, only the lanes whose weight
+        changes between addresses (the others' terms need no address)."""
         nf, sf, pe, simd = self.nf, self.sf, self.pe, self.simd
         codes = self.weight_codes().reshape(nf, pe, sf, simd).transpose(1, 3, 0, 2)
         lanes = np.ascontiguousarray(codes.reshape(pe, simd, nf * sf))
@@ -115,6 +123,8 @@ class DenseEngine(EngineStage):
             seqs = lanes[:, j]                  # one weight sequence per PE
             if self.family.zero_weights:
                 seqs = seqs[seqs.any(axis=1)]
+            if varying:
+                seqs = seqs[(seqs != seqs[:, :1]).any(axis=1)]
             kept += len({seq.tobytes() for seq in seqs}) if merged else len(seqs)
         return kept
 
