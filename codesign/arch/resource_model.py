@@ -160,9 +160,13 @@ def xc7_block_rams(memory: MemorySpec, width: int | None = None) -> Resources:
     bit multiplexed (and per address block written) between address blocks. The cheapest
     wins, the first of equals.
     """
-    width = memory.width if width is None else width
+    return _xc7_block_ram_choice(memory, memory.width if width is None else width)[1]
+
+
+def _xc7_block_ram_choice(memory: MemorySpec, width: int) -> tuple[float, Resources]:
+    """(memory_libmap's cost, the cells) of the cheapest block RAM geometry of a memory."""
     if width == 0:
-        return Resources()
+        return 0.0, Resources()
     best: tuple[float, Resources] | None = None
     for config in _XC7_BRAMS:
         for index, unit in enumerate(config.widths):
@@ -179,7 +183,32 @@ def xc7_block_rams(memory: MemorySpec, width: int | None = None) -> Resources:
             if best is None or cost < best[0]:
                 best = (cost, count)
     assert best is not None
-    return best[1]
+    return best
+
+
+XC7_LUTRAM_COST = 8
+"""memory_libmap's cost of one LUT RAM cell (RAM32M, RAM64M), scaled by the share of its
+width a memory uses."""
+
+
+def xc7_unstyled_ram(memory: MemorySpec) -> Resources:
+    """Block RAM or LUT RAM of a written memory that carries no ``ram_style`` (the FIFOs
+    between stages): Yosys takes the cheaper by its mapper's costs, LUT RAM at
+    :data:`XC7_LUTRAM_COST` per cell in proportion to the bits it holds (32 x 6 or 64 x 3 a
+    cell) plus half a point per read bit multiplexed between 64-word blocks, against the
+    cheapest block RAM geometry (:func:`xc7_block_rams`). Checked against Yosys for FIFOs of
+    1-32 bits and 32-1024 words (``benchmarks/resources.py``)."""
+    if memory.depth <= 32:
+        blocks, cell_width = 1, 6
+    else:
+        blocks, cell_width = -(-memory.depth // 64), 3
+    lutram_cost = (XC7_LUTRAM_COST * blocks * memory.width / cell_width
+                   + 0.5 * (blocks - 1) * memory.width)
+    block_cost, block = _xc7_block_ram_choice(memory, memory.width)
+    if block_cost < lutram_cost:
+        return block
+    luts = xc7_lutram_luts(memory)
+    return Resources(lut=luts, lutram=luts)
 
 
 def rom_columns(memory: MemorySpec, *, distinct: bool = False) -> int:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from codesign.arch import MappingOptions, build_design
+from codesign.arch.dataflow.cost import fifo_resources
 from codesign.arch.dataflow.mapping import candidate_targets
 from codesign.arch.resource_model import (
     Structure,
@@ -186,6 +187,17 @@ def test_target_fps_picks_the_cheapest_folding_reaching_the_rate():
     with pytest.raises(BudgetError, match=r"--target-fps 1e\+09 at 100 MHz needs at most 0 "
                                           r"cycles per frame; the fastest folding takes 1 "):
         build_design(graph, target_fps=1e9, fmax_mhz=100.0)
+
+
+@pytest.mark.parametrize("width, depth, bram18, bram36, lutram", [
+    # Yosys 0.70 synth_xilinx on Amaranth's SyncFIFOBuffered alone, counted from its netlist
+    (10, 256, 0, 0, 64), (12, 256, 1, 0, 0), (16, 128, 0, 0, 48), (24, 128, 1, 0, 0),
+    (4, 512, 0, 0, 64), (6, 512, 1, 0, 0), (2, 1024, 0, 0, 64), (4, 1024, 1, 0, 0),
+    (24, 1024, 0, 1, 0), (32, 64, 0, 0, 44), (32, 32, 0, 0, 24), (8, 2, 0, 0, 0),
+])
+def test_a_fifo_is_stored_where_yosys_puts_it(width, depth, bram18, bram36, lutram):
+    found = fifo_resources(width, depth)
+    assert (found.bram18, found.bram36, found.lutram) == (bram18, bram36, lutram)
 
 
 def test_chain_estimate_adds_fifos_to_the_stages():

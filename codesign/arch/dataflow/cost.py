@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 from codesign.arch.options import AUTO_FIFO_DEPTH, FifoDepth, MappingOptions
-from codesign.arch.resource_model import bits_for, xc7_lutram_luts
+from codesign.arch.resource_model import bits_for, xc7_unstyled_ram
 from codesign.arch.stage import Stage
 from codesign.arch.stage_pool import StagePool
 from codesign.errors import BudgetError
@@ -25,17 +25,29 @@ from codesign.ir import Graph, MatVec
 from codesign.resources import Resources, total
 from hdl.memory import MemorySpec
 
-FIFO_CONTROL_LUTS = 8
-"""Read/write pointers, level and handshake of one FIFO (a fixed allowance)."""
-
 
 @lru_cache(maxsize=1024)
 def fifo_resources(width: int, depth: int) -> Resources:
-    """One inter-stage FIFO: its storage as LUT RAM, its output register and pointers
-    (remembered: a sweep's designs have the same few FIFOs)."""
-    luts = xc7_lutram_luts(MemorySpec("fifo", width, depth, writable=True))
-    return Resources(lut=luts + FIFO_CONTROL_LUTS, lutram=luts,
-                     ff=width + 3 * bits_for(depth + 1))
+    """One inter-stage FIFO (remembered: a sweep's designs have the same few FIFOs).
+
+    A FIFO of depth D is D - 1 words of memory and an output register (Amaranth's
+    ``SyncFIFOBuffered``). One word is two registers; otherwise the memory goes where Yosys
+    puts it (:func:`~codesign.arch.resource_model.xc7_unstyled_ram`): in block RAM the
+    output register is the RAM's; in LUT RAM it is flip-flops, and each 64-word block
+    beyond the first adds a write decoder and read multiplexers (a LUT per bit up to four
+    blocks, one per bit and four blocks beyond). Pointers and levels: about four LUTs and
+    three flip-flops per address bit."""
+    words = depth - 1
+    if words <= 1:
+        return Resources(lut=4, ff=2 * width + 2)
+    address = bits_for(words)
+    control = Resources(lut=4 * address + 4, ff=3 * address + 1)
+    storage = xc7_unstyled_ram(MemorySpec("fifo", width, words, writable=True))
+    if storage.bram18 or storage.bram36:
+        return control + storage
+    blocks = -(-words // 64)
+    mux = 0 if blocks == 1 else width // 2 if blocks == 2 else width * (blocks // 4)
+    return control + storage + Resources(lut=mux + (blocks if blocks > 1 else 0), ff=width)
 
 
 def converter_resources(producer_elems: int, consumer_elems: int, elem_bits: int
