@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
@@ -150,7 +151,30 @@ def spread() -> list[Case]:
         add(f"xnor 64x64 2x16 {style}", "memory style",
             lambda style=style: engine(64, 64, "bipolar", "bipolar", BIPOLAR_OUT, 2, 16,
                                        style=style))
+    for index, name in enumerate(CNV_STAGES):
+        add(f"cnv-w1a1 {name}", "cnv-w1a1", lambda index=index: cnv_design().stages[index])
     return cases
+
+
+CNV_STAGES = ("conv0_window", "conv0", "conv1_window", "conv1", "pool0", "conv2_window",
+              "conv2", "conv3_window", "conv3", "pool1", "conv4_window", "conv4",
+              "conv5_window", "conv5", "fc6", "fc7", "fc8")
+"""The stages of FINN's CNV-W1A1 at FINN's folding (``benchmarks/cnv_resources.py``): real
+layers, wider and deeper than the 64x64 engines."""
+
+
+@lru_cache(maxsize=1)
+def cnv_design():
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from cnv_throughput import CNV_FIFO_DEPTH, FINN_CNV_FOLDING
+
+    from codesign.flow import compile_model
+    from quant_models.cnn import random_cnv_w1a1
+
+    design = compile_model(random_cnv_w1a1(0), name="cnv-w1a1", folding=FINN_CNV_FOLDING,
+                           fifo_depth=CNV_FIFO_DEPTH)
+    assert tuple(stage.name for stage in design.stages) == CNV_STAGES
+    return design
 
 
 def finn_luts(stage: Stage) -> float | None:

@@ -163,11 +163,12 @@ def xc7_block_rams(memory: MemorySpec, width: int | None = None) -> Resources:
     return _xc7_block_ram_choice(memory, memory.width if width is None else width)[1]
 
 
-def _xc7_block_ram_choice(memory: MemorySpec, width: int) -> tuple[float, Resources]:
-    """(memory_libmap's cost, the cells) of the cheapest block RAM geometry of a memory."""
+def _xc7_block_ram_choice(memory: MemorySpec, width: int) -> tuple[float, Resources, int]:
+    """(memory_libmap's cost, the cells, the read bits multiplexed between address blocks)
+    of the cheapest block RAM geometry of a memory."""
     if width == 0:
-        return 0.0, Resources()
-    best: tuple[float, Resources] | None = None
+        return 0.0, Resources(), 0
+    best: tuple[float, Resources, int] | None = None
     for config in _XC7_BRAMS:
         for index, unit in enumerate(config.widths):
             words = 1 << (config.abits - index)
@@ -181,7 +182,7 @@ def _xc7_block_ram_choice(memory: MemorySpec, width: int) -> tuple[float, Resour
                 cost += 0.5 * blocks_a
             count = Resources(**{config.cell: replicas * config.blocks})
             if best is None or cost < best[0]:
-                best = (cost, count)
+                best = (cost, count, (blocks_a - 1) * width)
     assert best is not None
     return best
 
@@ -204,7 +205,7 @@ def xc7_unstyled_ram(memory: MemorySpec) -> Resources:
         blocks, cell_width = -(-memory.depth // 64), 3
     lutram_cost = (XC7_LUTRAM_COST * blocks * memory.width / cell_width
                    + 0.5 * (blocks - 1) * memory.width)
-    block_cost, block = _xc7_block_ram_choice(memory, memory.width)
+    block_cost, block, _ = _xc7_block_ram_choice(memory, memory.width)
     if block_cost < lutram_cost:
         return block
     luts = xc7_lutram_luts(memory)
@@ -270,14 +271,14 @@ def memory_structure(memories: Iterable[MemorySpec], style: str, target: str,
             if placed != "block" and not memory.sync_read:
                 continue
             if placed == "block":
-                structure.add_exact(_block_rams(target, memory, rom_columns(memory)))
+                _block_rams(target, memory, rom_columns(memory), structure)
             else:
                 columns = rom_columns(memory, distinct=True)
                 structure.add_lut(*_rom_logic(memory.depth, columns))
                 structure.add_ff("mem_read_reg", columns)
             continue
         if placed == "block":
-            structure.add_exact(_block_rams(target, memory, memory.width))
+            _block_rams(target, memory, memory.width, structure)
         elif placed == "distributed":
             luts = xc7_lutram_luts(memory)
             structure.add_exact(Resources(lut=luts, lutram=luts))
@@ -302,10 +303,14 @@ def _rom_logic(depth: int, columns: int) -> tuple[str, int]:
     return "rom_lut_deep", columns * -(-depth // 64)
 
 
-def _block_rams(target: str, memory: MemorySpec, width: int) -> Resources:
+def _block_rams(target: str, memory: MemorySpec, width: int, structure: Structure) -> None:
+    """A memory in block RAM: its cells (exact) and, when it is deeper than one cell, the
+    read bits multiplexed between the cells' address blocks (``bram_mux``, LUTs)."""
     if target != "xc7":
         raise UnknownTargetError(f"block RAM geometry is modelled for xc7, not {target!r}")
-    return xc7_block_rams(memory, width)
+    _, cells, muxed = _xc7_block_ram_choice(memory, width)
+    structure.add_exact(cells)
+    structure.add_lut("bram_mux", muxed)
 
 
 # ---- multipliers ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ stage shares, in :mod:`codesign.arch.stages.epilogue`.
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -211,8 +212,13 @@ class EngineStage(Stage):
         # operands are signed, and builds it from LUTs when one is unsigned
         signed = all(a[0] < 0 and b[0] < 0 for a, b in lane.multipliers)
         tree = ("" if not dsps else "_dsp_cascade" if signed else "_dsp")
+        # the adder tree behind a PE's lanes has log2(SIMD) levels, its partial sums a bit
+        # wider at each: its LUTs grow with the lanes and with that depth
+        depth = math.log2(max(self.simd, 2))
         for name, units in lane.lut.items():
-            s.add_lut(name + tree if name == "lane_mac_tree" else name, pe * units)
+            feature = name + tree if name == "lane_mac_tree" else name
+            s.add_lut(feature, pe * units)
+            s.add_lut(feature + "_depth", pe * units * depth)
         if dsps:
             s.add_exact(Resources(dsp=pe * dsps))
         else:
