@@ -4,7 +4,8 @@ Each case is one stage synthesised alone (out of context, counters off) with Yos
 ``synth_xilinx``; beside it the resource model's estimate (``Stage.estimate_resources``)
 and, for engines, FINN's published LUT formula. Prints the table, the worst LUT error and
 whether BRAM and DSP counts are exact, then LUTs per lane of the 64x64 XNOR-popcount and
-8x8-bit MAC engines at several foldings. ``--calibrate`` refits the model's LUT and FF
+8x8-bit MAC engines at several foldings, and last the inter-stage FIFOs of several widths
+and depths against the model's FIFO estimate. ``--calibrate`` refits the model's LUT and FF
 coefficients to these syntheses and writes them to ``codesign/data/resources_xc7.yaml``
 (the model's calibration table).
 
@@ -28,13 +29,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"
 
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
+from amaranth import Module  # noqa: E402
+from amaranth.lib import stream, wiring  # noqa: E402
+from amaranth.lib.fifo import SyncFIFOBuffered  # noqa: E402
+from amaranth.lib.wiring import In, Out  # noqa: E402
 
 from codesign.arch import build_design  # noqa: E402
+from codesign.arch.dataflow.cost import fifo_resources  # noqa: E402
 from codesign.arch.resource_model import calibration_path, load_calibration  # noqa: E402
 from codesign.arch.stage import Stage  # noqa: E402
 from codesign.arch.stages import PoolStage, WindowStage  # noqa: E402
 from codesign.ir import IntType, MaxPool, SlidingWindow  # noqa: E402
 from codesign.synth import stage_verilog, synthesize, tool_version  # noqa: E402
+from hdl.top import emit_verilog  # noqa: E402
 from netgen import folds, random_layer_stack  # noqa: E402
 
 TARGET = "xc7"
@@ -344,6 +351,53 @@ def lanes_table(results) -> list[dict]:
     return rows
 
 
+FIFO_WIDTHS = (1, 2, 4, 6, 8, 9, 10, 12, 16, 24, 32)
+FIFO_DEPTHS = (32, 64, 128, 256, 512, 1024)
+SMALL_FIFOS = tuple((w, d) for d in (2, 3, 4, 8, 16) for w in (1, 8, 32))
+
+
+class LoneFifo(wiring.Component):
+    """One inter-stage FIFO as the dataflow top builds it, alone: what synthesis of a FIFO
+    without its stages gives."""
+
+    def __init__(self, width: int, depth: int) -> None:
+        self.width, self.depth = width, depth
+        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=self.width, depth=self.depth)
+        wiring.connect(m, wiring.flipped(self.i), fifo.w_stream)
+        wiring.connect(m, fifo.r_stream, wiring.flipped(self.o))
+        return m
+
+
+def fifo_table(jobs: int) -> dict:
+    """FIFOs of several widths and depths against the model's :func:`fifo_resources`:
+    block RAM, LUT RAM and LUTs."""
+    cases = [(w, d) for d in FIFO_DEPTHS for w in FIFO_WIDTHS] + list(SMALL_FIFOS)
+
+    def measure(case):
+        width, depth = case
+        text = emit_verilog(LoneFifo(width, depth), "fifo_top")
+        return case, synthesize(text, "fifo_top", TARGET).resources
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool_:
+        results = list(pool_.map(measure, cases))
+    worst, exact = (0.0, ""), True
+    for (width, depth), real in results:
+        est = fifo_resources(width, depth)
+        err = pct(est.lut, real.lut)
+        if abs(err) > abs(worst[0]):
+            worst = (err, f"{width} bits x {depth}")
+        exact &= (est.bram18, est.bram36) == (real.bram18, real.bram36)
+    print(f"\n{len(results)} FIFOs (1-32 bits x 2-1024 words): block RAM "
+          + ("exact in every case" if exact else "NOT exact everywhere")
+          + f"; worst LUT error {worst[0]:+.1f}% ({worst[1]})")
+    return {"fifos": len(results), "bram_exact": exact, "worst_lut_error_pct": worst[0],
+            "worst_case": worst[1]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calibrate", action="store_true")
@@ -361,6 +415,8 @@ def main() -> None:
         calibrate(results)
     figures = report(results)
     figures["lanes"] = lanes_table(results)
+    if args.only is None:
+        figures["fifos"] = fifo_table(args.jobs)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1))
 
