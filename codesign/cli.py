@@ -186,6 +186,10 @@ def _parser() -> argparse.ArgumentParser:
                             "run directory under --out, the Deep Compression study "
                             f"({STUDY_DIR}/) is written when its examples run and the "
                             "compression study when every example runs")
+    study.add_argument("--runs", type=Path, default=None, metavar="DIR",
+                       help="compression: take each example's run from DIR/<example>/ where "
+                            "its summary.json exists (a study regenerated after a model change "
+                            "that leaves the runs as they are), run the others")
     sweep = sub.add_parser(
         "sweep", help="evaluate a design-space sweep (YAML) on Dask, find its Pareto front, "
                       "verify the front in RTL and write a report",
@@ -322,13 +326,16 @@ def _names(text: str) -> list[str]:
     return names
 
 
-def _study(part: str, out: Path | None, frames: int | None, names: list[str] | None) -> int:
+def _study(part: str, out: Path | None, frames: int | None, names: list[str] | None,
+           runs_dir: Path | None = None) -> int:
     """Run the examples, the Deep Compression study, the compression study, then the index
-    of every run under ``out`` (or, for ``part`` compression, the compression study alone)."""
+    of every run under ``out`` (or, for ``part`` compression, the compression study alone,
+    with the runs found in ``runs_dir`` reused)."""
     import json
 
     from codesign.compression_study import run_compression_study
     from codesign.deep_compression_study import compression_examples, write_study
+    from codesign.errors import OptionError
     from codesign.flow import check_frames, run_example
     from codesign.paths import atomic_write_text
     from codesign.report import render_index
@@ -339,9 +346,20 @@ def _study(part: str, out: Path | None, frames: int | None, names: list[str] | N
     summaries: dict[str, dict] = {}
     try:
         check_frames(frames)
+        if runs_dir is not None and part != "compression":
+            raise OptionError("--runs: only for codesign study compression (codesign study all "
+                              "runs every example)")
         if part == "compression":
             out = out or Path("reports") / "compression"
-            run_compression_study(out, run, frames=frames, say=_stderr_line)
+            reused = {}
+            if runs_dir is not None:
+                if not runs_dir.is_dir():
+                    raise OptionError(f"--runs {runs_dir}: not a directory (the parent of "
+                                      "the examples' run directories, e.g. reports)")
+                reused = {name: (runs_dir / name,
+                                 json.loads((runs_dir / name / "summary.json").read_text()))
+                          for name in EXAMPLES if (runs_dir / name / "summary.json").is_file()}
+            run_compression_study(out, run, frames=frames, runs=reused, say=_stderr_line)
             print(f"compression study -> {out / 'README.md'}")
             return 0
         out = out or Path("reports")
@@ -429,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return 0
     if args.command == "study":
-        return _study(args.part, args.out, args.frames, args.examples)
+        return _study(args.part, args.out, args.frames, args.examples, args.runs)
     if args.command == "compress":
         return _compress(args)
     if args.command == "sweep":
