@@ -110,7 +110,9 @@ def spread() -> list[Case]:
                                    ("int2", "uint2", BIPOLAR_OUT, (8, 8)),
                                    ("int4", "int4", None, (2, 16)),
                                    ("int8", "uint8", ("requant", "int8"), (8, 8)),
-                                   ("int8", "uint8", ("requant", "int8"), (4, 16))):
+                                   ("int8", "uint8", ("requant", "int8"), (4, 16)),
+                                   ("int8", "uint8", ("threshold", "uint8"), (2, 4)),
+                                   ("int8", "uint8", ("threshold", "uint8"), (8, 8))):
         add(f"mac {w} x {a} 64x64 {pe}x{simd} {post[0] if post else 'acc'}", "mac",
             lambda w=w, a=a, post=post, pe=pe, simd=simd: engine(
                 64, 64, w, a, post, pe, simd))
