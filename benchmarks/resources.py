@@ -309,6 +309,7 @@ def report(results) -> dict:
     print(f"\n{'stage':46} {'Yosys LUT':>9} {'model':>6} {'err':>6} {'FINN':>6} "
           f"{'FF':>5} {'model':>5} {'BRAM36/18 Y':>11} {'model':>6} {'DSP Y':>5} {'model':>5}")
     rows, worst = [], None
+    engine_worst: tuple[str, float] | None = None
     for case, stage, synth in results:
         real, est = synth.resources, stage.estimate_resources(TARGET)
         finn = finn_luts(stage)
@@ -324,11 +325,19 @@ def report(results) -> dict:
                      "bram_exact": bram_ok, "dsp_exact": dsp_ok})
         if worst is None or abs(err) > abs(worst[1]):
             worst = (case.label, err)
+        if hasattr(stage, "family") and (engine_worst is None
+                                         or abs(err) > abs(engine_worst[1])):
+            engine_worst = (case.label, err)
     assert worst is not None
     exact = all(r["bram_exact"] and r["dsp_exact"] for r in rows)
     print(f"\nworst LUT error: {worst[1]:+.1f}% ({worst[0]}); BRAM and DSP counts "
           + ("exact in every case" if exact else "NOT exact everywhere (marked)"))
+    if engine_worst is not None:
+        engines = sum(hasattr(stage, "family") for _, stage, _ in results)
+        print(f"worst LUT error of the {engines} engines (every PE family): "
+              f"{engine_worst[1]:+.1f}% ({engine_worst[0]})")
     return {"rows": rows, "worst_lut_error_pct": worst[1], "worst_case": worst[0],
+            "engine_worst_lut_error_pct": None if engine_worst is None else engine_worst[1],
             "bram_dsp_exact": exact}
 
 
