@@ -10,7 +10,10 @@ prices the features with per-target coefficients from a calibration table
 
 - block RAMs: the geometry Yosys's memory mapper picks for each memory placed in block RAM
   (:func:`xc7_block_rams`: the cheapest of the RAMB18/RAMB36 true- and simple-dual-port
-  configurations, costed as ``memory_libmap`` costs them);
+  configurations, costed as ``memory_libmap`` costs them), and the read multiplexers
+  between its cells' address blocks as a feature;
+- a RAM without a ``ram_style`` (the FIFOs between stages): block RAM or LUT RAM, whichever
+  the mapper's costs favour (:func:`xc7_unstyled_ram`);
 - DSPs: the DSP48Es of every multiplier Yosys maps to DSPs (:func:`xc7_dsps`: a product
   whose value range needs at least 9 bits, split into 25x18 pieces);
 - LUT RAM: LUTs of the RAM64M/RAM32M cells a distributed RAM takes;
