@@ -8,7 +8,10 @@ LUT, 31,517 FF, 98 RAMB36 + 9 RAMB18, 0 DSP), each stage alone, and the resource
 estimate. Then ``synth_ecp5`` and nextpnr-ecp5 (median of the seeds) on the smallest ECP5
 part the design fits.
 
-    python benchmarks/cnv_resources.py [--seeds 3] [--no-fmax] [--json FILE]
+    python benchmarks/cnv_resources.py [--seeds 3] [--router router2] [--no-fmax] [--json FILE]
+
+nextpnr's default router does not converge on the whole network within an hour on a 2-core
+machine; ``--router router2`` routes it in minutes.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--router", default=None, choices=("router1", "router2"))
     parser.add_argument("--no-fmax", action="store_true")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -46,7 +50,8 @@ def main() -> None:
                            folding=FINN_CNV_FOLDING, fifo_depth=CNV_FIFO_DEPTH)
     start = time.perf_counter()
     result = synthesize_design(design, "xc7", fmax=not args.no_fmax, part="auto",
-                               seeds=tuple(range(1, args.seeds + 1)), say=say)
+                               seeds=tuple(range(1, args.seeds + 1)), say=say,
+                               router=args.router)
     total = result.total.resources
     model = design.estimate_resources("xc7")
     print(f"CNV-W1A1 at FINN's folding, xc7 (Yosys synth_xilinx), "

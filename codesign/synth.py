@@ -378,10 +378,20 @@ class TimingResult:
     results of the same netlist are equal however they were obtained."""
 
 
+ROUTERS = ("router1", "router2")
+"""nextpnr's routers: ``router1`` (its default) and ``router2``, which routes a large,
+congested design (a whole CNV on an 85k ECP5) in minutes where the default does not
+converge in an hour."""
+
+
 def place_and_route(synth: SynthResult, *, part: str | None = None,
                     seeds: Sequence[int] = DEFAULT_SEEDS, io: int | None = None,
-                    say: Say | None = None, what: str | None = None) -> TimingResult:
-    """Fmax of a synthesised netlist (nextpnr, median over ``seeds``), each seed cached."""
+                    say: Say | None = None, what: str | None = None,
+                    router: str | None = None) -> TimingResult:
+    """Fmax of a synthesised netlist (nextpnr, median over ``seeds``), each seed cached;
+    ``router`` picks one of :data:`ROUTERS` (unset: nextpnr's default)."""
+    if router is not None and router not in ROUTERS:
+        raise SynthesisError(f"router {router!r} is not one of {', '.join(ROUTERS)}")
     spec = get_target(synth.target)
     if spec.pnr is None:
         raise UnknownTargetError(f"target {spec.name!r} has no open place-and-route tool; "
@@ -393,7 +403,8 @@ def place_and_route(synth: SynthResult, *, part: str | None = None,
     per_seed: dict[int, float] = {}
     seconds = 0.0
     for seed in seeds:
-        fmax, spent = _pnr_seed(spec, chosen, netlist, int(seed), say, what or synth.top)
+        fmax, spent = _pnr_seed(spec, chosen, netlist, int(seed), say, what or synth.top,
+                                router)
         per_seed[int(seed)] = fmax
         seconds += spent
     return TimingResult(spec.name, chosen.name, statistics.median(per_seed.values()), per_seed,
@@ -401,12 +412,13 @@ def place_and_route(synth: SynthResult, *, part: str | None = None,
 
 
 def _pnr_seed(spec: Target, part: Part, netlist: str, seed: int, say: Say | None,
-              what: str) -> tuple[float, float]:
+              what: str, router: str | None = None) -> tuple[float, float]:
     tool = spec.pnr
     assert tool is not None
     args = [*part.pnr_args, "--json", "netlist.json", "--report", "report.json",
             "--freq", str(PNR_TARGET_MHZ), "--seed", str(seed), "--timing-allow-fail",
-            "--lpf-allow-unconstrained" if tool == "ecp5" else "--pcf-allow-unconstrained"]
+            "--lpf-allow-unconstrained" if tool == "ecp5" else "--pcf-allow-unconstrained",
+            *(("--router", router) if router is not None else ())]
     key = content_key(("schema", str(PNR_SCHEMA)), ("kind", "pnr"), ("tool", tool),
                       ("version", tool_version(tool)), ("args", json.dumps(args)),
                       ("netlist", netlist))
@@ -497,13 +509,13 @@ def stage_verilog(stage: Any) -> tuple[str, str]:
 
 def synthesize_design(design: Any, target: str = "xc7", *, per_stage: bool = True,
                       fmax: bool = False, part: str | None = None,
-                      seeds: Sequence[int] = DEFAULT_SEEDS, say: Say | None = None
-                      ) -> DesignSynthesis:
+                      seeds: Sequence[int] = DEFAULT_SEEDS, say: Say | None = None,
+                      router: str | None = None) -> DesignSynthesis:
     """Synthesise a design (whole, and each stage alone) for ``target`` and, with ``fmax``,
     place and route the whole design for its Fmax: on ``target`` when it has an open
     place-and-route tool, else on ECP5 (7-series has none). ``part`` names the part placed
     on; ``None`` takes the family's default part if the design fits it, else the smallest
-    part it fits (the part is reported)."""
+    part it fits (the part is reported); ``router`` is nextpnr's (:data:`ROUTERS`)."""
     from codesign.generate import generate_verilog
 
     spec = get_target(target)
@@ -522,7 +534,7 @@ def synthesize_design(design: Any, target: str = "xc7", *, per_stage: bool = Tru
             placed = synthesize(artefact.text, artefact.top, FMAX_TARGET, say=say,
                                 what=f"the whole design (for Fmax on {FMAX_TARGET})")
         timing = design_fmax(placed, artefact.in_width + artefact.out_width, part=part,
-                             seeds=seeds, say=say)
+                             seeds=seeds, say=say, router=router)
     return DesignSynthesis(target, total, stages, timing)
 
 
@@ -531,7 +543,8 @@ FMAX_TARGET = "ecp5"
 
 
 def design_fmax(synth: SynthResult, port_bits: int, *, part: str | None = None,
-                seeds: Sequence[int] = DEFAULT_SEEDS, say: Say | None = None) -> TimingResult:
+                seeds: Sequence[int] = DEFAULT_SEEDS, say: Say | None = None,
+                router: str | None = None) -> TimingResult:
     """Fmax of a synthesised top whose stream payloads total ``port_bits`` bits."""
     io = port_bits + 6      # valid/ready of both streams, clock, reset
     spec = get_target(synth.target)
@@ -543,4 +556,4 @@ def design_fmax(synth: SynthResult, port_bits: int, *, part: str | None = None,
     elif part == "auto":
         part = smallest_part(synth.resources, spec.name, io)
     return place_and_route(synth, part=part, seeds=seeds, io=io, say=say,
-                           what="the whole design")
+                           what="the whole design", router=router)

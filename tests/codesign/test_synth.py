@@ -9,7 +9,7 @@ import pytest
 
 from codesign.arch import build_design
 from codesign.cli import main
-from codesign.errors import DoesNotFitError, UnknownTargetError
+from codesign.errors import DoesNotFitError, SynthesisError, UnknownTargetError
 from codesign.ir import IntType
 from codesign.resources import Resources
 from codesign.synth import check_fits, place_and_route, stage_verilog, synthesize
@@ -101,3 +101,8 @@ def test_synth_command(synthesized, tmp_path, capsys):
     assert "error: unknown synthesis target 'spartan'" in capsys.readouterr().err
     assert main(["synth", str(tmp_path)]) == 1
     assert "is not a run directory" in capsys.readouterr().err
+
+
+def test_an_unknown_router_is_a_named_error():
+    with pytest.raises(SynthesisError, match="router 'router3' is not one of router1, router2"):
+        place_and_route(None, router="router3")  # type: ignore[arg-type]
