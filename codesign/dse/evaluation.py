@@ -131,9 +131,6 @@ def point_options(point: Point) -> MappingOptions:
     """The point's mapping options: its axis values over the example's defaults; a family
     or memory style named for the whole network is resolved on the default design."""
     example = loaded_example(point.example)
-    sparse: Any = [] if point.sparse == "none" else point.sparse
-    base = dict(folding=dict(point.folding), target_cycles=point.target_cycles, sparse=sparse,
-                fifo_depth=point.fifo_depth, folding_objective=point.folding_objective)
     families = (dict(point.family) if isinstance(point.family, tuple) else None)
     styles = (dict(point.memory_style) if isinstance(point.memory_style, tuple) else None)
     if isinstance(point.family, str) or isinstance(point.memory_style, str):
@@ -143,7 +140,16 @@ def point_options(point: Point) -> MappingOptions:
             replace(point, fifo_depth=0))
         families = dict(chosen_families) if chosen_families is not None else families
         styles = dict(chosen_styles) if chosen_styles is not None else styles
-    return example_options(example, **base, families=families, memory_styles=styles)
+    return example_options(example, **_mapping_axes(point), fifo_depth=point.fifo_depth,
+                           families=families, memory_styles=styles)
+
+
+def _mapping_axes(point: Point) -> dict[str, Any]:
+    """The point's folding, cycle target, sparse choice and folding objective, as
+    :func:`~codesign.flow.example_options` takes them."""
+    return dict(folding=dict(point.folding), target_cycles=point.target_cycles,
+                sparse=[] if point.sparse == "none" else point.sparse,
+                folding_objective=point.folding_objective)
 
 
 Choices = tuple[tuple[str, str], ...] | None
@@ -154,11 +160,7 @@ def _whole_network_choices(point: Point) -> tuple[Choices, Choices]:
     """The per-layer families and memory styles a family or memory style named for the whole
     network stands for, read from the point's default design (``None`` where the point
     names none for the whole network)."""
-    example = loaded_example(point.example)
-    sparse: Any = [] if point.sparse == "none" else point.sparse
-    default = example_options(example, folding=dict(point.folding),
-                              target_cycles=point.target_cycles, sparse=sparse,
-                              folding_objective=point.folding_objective)
+    default = example_options(loaded_example(point.example), **_mapping_axes(point))
     design = design_space(point.example, ()).design(default)
     families = styles = None
     if isinstance(point.family, str):
