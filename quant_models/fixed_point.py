@@ -264,6 +264,12 @@ class IntegerWeights:
         """k-bit integers (the IntegerLayer protocol, quant_models.protocol)."""
         return "int"
 
+    def weight_range(self) -> tuple[int, int] | None:
+        """The quantizer's integer range (:class:`quant_models.protocol.DeclaredWeightRange`):
+        ``[min_weight, max_weight]`` of a k-bit layer; ``None`` for a host that sets none."""
+        lo, hi = getattr(self, "min_weight", None), getattr(self, "max_weight", None)
+        return None if lo is None or hi is None else (int(lo), int(hi))
+
     def clip_latent_(self) -> None:
         """Post-step hook of :func:`quant_models.train.train_classifier`; no-op by default."""
 

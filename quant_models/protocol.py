@@ -48,6 +48,23 @@ class IntegerLayer(Protocol):
 
 
 @runtime_checkable
+class DeclaredWeightRange(Protocol):
+    """A layer that states the integer range its weight quantizer can produce.
+
+    A compiler sizes weight memories, multipliers and accumulators by this range rather than
+    by the trained values, so re-training or re-compressing the layer keeps its hardware
+    (and one simulation build serves every weight set). Every weight layer of this package
+    states one; a user's layer may, or leave the compiler to type its weights by their
+    values.
+    """
+
+    def weight_range(self) -> tuple[int, int] | None:
+        """``(lo, hi)``: bounds every integer weight (every codebook value, for a shared
+        layer) lies in, whatever the training; ``None`` when the layer declares none."""
+        ...
+
+
+@runtime_checkable
 class SharedWeightLayer(IntegerLayer, Protocol):
     """An :class:`IntegerLayer` whose weights are indices into a per-layer table of values."""
 

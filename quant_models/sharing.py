@@ -131,6 +131,11 @@ class SharedWeights(IntegerWeights):
         """Largest table value (the grid is the narrow signed range of ``grid_bits``)."""
         return integer_range(self.grid_bits, True, narrow_range=True)[1]
 
+    def weight_range(self) -> tuple[int, int]:
+        """The grid every table value lies on, ``[-grid_max, grid_max]`` (whatever the
+        clustering finds), which sizes the table and the lanes' multipliers."""
+        return -self.grid_max, self.grid_max
+
     @property
     def is_shared(self) -> bool:
         return bool(self.step > 0)

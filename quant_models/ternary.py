@@ -246,6 +246,13 @@ class TernaryWeights:
         """Ternary (the IntegerLayer protocol): TWN codes, or TTQ's levels {2^f, 0, -R}."""
         return "ternary"
 
+    def weight_range(self) -> tuple[int, int]:
+        """TWN's codes ``[-1, 1]``; TTQ's levels ``[-ratio_max, 2^f]`` (``R`` is clamped to
+        ``ratio_max``), the range any training of the layer stays in."""
+        if self.method == "ttq":
+            return -self.ratio_max, 1 << self.ratio_frac_bits
+        return -1, 1
+
     @torch.no_grad()
     def clip_latent_(self) -> None:
         """TTQ: keep ``Wp`` and ``Wn`` positive after each optimizer step."""

@@ -30,13 +30,13 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from codesign.errors import GraphError, UnsupportedLayerError
+from codesign.errors import GraphError, OptionError, UnsupportedLayerError
 from codesign.ir import (
     Add,
     Codebook,
@@ -95,25 +95,48 @@ def _codebook(path: str, module: nn.Module) -> Codebook | None:
         raise _unsupported(path, module, str(exc)) from None
 
 
-def _integer_weights(module: nn.Module) -> tuple[np.ndarray, IntType, float]:
-    """Integer weights as stored, their exact type, and the per-tensor scale of the
-    accumulator (NaN for per-channel scales, which the output layer refuses)."""
+WeightTypes = Literal["declared", "values"]
+WEIGHT_TYPES: tuple[WeightTypes, ...] = ("declared", "values")
+"""How weight types are chosen: ``declared``, the range the layer's quantizer states
+(:class:`quant_models.protocol.DeclaredWeightRange`), so re-trained weights keep the
+hardware and its simulation build; ``values``, the narrowest type of the trained values (the
+smallest multipliers and accumulators for these weights). A layer that declares no range is
+typed by its values either way."""
+
+
+def _weight_type(path: str, module: nn.Module, weight: np.ndarray, codebook: Codebook | None,
+                 weight_types: WeightTypes) -> IntType:
+    """The type of a layer's integer weights (a shared layer's: of its table values)."""
+    from quant_models.protocol import DeclaredWeightRange
+
+    if module.weight_kind() == "bipolar":
+        return IntType.bipolar()
+    values = codebook.values if codebook is not None else np.unique(weight).tolist()
+    lo, hi = int(min(min(values), 0)), int(max(max(values), 0))
+    declared = (module.weight_range() if weight_types == "declared"
+                and isinstance(module, DeclaredWeightRange) else None)
+    if declared is not None:
+        if not declared[0] <= lo <= hi <= declared[1]:
+            raise _unsupported(path, module, f"its integer weights span [{lo}, {hi}], outside "
+                               f"the range [{declared[0]}, {declared[1]}] its weight_range() "
+                               "declares")
+        lo, hi = min(int(declared[0]), 0), max(int(declared[1]), 0)
+    if module.weight_kind() == "ternary" and -1 <= lo and hi <= 1:
+        return IntType.ternary()
+    return IntType.for_range(lo, hi)    # k-bit integers, or TTQ's levels {2^f, 0, -R}
+
+
+def _integer_weights(module: nn.Module) -> tuple[np.ndarray, float]:
+    """Integer weights as stored and the per-tensor scale of the accumulator (NaN for
+    per-channel scales, which the output layer refuses)."""
     w_int, scale = module.integer_weight()
     weight = torch.as_tensor(w_int).cpu().numpy().astype(np.int64)
-    kind = module.weight_kind()
-    values = set(np.unique(weight).tolist())
-    if kind == "bipolar":
-        wtype = IntType.bipolar()
-    elif kind == "ternary" and values <= {-1, 0, 1}:
-        wtype = IntType.ternary()
-    else:   # k-bit integers, or TTQ's asymmetric levels {2^f, 0, -R}
-        wtype = IntType.for_range(int(min(weight.min(), 0)), int(max(weight.max(), 0)))
     scale_t = torch.as_tensor(scale)
     per_tensor = float(scale_t.reshape(-1)[0]) if scale_t.numel() == 1 else float("nan")
     input_scale = module.input_scale()
     if input_scale is not None and not np.isnan(per_tensor):
         per_tensor *= float(input_scale.detach())
-    return weight, wtype, per_tensor
+    return weight, per_tensor
 
 
 def _float_map(prefix: Callable | None, modules: list[nn.Module], spatial: bool
@@ -173,8 +196,9 @@ class _Translator:
     """The graph under construction: tensors, nodes, names, and one method per module kind."""
 
     def __init__(self, model: nn.Module, input_shape: tuple[int, ...] | None,
-                 input_type: IntType | None) -> None:
+                 input_type: IntType | None, weight_types: WeightTypes) -> None:
         self.model = model
+        self.weight_types: WeightTypes = weight_types
         self.tensors: dict[str, TensorInfo] = {}
         self.nodes: list[Node] = []
         self.origins: dict[str, str] = {}
@@ -246,10 +270,9 @@ class _Translator:
         current = self._integer(path, module, value, "a weight layer").tensor
         if getattr(module, "bias", None) is not None:
             raise _unsupported(path, module, "a bias is not supported")
-        weight, wtype, per_tensor = _integer_weights(module)
+        weight, per_tensor = _integer_weights(module)
         codebook = _codebook(path, module)
-        if codebook is not None:
-            wtype = IntType.for_range(min(codebook.values), max(codebook.values))
+        wtype = _weight_type(path, module, weight, codebook, self.weight_types)
         from quant_models.structure import weight_layer_name
 
         name = weight_layer_name(module, self.weight_layers)
@@ -637,17 +660,23 @@ def _translate_traced(t: _Translator, model: nn.Module) -> Any:
 
 def from_quant_model(model: nn.Module, *, name: str = "network",
                      input_shape: tuple[int, ...] | None = None,
-                     input_type: IntType | None = None) -> Graph:
+                     input_type: IntType | None = None,
+                     weight_types: WeightTypes = "declared") -> Graph:
     """Translate a quant_models network (in eval mode) into an IR graph with ``FloatMap``s.
 
     Run the pass pipeline (:func:`codesign.passes.run_passes`) on the result to get the
-    integer-only graph the reference and the hardware execute.
+    integer-only graph the reference and the hardware execute. ``weight_types`` says how
+    weights are typed (:data:`WEIGHT_TYPES`): by the layers' declared ranges (the default:
+    re-training keeps the hardware) or by the trained values.
     """
+    if weight_types not in WEIGHT_TYPES:
+        raise OptionError(f"weight_types={weight_types!r}: expected one of "
+                          f"{', '.join(WEIGHT_TYPES)}")
     if model.training:
         raise UnsupportedLayerError(f"model {type(model).__name__} is in training mode; call "
                                     ".eval() first (batch-norm and quantizers must use their "
                                     "frozen statistics and scales)")
-    t = _Translator(model, _image_shape(model, input_shape), input_type)
+    t = _Translator(model, _image_shape(model, input_shape), input_type, weight_types)
     sequential = _sequential_body(model)
     if sequential is not None:
         result = _translate_sequential(t, *sequential)
