@@ -199,10 +199,6 @@ class Codebook:
         used = sorted(int(v) for v in np.unique(np.asarray(weight)) if v != 0)
         return Codebook((0, *used), index_bits)
 
-    @property
-    def value_type(self) -> IntType:
-        return IntType.for_range(min(self.values), max(self.values))
-
     def indices(self, weight: np.ndarray) -> np.ndarray:
         """The index of every weight's value (int64, the weight's shape)."""
         arr = np.asarray(weight, dtype=np.int64)

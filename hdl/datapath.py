@@ -97,6 +97,7 @@ def build_datapath(m: Module, *, lane: Lane, simd: int, acc_range: tuple[int, in
     ``w_words[p]``) whose step is ``step``; drives ``stall`` and the ``out`` stream."""
     advance = ~stall
     acc_shape = shape_for_range(*acc_range)
+    lane = lane.bind(m)
 
     # ---- T: lane terms --------------------------------------------------------------------
     terms = []

@@ -10,9 +10,11 @@ how many lanes were gated by a zero weight (no add happens; the cycle does).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Self
 
-from amaranth import Const, Mux, Value
+from amaranth import Const, Module, Mux, Shape, Value
+from amaranth.lib.memory import Memory
 
 from hdl.arith import adder_tree, shape_for_range
 from hdl.errors import HardwareConfigError
@@ -27,8 +29,17 @@ def _element(word: Value, index: int, bits: int, is_signed: bool,
     return value.as_signed() if is_signed else value
 
 
+class _StatelessLane:
+    """What a lane without state of its own does when an engine instance uses it."""
+
+    def bind(self, m: Module) -> Self:
+        """The lane as the engine being built in ``m`` uses it: these lanes are pure
+        arithmetic, so the configuration itself (a lane with a table places it in ``m``)."""
+        return self
+
+
 @dataclass(frozen=True)
-class XnorPopcountLane:
+class XnorPopcountLane(_StatelessLane):
     """Bipolar x bipolar: XNOR each bit pair, popcount the SIMD results (no multipliers)."""
 
     family = "xnor_popcount"
@@ -42,7 +53,7 @@ class XnorPopcountLane:
 
 
 @dataclass(frozen=True)
-class BinaryWeightLane:
+class BinaryWeightLane(_StatelessLane):
     """Bipolar weights x fixed-point activations: add x where w = +1, subtract where w = -1."""
 
     input_bits: int
@@ -61,7 +72,7 @@ class BinaryWeightLane:
 
 
 @dataclass(frozen=True)
-class TernaryLane:
+class TernaryLane(_StatelessLane):
     """Ternary weights {-1, 0, +1} (2-bit two's complement) x fixed-point activations.
 
     Add, subtract or skip: no multiplier. A zero weight gates its lane.
@@ -95,7 +106,7 @@ class TernaryLane:
 
 
 @dataclass(frozen=True)
-class MacLane:
+class MacLane(_StatelessLane):
     """Fixed-point weights x fixed-point activations (2..16 bits each, either signedness)."""
 
     weight_bits: int
@@ -126,6 +137,20 @@ class MacLane:
 
 
 @dataclass(frozen=True)
+class _TableReader:
+    """A bound codebook lane's table: a read-only memory in the engine's module, read
+    combinationally through one port per lookup."""
+
+    module: Module
+    memory: Memory
+
+    def read(self, index: Value) -> Value:
+        port = self.memory.read_port(domain="comb")
+        self.module.d.comb += port.addr.eq(index)
+        return port.data
+
+
+@dataclass(frozen=True)
 class CodebookLane:
     """Shared weights: a b-bit index into the layer's table of integer values, looked up and
     multiplied by a fixed-point activation.
@@ -140,6 +165,11 @@ class CodebookLane:
     only when a row has many more weights than entries. Index 0 gates the lane as a zero
     weight does on the MAC lane (no lookup, no multiply; the cycle is spent), and the
     zero-skipping engine pads with it.
+
+    The table is a read-only memory of ``2^b`` words of the layer's declared value range
+    (``value_range``; the values' own range when none is declared), so it is part of the
+    weights, not of the logic: a simulation loads it at run time like the weight memory,
+    and synthesis, which sees it initialised, folds it into each lane's multiplexer.
     """
 
     values: tuple[int, ...]
@@ -147,6 +177,10 @@ class CodebookLane:
     input_bits: int
     input_signed: bool
     input_bipolar: bool = False
+    value_range: tuple[int, int] | None = None
+    """Bounds of any table value (the lane's multiplier width); ``None``: the values'."""
+    table: _TableReader | None = field(default=None, compare=False, repr=False)
+    """The engine's table once :meth:`bind` placed it; ``None`` in a configuration."""
     family = "codebook"
     has_zero_weights = True
 
@@ -155,23 +189,41 @@ class CodebookLane:
             raise HardwareConfigError(
                 f"codebook lane: a table of {len(self.values)} values with the zero weight first"
                 f" and at most 2^{self.index_bits} entries is needed, got {list(self.values)}")
+        lo, hi = self.value_range or (min(self.values), max(self.values))
+        if not lo <= min(self.values) <= max(self.values) <= hi:
+            raise HardwareConfigError(
+                f"codebook lane: the values {list(self.values)} leave the declared value range "
+                f"[{lo}, {hi}]")
 
     @property
     def weight_bits(self) -> int:
         """Bits of a stored weight: its index."""
         return self.index_bits
 
-    def lookup(self, index: Value) -> Value:
-        """The table value at ``index`` (entries past the table are never stored).
+    @property
+    def value_shape(self) -> Shape:
+        """Shape of a table entry (and of the multiplier's weight operand)."""
+        return shape_for_range(*(self.value_range or (min(self.values), max(self.values))))
 
-        The table is one packed constant read by a part-select: a single multiplexer
-        whose result the lane multiplies once (an ``Array`` of constants would carry the
-        multiplication into every entry)."""
-        shape = shape_for_range(min(self.values), max(self.values))
+    def bind(self, m: Module) -> CodebookLane:
+        """The lane with the engine's table placed in ``m`` (once per engine)."""
+        memory = Memory(shape=self.value_shape, depth=1 << self.index_bits,
+                        init=list(self.values))
+        m.submodules.codebook = memory
+        return replace(self, table=_TableReader(m, memory))
+
+    def lookup(self, index: Value) -> Value:
+        """The table value at ``index`` (entries past the table hold zero and are never
+        stored).
+
+        Bound, a read of the engine's table. Unbound (a configuration asked for the
+        shapes of its terms), the table as one packed constant read by a part-select."""
+        if self.table is not None:
+            return self.table.read(index)
+        shape = self.value_shape
         mask = (1 << shape.width) - 1
         packed = sum((v & mask) << (i * shape.width) for i, v in enumerate(self.values))
-        table = Const(packed, shape.width << self.index_bits)
-        value = table.word_select(index, shape.width)
+        value = Const(packed, shape.width << self.index_bits).word_select(index, shape.width)
         return value.as_signed() if shape.signed else value
 
     def terms(self, x: Value, w: Value, simd: int) -> list[Value]:

@@ -18,10 +18,9 @@ def shared_graph(seed=0, sparsity=0.5, bits=3, values="int8"):
     return share_weights(graph, bits, seed, values)
 
 
-def test_codebook_indices_and_value_type():
+def test_codebook_indices():
     book = Codebook((0, 7, -3, 12), 2)
     assert np.array_equal(book.indices(np.array([[12, 0], [-3, 7]])), [[3, 0], [2, 1]])
-    assert book.value_type == IntType.int_(5)
     assert Codebook.covering(np.array([5, 0, -2, 5]), 2).values == (0, -2, 5)
 
 

@@ -21,7 +21,7 @@ from codesign.ir import IntType
 from codesign.paths import cache_root
 from codesign.reference import execute
 from codesign.simulate import simulate
-from netgen import folds, random_chain, random_inputs
+from netgen import folds, random_chain, random_inputs, random_layer_stack, share_weights
 from sim.build import model_key
 from sim.errors import MemoryImageError
 from sim.memory_images import LOADER_TAG, MemoryImage, split_memory_images
@@ -33,6 +33,15 @@ FOLDING = [(4, 3), (2, 4)]
 def chain_design(seed: int):
     graph = random_chain(WIDTHS, IntType.uint(3), seed=seed, last_thresholds=True)
     return graph, build_design(graph, folding=folds(graph, FOLDING))
+
+
+def codebook_design(seed: int):
+    """A shared layer whose table is drawn per seed (2..8 of its 8 entries used), its values
+    typed by the declared int6, then thresholds: one architecture for every seed."""
+    graph = random_layer_stack(12, IntType.uint(3), [(6, "int4", ("threshold", "uint2"))],
+                               seed, sparsity=0.3)
+    share_weights(graph, 3, seed, "int6", declared=True)
+    return graph, build_design(graph, folding=folds(graph, [(3, 4)]))
 
 
 def read_hex(text: str) -> dict[int, int]:
@@ -76,6 +85,16 @@ def test_weight_sets_of_one_architecture_share_the_build_key():
     keys = {model_key(a.text, a.top, in_width=a.in_width, out_width=a.out_width,
                       n_counters=len(a.counters)) for a in artefacts}
     assert len(keys) == 1
+
+
+def test_a_codebook_table_is_an_image_not_logic():
+    (graph, design), (_, other) = codebook_design(5), codebook_design(6)
+    (node,) = graph.compute_nodes()
+    split = split_memory_images(generate_verilog(design).text)
+    tables = [image for image in split.images if image.memory == "codebook"]
+    values = [*node.codebook.values, *[0] * (8 - len(node.codebook.values))]
+    assert [(t.width, t.words) for t in tables] == [(6, tuple(enumerate(v & 63 for v in values)))]
+    assert split.verilog == split_memory_images(generate_verilog(other).text).verilog
 
 
 def yosys_memory(name: str, width: int, words: dict[int, int], depth: int, *,
@@ -149,6 +168,21 @@ def test_second_weight_set_reuses_the_build_bit_exact(first_run):
     expected = execute(graph2, x)
     assert np.array_equal(second.outputs, expected)
     assert not np.array_equal(expected, result.outputs)  # the images really were swapped
+
+
+def test_a_second_codebook_reuses_the_build_bit_exact():
+    graph, design = codebook_design(5)
+    x = random_inputs(graph, 20, 5)
+    first = simulate(design, x)
+    assert np.array_equal(first.outputs, execute(graph, x))
+    before = build_entries()
+    graph2, design2 = codebook_design(6)
+    assert graph2.compute_nodes()[0].codebook != graph.compute_nodes()[0].codebook
+    second = simulate(design2, x)
+    assert build_entries() == before
+    assert np.array_equal(second.outputs, execute(graph2, x))
+    stage = design2.stages[0]
+    assert second.stage_counters[stage.name] == stage.predict_counters(20, x)
 
 
 def dropping(what: str):

@@ -117,10 +117,12 @@ def random_layer_stack(in_width, in_type, specs, seed, sparsity=0.0):
     return graph
 
 
-def share_weights(graph, index_bits, seed, value_type="int8"):
+def share_weights(graph, index_bits, seed, value_type="int8", declared=False):
     """Every MatVec's weights redrawn from a random codebook of ``2^index_bits`` entries
     (zero first, then distinct ``value_type`` values), keeping the zeros where they are;
-    ``index_bits`` is one width for all layers or one per layer."""
+    ``index_bits`` is one width for all layers or one per layer. The weights are typed by
+    the drawn table, or by ``value_type`` itself when ``declared`` (as the frontend types
+    a layer that declares that range)."""
     rng = np.random.default_rng(seed)
     t = IntType.parse(value_type)
     nonzero = np.array([v for v in range(t.min, t.max + 1) if v != 0])
@@ -131,7 +133,8 @@ def share_weights(graph, index_bits, seed, value_type="int8"):
                                                 replace=False)])
         drawn = table[rng.integers(1, table.size, node.weight.shape)]
         node.weight = np.where(node.weight == 0, 0, drawn)
-        node.weight_type = IntType.for_range(min(int(table.min()), 0), int(table.max()))
+        node.weight_type = (t if declared else
+                            IntType.for_range(min(int(table.min()), 0), int(table.max())))
         node.codebook = Codebook(tuple(int(v) for v in table), bits)
         if node.post is None:       # the accumulator's type follows the new weight type
             out = graph.tensor(node.output)

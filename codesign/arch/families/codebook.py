@@ -48,7 +48,7 @@ def _lane_cost(node: MatVec, simd: int, x: IntType) -> LaneCost:
     codebook = _codebook(node)
     values = (min(min(codebook.values), 0), max(max(codebook.values), 0))
     cost = mac_cost(values, x, simd)
-    table = simd * len(codebook.values) * codebook.value_type.bits
+    table = simd * len(codebook.values) * node.weight_type.bits
     return LaneCost({**cost.lut, "lane_table_mux": table}, cost.multipliers)
 
 
@@ -74,7 +74,7 @@ class _CodebookFamily(Family):
     def extra_costs(self, node: MatVec, input_type: IntType, table: EnergyTable
                     ) -> dict[str, EventCost]:
         codebook = _codebook(node)
-        mux_toggles = codebook.index_bits * codebook.value_type.bits
+        mux_toggles = codebook.index_bits * node.weight_type.bits
         return {TABLE_READS: EventCost("codebook table", mux_toggles * table.xnor_gate)}
 
 
@@ -89,8 +89,8 @@ FAMILY = _CodebookFamily(
     max_bits=MAX_VALUE_BITS,
     shared=True,
     make_lane=lambda node, w, x: CodebookLane(_codebook(node).values, w.bits, x.bits, x.signed,
-                                              x.kind == "bipolar"),
-    lane_energy=lambda node, w, x, table: mac_energy(_codebook(node).value_type.bits, x.bits,
-                                                     table),
+                                              x.kind == "bipolar",
+                                              (node.weight_type.min, node.weight_type.max)),
+    lane_energy=lambda node, w, x, table: mac_energy(node.weight_type.bits, x.bits, table),
     lane_cost=lambda node, w, x, simd: _lane_cost(node, simd, x),
 )
