@@ -11,6 +11,7 @@ from pathlib import Path
 from codesign.arch.options import FOLDING_OBJECTIVES
 from codesign.errors import CodesignError
 from codesign.examples import DEFAULT_EXAMPLE, EXAMPLES, IMPORTED_EXAMPLES, RUNNABLE
+from codesign.frontends.torch import WEIGHT_TYPES
 
 STUDY_DIR = "deep-compression"
 """Where ``codesign study`` writes the Deep Compression study, under its --out."""
@@ -140,6 +141,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--retrain", action="store_true",
                      help="train the example again (ignoring the shipped and cached weights)")
     _hardware_options(run)
+    run.add_argument("--weight-types", choices=WEIGHT_TYPES, default="declared",
+                     help="type the network's weights by the range each layer's quantizer "
+                          "declares (default: re-trained weights keep the hardware and its "
+                          "simulation build) or by the trained values (the narrowest "
+                          "multipliers and accumulators for these weights)")
     imp = sub.add_parser(
         "import", help="import a QONNX model (e.g. Brevitas's export) and run it end to end",
         description="Import MODEL.onnx through the QONNX frontend (Quant, BipolarQuant, Trunc, "
@@ -472,6 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               folding_objective=args.folding_objective, synth=args.synth,
                               synth_target=args.target, part=args.part, seeds=args.seeds,
                               data=args.data, baseline=args.baseline,
+                              weight_types=getattr(args, "weight_types", "declared"),
                               onnx_model=args.model if importing else None)
     except CodesignError as exc:
         print(f"error: {exc}", file=sys.stderr)

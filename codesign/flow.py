@@ -25,6 +25,7 @@ from codesign.errors import MismatchError, OptionError, UnknownTargetError
 from codesign.evaluate import Evaluation, evaluate
 from codesign.examples import DEFAULT_EXAMPLE, LoadedExample, load_example
 from codesign.frontends import from_quant_model
+from codesign.frontends.torch import WeightTypes
 from codesign.generate import generate_verilog
 from codesign.ir import Graph
 from codesign.passes import run_passes
@@ -37,13 +38,16 @@ Say = Callable[[str], None]
 
 
 def compile_model(model: nn.Module, options: MappingOptions | None = None, *,
-                  name: str = "network", **option_args: Any) -> Design:
+                  name: str = "network", weight_types: WeightTypes = "declared",
+                  **option_args: Any) -> Design:
     """quant_models network -> integer graph (the pass pipeline) -> design.
 
     ``options`` or the keyword arguments of :meth:`MappingOptions.create` (``folding``,
-    ``target_cycles``, ``sparse``, ``fifo_depth``, ``families``) choose the hardware.
+    ``target_cycles``, ``sparse``, ``fifo_depth``, ``families``) choose the hardware;
+    ``weight_types`` how the frontend types the weights (:data:`WEIGHT_TYPES`).
     """
-    return compile_graph(from_quant_model(model, name=name), options, **option_args)
+    return compile_graph(from_quant_model(model, name=name, weight_types=weight_types),
+                         options, **option_args)
 
 
 def compile_graph(graph: Graph, options: MappingOptions | None = None,
@@ -82,12 +86,13 @@ def example_options(example: LoadedExample, folding: Mapping[str, Any] | None = 
         fifo_depth=fifo_depth, families=families, **aims)
 
 
-def example_graph(example: LoadedExample) -> Graph:
-    """The frontend's graph of an example (a quant_models network or an imported one)."""
+def example_graph(example: LoadedExample, weight_types: WeightTypes = "declared") -> Graph:
+    """The frontend's graph of an example (a quant_models network, its weights typed as
+    ``weight_types`` says, or an imported one, typed by its quantizers)."""
     if example.imported is not None:
         return example.imported.graph
     assert example.model is not None
-    return from_quant_model(example.model, name=example.name)
+    return from_quant_model(example.model, name=example.name, weight_types=weight_types)
 
 
 def example_inputs(example: LoadedExample, graph: Graph, x: np.ndarray) -> np.ndarray:
@@ -257,7 +262,7 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
                 synth: bool = False, synth_target: str = "xc7", part: str | None = None,
                 seeds: int = len(DEFAULT_SEEDS),
                 data: str | Path | None = None, baseline: bool = True,
-                onnx_model: str | Path | None = None,
+                onnx_model: str | Path | None = None, weight_types: WeightTypes = "declared",
                 say: Say = _stderr, example: LoadedExample | None = None) -> dict[str, Any]:
     """Train or load, compile, simulate the test split, verify, measure the speedup against
     the float baseline's dense 8-bit design (:mod:`codesign.metrics`), (synthesise,) report.
@@ -271,6 +276,8 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
     and placed and routed for its Fmax (median of ``seeds`` seeds). The speedup is measured
     only for examples with a float baseline (not for imported networks), and not at all
     without ``baseline`` (which saves building and simulating a second design).
+    ``weight_types`` types a quant_models network's weights by their declared ranges or by
+    their trained values (:data:`codesign.frontends.torch.WEIGHT_TYPES`).
     """
     from codesign.examples import load_onnx_model
     from codesign.metrics import compression_metrics, measure_baseline
@@ -306,7 +313,7 @@ def run_example(name: str = DEFAULT_EXAMPLE, *, out_dir: Path, frames: int | Non
     options = example_options(example, folding, target_cycles=target_cycles, sparse=sparse,
                               fifo_depth=fifo_depth, families=families, **aims)
     source_bit_exact = None
-    design = compile_graph(example_graph(example), options)
+    design = compile_graph(example_graph(example, weight_types), options)
     x_checked = example_inputs(example, design.graph, x_test)
     values = execute_all(design.graph, x_checked)
     reference_outputs = values[design.graph.output]

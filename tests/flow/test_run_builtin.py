@@ -107,6 +107,36 @@ def test_cli_folding_objective_reaches_the_options(value, tmp_path, monkeypatch)
     assert (options.folding_objective, options.objective) == (value, value or "lanes")
 
 
+@pytest.mark.parametrize("value", [None, "values"])
+def test_cli_weight_types_reach_the_frontend(value, tmp_path, monkeypatch):
+    """--weight-types is passed to the run; the example's graph then types TTQ's weights by
+    each layer's declared range (the default) or by its trained levels."""
+    import codesign.flow
+    from codesign.errors import OptionError
+    from codesign.examples import load_example
+    from codesign.ir import IntType
+    from quant_models.protocol import IntegerLayer
+
+    seen = {}
+
+    def run_example(name, **kwargs):
+        seen.update(kwargs)
+        raise OptionError("stopped before the run")
+
+    monkeypatch.setattr(codesign.flow, "run_example", run_example)
+    flag = [] if value is None else ["--weight-types", value]
+    assert main(["run", "ternary-mlp-ttq", *flag, "--out", str(tmp_path / "r")]) == 1
+    assert seen["weight_types"] == (value or "declared")
+    example = load_example("ternary-mlp-ttq")
+    layers = [m for m in example.model.modules() if isinstance(m, IntegerLayer)]
+    graph = codesign.flow.example_graph(example, seen["weight_types"])
+    expected = [IntType.for_range(*layer.weight_range()) if value is None else
+                IntType.for_range(int(layer.integer_weight()[0].min()),
+                                  int(layer.integer_weight()[0].max()))
+                for layer in layers]
+    assert [node.weight_type for node in graph.compute_nodes()] == expected
+
+
 def test_cli_refuses_an_unknown_folding_objective(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["run", "--folding-objective", "area", "--out", str(tmp_path / "r")])
