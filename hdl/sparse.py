@@ -26,13 +26,19 @@ so the loader refills it while the rest of the pipeline finishes that step.
 
 Pipeline, one clock per stage, initiation interval 1:
 
-    issue   the step's weight word, prefetched into a register (the schedule is static, so
-            the memory reads two steps ahead), gathers its activations -> registered
+    issue   the step's weight word, prefetched (the schedule is static): into a register
+            the memory fills two steps ahead, or for one-beat vectors the memory's read
+            port itself, one step ahead; it gathers its activations -> registered
     T, P, A lane terms, adder tree, accumulator (:mod:`hdl.datapath`)
     E       the epilogue's stages (:mod:`hdl.epilogue`), then the output register
 
 Each weight word also carries two flags, last step of its fold and of the vector, so the
 issue stage needs no step counter and no table of fold lengths.
+
+Only the structure is built into the logic: the shape, the folding, the memory's depth C and
+its word layout. The weight values (and so nnz) live in the memory's image alone, word 0
+included (it is read in cycle 0), so weight sets of one structure give the same logic, the
+same Verilog but for that image (:mod:`sim.memory_images`) and share a simulator build.
 
 Timing. With an always-valid input and an always-ready output, N vectors take exactly
 
@@ -58,7 +64,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
-from amaranth import Cat, Module, Mux, Signal, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -70,7 +76,7 @@ from hdl.errors import HardwareConfigError
 from hdl.lanes import Lane
 from hdl.memory import MemorySpec, check_style, find_memory, memory_attrs
 from hdl.mvu import PERF_COUNTERS
-from hdl.perf import Counter, PerfCounters, perf_port
+from hdl.perf import COUNTER_BITS, Counter, PerfCounters, perf_port
 
 FRONT_STAGES = 1
 """The issue stage: the prefetched weight word gathers its activations into registers."""
@@ -81,11 +87,13 @@ SPARSE_PERF_COUNTERS = (*PERF_COUNTERS, Counter.SKIPPED_WEIGHTS)
 - ``issue``: compute steps issued (N * sum_nf steps(nf));
 - ``lane_ops``: PE * SIMD slots per step, padding included; ``zero_weight_lanes``: the
   padding slots among them; ``acc_adds``: PE per step;
-- ``weight_reads``: compressed weight words read (one per step, two steps ahead);
+- ``weight_reads``: compressed weight words read (one per step, ahead of it);
 - ``ibuf_writes``: input beats written into the register file; ``ibuf_reads``: register-file
   gathers (one per step, PE * SIMD elements each);
 - ``param_reads``: neuron folds whose epilogue parameters are read (one per fold);
-- ``skipped_weights``: zero weights never issued, (MH * MW - nnz) per vector.
+- ``skipped_weights``: zero weights never issued, (MH * MW - nnz) per vector, counted from
+  what is issued: MH * MW less the non-zero codes in the vector's C steps, that is
+  MH * MW - C * PE * SIMD plus the zero codes among their slots.
 """
 
 
@@ -381,23 +389,37 @@ class SparseMatrixVectorUnit(wiring.Component):
             with m.Else():
                 m.d.sync += lbeat.eq(lbeat + 1)
 
-        # ---- weight prefetch: ``head`` holds the next step's word, the read port the one
-        # after it; the port reads two steps ahead whenever a step issues ------------------
-        words = c.weight_words()
+        # ---- weight prefetch: ``head`` is the next step's word. No register starts with a
+        # weight word (the weights live in the memory alone): word 0 is read in cycle 0 ---
         m.submodules.weights = wmem = Memory(shape=unsigned(slots + 2), depth=total,
-                                             init=words, attrs=c.memory_attrs("weights"))
+                                             init=c.weight_words(),
+                                             attrs=c.memory_attrs("weights"))
         w_rd = wmem.read_port()
-        head = Signal(slots + 2, init=words[0])
-        primed = Signal()
-        fetch_addr = Signal(range(max(total, 2)), init=1 % total)
+        primed = Signal()                   # the read port holds word 0 (read in cycle 0)
+        fetch_addr = Signal(range(max(total, 2)))
         fetch = Signal()
         issue = Signal()
-        m.d.comb += [fetch.eq(issue | ~primed), w_rd.addr.eq(fetch_addr), w_rd.en.eq(fetch)]
+        m.d.comb += [w_rd.addr.eq(fetch_addr), w_rd.en.eq(fetch)]
         m.d.sync += primed.eq(1)
         with m.If(fetch):
             m.d.sync += fetch_addr.eq(Mux(fetch_addr == total - 1, 0, fetch_addr + 1))
-        with m.If(issue):
-            m.d.sync += head.eq(w_rd.data)
+        if load_n > 1:
+            # A vector of two or more beats cannot issue before cycle 2: word 0 goes into a
+            # head register in cycle 1, and from then on the read port holds the word after
+            # the head's, reading two steps ahead whenever a step issues.
+            head = Signal(slots + 2)
+            loaded = Signal()
+            m.d.sync += loaded.eq(primed)
+            m.d.comb += fetch.eq(issue | ~loaded)
+            with m.If(fetch):
+                m.d.sync += head.eq(w_rd.data)
+        else:
+            # A one-beat vector can issue in cycle 1, when word 0 has only reached the read
+            # port: the port's data is the head, read one step ahead whenever a step issues
+            # (a head register would need a bypass from the port for that first step, the
+            # same memory-to-gather path plus a multiplexer as wide as the word).
+            head = w_rd.data
+            m.d.comb += fetch.eq(issue | ~primed)
 
         # ---- issue stage: gather the step's activations ---------------------------------
         rsel = Signal()
@@ -480,7 +502,16 @@ class SparseMatrixVectorUnit(wiring.Component):
             m.d.comb += zeros.eq(adder_tree([c.lane.zero_weight_count(w, simd)
                                              for w in w_ops]))
             perf.count(m, Counter.ZERO_WEIGHT_LANES, at_lanes.valid & advance, zeros)
-            perf.count(m, Counter.SKIPPED_WEIGHTS, issue & vec_last, c.mh * c.mw - c.nnz)
+            # a vector's MH * MW weights less the non-zero codes its C steps issue: each step
+            # issues PE * SIMD slots, ``zeros`` of them zero codes; the structural part
+            # MH * MW - C * PE * SIMD is added with the vector's last step (it may be negative)
+            lanes_vec_last = Signal()
+            with m.If(advance):
+                m.d.sync += lanes_vec_last.eq(vec_last)
+            not_issued = Const((c.mh * c.mw - total * pe * simd) % (1 << COUNTER_BITS),
+                               COUNTER_BITS)
+            perf.count(m, Counter.SKIPPED_WEIGHTS, at_lanes.valid & advance,
+                       zeros + Mux(lanes_vec_last, not_issued, 0))
             perf.drive(m, self.perf)
         return m
 

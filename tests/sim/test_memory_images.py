@@ -1,7 +1,9 @@
 """Read-only memory images loaded at run time: one Verilator build per architecture.
 
-The Verilog-text tests need no build; the RTL tests share one small build (two weight sets
-of one architecture, then the loader's error paths on the same executable).
+The Verilog-text tests need no build; the RTL tests take one small build per architecture:
+a binary chain (two weight sets, then the loader's error paths on the same executable), a
+shared-weight layer (two codebook tables) and a pair of sparse engines (two weight sets of
+one sparse structure).
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import sim.stream_sim as stream_sim
+from codesign.analytical import compare_counters
 from codesign.arch import build_design
+from codesign.arch.dataflow.folding import divisors
 from codesign.generate import generate_verilog
 from codesign.ir import IntType
 from codesign.paths import cache_root
@@ -95,6 +99,77 @@ def test_a_codebook_table_is_an_image_not_logic():
     values = [*node.codebook.values, *[0] * (8 - len(node.codebook.values))]
     assert [(t.width, t.words) for t in tables] == [(6, tuple(enumerate(v & 63 for v in values)))]
     assert split.verilog == split_memory_images(generate_verilog(other).text).verilog
+
+
+def sparse_weights(rng: np.random.Generator, mw: int, pe: int, simd: int,
+                   steps: list[int], weight_type: str, busiest: str) -> np.ndarray:
+    """A weight matrix whose fold ``f`` takes ``steps[f]`` steps at (PE, SIMD), values drawn
+    by ``rng``: each fold's first row holds the most non-zeros of its fold (``busiest``
+    "most": as many as a row of that many steps can hold, "fewest": as few), the other rows
+    any number up to it. The structure (steps, so the memory's depth and word layout) is
+    fixed; the values and nnz are not."""
+    t = IntType.parse(weight_type)
+    nonzero = [v for v in range(t.min, t.max + 1) if v]
+    w = np.zeros((len(steps) * pe, mw), dtype=np.int64)
+    for f, n in enumerate(steps):
+        most = min(n * simd, mw)
+        first = most if busiest == "most" else (0 if n == 1 else (n - 1) * simd + 1)
+        for p in range(pe):
+            count = first if p == 0 else int(rng.integers(0, first + 1))
+            cols = rng.choice(mw, count, replace=False)
+            w[f * pe + p, cols] = rng.choice(nonzero, count)
+    return w
+
+
+def sparse_design(mw: int, layers, seed: int, busiest: str):
+    """A chain of sparse engines of a fixed structure, one (PE, SIMD, steps of each fold,
+    weight type, post) a layer; the weights and thresholds follow ``seed``."""
+    graph = random_layer_stack(mw, IntType.uint(3), [(len(steps) * pe, wname, post)
+                                                     for pe, _, steps, wname, post in layers],
+                               seed)
+    rng = np.random.default_rng(seed)
+    nodes = graph.compute_nodes()
+    for node, (pe, simd, steps, wname, _) in zip(nodes, layers, strict=True):
+        node.weight = sparse_weights(rng, node.mw, pe, simd, steps, wname, busiest)
+    graph.validate()
+    design = build_design(graph, folding=folds(graph, [(pe, simd) for pe, simd, *_ in layers]),
+                          sparse=[node.name for node in nodes])
+    assert all(stage.kind == "sparse_mvu" for stage in design.stages)
+    return graph, design
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.data(), st.integers(1, 12), st.integers(1, 4),
+       st.sampled_from(["ternary", "int4", "uint3"]),
+       st.sampled_from([("threshold", "uint2"), None]), st.integers(0, 10**6))
+def test_sparse_weight_sets_of_one_structure_share_the_build_key(data, mw, pe, wname, post,
+                                                                 seed):
+    """Shape, folding, the weight memory's depth and word layout fix the sparse engine's
+    logic: two weight sets of that structure, with other values and another nnz, differ in
+    the memory images alone (one-beat vectors, SIMD = MW, included)."""
+    simd = data.draw(st.sampled_from(divisors(mw)), label="simd")
+    nf = data.draw(st.integers(1, 3), label="folds")
+    steps = data.draw(st.lists(st.integers(1, -(-mw // simd)), min_size=nf, max_size=nf),
+                      label="steps")
+    designs = [sparse_design(mw, [(pe, simd, steps, wname, post)], seed + k, busiest)[1]
+               for k, busiest in enumerate(["most", "fewest"])]
+    configs = [design.stages[0].hdl_config for design in designs]
+    nnz = [config.nnz for config in configs]
+    assume(nnz[0] != nnz[1])
+    for config in configs:
+        assert config.steps == steps
+        assert (config.compute_steps, config.slots_width) == (sum(steps),
+                                                              configs[0].slots_width)
+    artefacts = [generate_verilog(design) for design in designs]
+    assert artefacts[0].text != artefacts[1].text
+    splits = [split_memory_images(artefact.text) for artefact in artefacts]
+    assert splits[0].verilog == splits[1].verilog
+    weights = [next(image for image in split.images if image.memory == "weights")
+               for split in splits]
+    assert weights[0].words != weights[1].words
+    keys = {model_key(a.text, a.top, in_width=a.in_width, out_width=a.out_width,
+                      n_counters=len(a.counters)) for a in artefacts}
+    assert len(keys) == 1
 
 
 def yosys_memory(name: str, width: int, words: dict[int, int], depth: int, *,
@@ -183,6 +258,34 @@ def test_a_second_codebook_reuses_the_build_bit_exact():
     assert np.array_equal(second.outputs, execute(graph2, x))
     stage = design2.stages[0]
     assert second.stage_counters[stage.name] == stage.predict_counters(20, x)
+
+
+SPARSE_LAYERS = [(2, 3, [2, 1, 3], "int4", ("threshold", "uint2")),    # 4 beats a vector
+                 (2, 6, [1, 1], "ternary", None)]                       # 1 beat a vector
+
+
+def test_sparse_weight_set_of_one_structure_reuses_the_build_bit_exact():
+    frames = 20
+    runs = []
+    for seed, busiest in ((5, "most"), (6, "fewest")):
+        graph, design = sparse_design(12, SPARSE_LAYERS, seed, busiest)
+        x = random_inputs(graph, frames, seed)
+        before = build_entries() if runs else None
+        result = simulate(design, x)
+        if before is not None:
+            assert build_entries() == before          # no new build
+            assert result.timing.build_seconds < 5
+        assert np.array_equal(result.outputs, execute(graph, x))
+        for stage in design.stages:
+            measured = result.stage_counters[stage.name]
+            assert compare_counters(stage.predict_counters(frames), measured,
+                                    in_network=True) == {}, stage.name
+            weight = stage.node.weight
+            assert measured["skipped_weights"] == frames * (weight.size
+                                                            - np.count_nonzero(weight))
+        runs.append([result.stage_counters[stage.name]["skipped_weights"]
+                     for stage in design.stages])
+    assert runs[0] != runs[1]                     # another nnz, counted by the hardware
 
 
 def dropping(what: str):
