@@ -129,11 +129,13 @@ class SparseEngine(EngineStage):
     def resource_structure(self, target: str) -> Structure:
         """The engine's common parts behind its issue stage, its front-end control
         (:meth:`add_front_control`), the prefetched weight word (``head``: slots and the two
-        step flags) and the gathered operand registers."""
+        step flags; an engine whose vector is one beat reads it from the memory's port,
+        without a register of its own) and the gathered operand registers."""
         s = self.engine_structure(target, FRONT_STAGES)
         self.add_front_control(s)
         c = self.hdl_config
-        s.add_ff("head_bits", c.slots_width + 2)
+        if c.load_beats > 1:
+            s.add_ff("head_bits", c.slots_width + 2)
         s.add_ff(self.operand_feature(target),
                  self.pe * self.simd * (c.lane.input_bits + c.lane.weight_bits))
         return s
