@@ -84,21 +84,31 @@ def test_cli_errors_are_clear(args, message, tmp_path, capsys):
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("value", [None, "lanes", "luts"])
-def test_cli_folding_objective_reaches_the_options(value, tmp_path, monkeypatch):
-    """--folding-objective is passed to the run, whose options carry it (unset: the
-    default)."""
+@pytest.fixture
+def run_arguments(monkeypatch) -> dict:
+    """The keyword arguments the CLI passes to ``run_example`` (which then stops with an
+    error, so nothing runs)."""
     import codesign.flow
     from codesign.errors import OptionError
-    from codesign.examples import load_example
 
-    seen = {}
+    seen: dict = {}
 
     def run_example(name, **kwargs):
         seen.update(kwargs)
         raise OptionError("stopped before the run")
 
     monkeypatch.setattr(codesign.flow, "run_example", run_example)
+    return seen
+
+
+@pytest.mark.parametrize("value", [None, "lanes", "luts"])
+def test_cli_folding_objective_reaches_the_options(value, tmp_path, run_arguments):
+    """--folding-objective is passed to the run, whose options carry it (unset: the
+    default)."""
+    import codesign.flow
+    from codesign.examples import load_example
+
+    seen = run_arguments
     flag = [] if value is None else ["--folding-objective", value]
     assert main(["run", *flag, "--out", str(tmp_path / "r")]) == 1
     assert seen["folding_objective"] == value
@@ -108,22 +118,15 @@ def test_cli_folding_objective_reaches_the_options(value, tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("value", [None, "values"])
-def test_cli_weight_types_reach_the_frontend(value, tmp_path, monkeypatch):
+def test_cli_weight_types_reach_the_frontend(value, tmp_path, run_arguments):
     """--weight-types is passed to the run; the example's graph then types TTQ's weights by
     each layer's declared range (the default) or by its trained levels."""
     import codesign.flow
-    from codesign.errors import OptionError
     from codesign.examples import load_example
     from codesign.ir import IntType
     from quant_models.protocol import IntegerLayer
 
-    seen = {}
-
-    def run_example(name, **kwargs):
-        seen.update(kwargs)
-        raise OptionError("stopped before the run")
-
-    monkeypatch.setattr(codesign.flow, "run_example", run_example)
+    seen = run_arguments
     flag = [] if value is None else ["--weight-types", value]
     assert main(["run", "ternary-mlp-ttq", *flag, "--out", str(tmp_path / "r")]) == 1
     assert seen["weight_types"] == (value or "declared")
