@@ -6,7 +6,9 @@ layer for its integer weights, what kind of values they are, and the float opera
 forward pass applies to the integer accumulator. Every weight layer of this package
 (binary, ternary TWN/TTQ, k-bit fixed point, shared; linear and convolution) implements it,
 and so can a user's own layer. A layer whose weights are shared through a codebook also
-states the table (:class:`SharedWeightLayer`), so the hardware stores indices.
+states the table (:class:`SharedWeightLayer`), so the hardware stores indices; a layer that
+states its quantizer's range (:class:`DeclaredWeightRange`) gets hardware sized by that range,
+which re-training keeps.
 """
 
 from __future__ import annotations
