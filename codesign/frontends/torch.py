@@ -2,16 +2,18 @@
 
 The frontend only translates; it never approximates and never lowers. Every weight layer is
 read through the :class:`quant_models.protocol.IntegerLayer` protocol: its exact integer
-weights become a ``MatVec`` (linear) or a ``Conv`` (convolution) node with their exact type
-(bipolar, ternary, intN). Whatever float arithmetic sits between an integer accumulator
-(a weight layer's, a residual join's, an average pool's sums) and the next integer activation
-(weight and input scales, batch-norm, ReLU, the activation quantizer) is captured as a
-``FloatMap`` that calls the model's own modules, so streamlining can fold it into integer
-thresholds that reproduce torch's float rounding exactly. ``nn.Flatten`` of an image becomes
-a ``Flatten`` node in torch's (C, H, W) order; ``torch.cat`` of codes along the channels a
-``Concat``; a :class:`~quant_models.residual.ResidualAdd` (or ``+`` of two code tensors) an
-``Add`` with its integer multipliers; average pools ``SumPool``/``GlobalSumPool``. A tensor
-read by several layers is simply a tensor with several consumers (a fork).
+weights become a ``MatVec`` (linear) or a ``Conv`` (convolution) node, typed (bipolar,
+ternary, intN) by the range the layer's quantizer declares, so re-trained weights keep the
+hardware, or by their values (:data:`WEIGHT_TYPES`). Whatever float arithmetic sits between
+an integer accumulator (a weight layer's, a residual join's, an average pool's sums) and the
+next integer activation (weight and input scales, batch-norm, ReLU, the activation
+quantizer) is captured as a ``FloatMap`` that calls the model's own modules, so streamlining
+can fold it into integer thresholds that reproduce torch's float rounding exactly.
+``nn.Flatten`` of an image becomes a ``Flatten`` node in torch's (C, H, W) order;
+``torch.cat`` of codes along the channels a ``Concat``; a
+:class:`~quant_models.residual.ResidualAdd` (or ``+`` of two code tensors) an ``Add`` with
+its integer multipliers; average pools ``SumPool``/``GlobalSumPool``. A tensor read by
+several layers is simply a tensor with several consumers (a fork).
 
 Two ways in, one translation:
 
