@@ -14,9 +14,9 @@ begin name[i] = <sized literal>; ... end`` block. Only memories nothing else ass
 moved (writable ones, FIFOs and buffers, keep their inline image, which is part of the
 architecture). An initial block in any other form, or holding an ``x``/``z`` bit, stays
 where it is: the design is still simulated exactly, it just is not shared between weight
-sets. So the generators keep every weight-dependent value in a read-only memory (a
-codebook's value table too, read combinationally) and none in logic or in a register's
-initial value.
+sets. So the generators keep every trained value in a read-only memory (a codebook's value
+table too, read combinationally), none in logic or in a register's initial value; the
+integer multipliers of a residual join, which its module states, are architecture.
 
 A loader whose plusarg is missing or whose file cannot be opened stops the simulation with
 :data:`LOADER_TAG` and its plusarg in the message, so the runner can name the memory.
