@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from codesign.flow import compile_model
-from codesign.synth import synthesize_design
+from codesign.synth import ROUTERS, synthesize_design
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cnv_throughput import CNV_FIFO_DEPTH, FINN_CNV_FOLDING  # noqa: E402
@@ -40,7 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--router", default=None, choices=("router1", "router2"))
+    parser.add_argument("--router", default=None, choices=ROUTERS)
     parser.add_argument("--no-fmax", action="store_true")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()

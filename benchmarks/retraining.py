@@ -29,11 +29,11 @@ EXAMPLES = ("binarized-mlp", "ternary-mlp-ttq", "fixed-point-mlp-w4a4", "pruned-
             "deep-compression-mlp", "svd-mlp")
 
 
-def retrained(name: str, seed: int):
-    """``name``'s network trained again with another seed (a recipe's: fine-tuned)."""
+def retrained(name: str, model, seed: int):
+    """``name``'s network trained again with another seed (one made by a recipe: ``model``
+    fine-tuned one more epoch)."""
     from dataclasses import replace
 
-    from codesign.examples import load_example
     from quant_models import catalog
     from quant_models.catalog import SPLIT_PARAMS
     from quant_models.data import load_digits_split
@@ -43,7 +43,7 @@ def retrained(name: str, seed: int):
     entry = catalog.example(name)
     if entry.recipe is None:
         return load(replace(entry, training={**entry.training, "seed": seed}), retrain=True)[0]
-    model = copy.deepcopy(load_example(name).model)
+    model = copy.deepcopy(model)
     train_classifier(model, load_digits_split(**SPLIT_PARAMS), epochs=1, lr=1e-3,
                      batch_size=64, seed=seed)
     return model
@@ -78,7 +78,7 @@ def main() -> None:
     for name in args.examples.split(","):
         example = load_example(name)
         options = example_options(example)
-        models = (example.model, retrained(name, args.seed))
+        models = (example.model, retrained(name, example.model, args.seed))
         declared = [architecture(model, options, name, "declared") for model in models]
         values = [architecture(model, options, name, "values")[1] for model in models]
         same = declared[0][1].verilog == declared[1][1].verilog

@@ -189,7 +189,7 @@ class CodebookLane:
             raise HardwareConfigError(
                 f"codebook lane: a table of {len(self.values)} values with the zero weight first"
                 f" and at most 2^{self.index_bits} entries is needed, got {list(self.values)}")
-        lo, hi = self.value_range or (min(self.values), max(self.values))
+        lo, hi = self.value_bounds
         if not lo <= min(self.values) <= max(self.values) <= hi:
             raise HardwareConfigError(
                 f"codebook lane: the values {list(self.values)} leave the declared value range "
@@ -201,9 +201,14 @@ class CodebookLane:
         return self.index_bits
 
     @property
+    def value_bounds(self) -> tuple[int, int]:
+        """Bounds of a table entry: the declared range, else the values' own."""
+        return self.value_range or (min(self.values), max(self.values))
+
+    @property
     def value_shape(self) -> Shape:
         """Shape of a table entry (and of the multiplier's weight operand)."""
-        return shape_for_range(*(self.value_range or (min(self.values), max(self.values))))
+        return shape_for_range(*self.value_bounds)
 
     def bind(self, m: Module) -> CodebookLane:
         """The lane with the engine's table placed in ``m`` (once per engine)."""
